@@ -1,0 +1,74 @@
+"""A synthetic collection in the MIRACL release layout, for benchmarks.
+
+Words are made-up syllable strings drawn from a Zipf distribution (as word frequencies are in real
+text), so posting lists have realistic skew; queries are a few words taken from one passage each.
+The same seed and sizes give byte-identical files.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from stages.config import BenchParams
+from stages.formats.atomic import atomic_write
+from stages.formats.layout import ReleaseLayout
+
+SYLLABLES = [c + v for c in "bdfghklmnprstvz" for v in "aeiou"]
+FILES = 4
+
+
+def vocabulary(size: int, rng: np.random.Generator) -> list[str]:
+    """`size` distinct pseudo-words of 2 to 4 syllables."""
+    words: dict[str, None] = {}
+    while len(words) < size:
+        lengths = rng.integers(2, 5, size=size)
+        picks = rng.integers(0, len(SYLLABLES), size=(size, 4))
+        for length, row in zip(lengths, picks):
+            words["".join(SYLLABLES[i] for i in row[:length])] = None
+            if len(words) == size:
+                break
+    return list(words)
+
+
+def generate(root: Path, lang: str, params: BenchParams) -> dict:
+    """Write corpus files and a `dev` topics file under `root`; skip if the same ones exist."""
+    layout = ReleaseLayout(root)
+    stamp = root / f"synthetic-{lang}.json"
+    description = asdict(params) | {"lang": lang, "files": FILES}
+    if stamp.is_file() and json.loads(stamp.read_text()) == description:
+        return description
+    rng = np.random.default_rng(params.seed)
+    words = vocabulary(params.vocabulary, rng)
+    ranks = np.arange(1, params.vocabulary + 1)
+    probabilities = 1.0 / ranks ** 1.07
+    probabilities /= probabilities.sum()
+    corpus_dir = layout.corpus_dir(lang)
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    per_file = -(-params.passages // FILES)
+    query_sources = set(rng.choice(params.passages, size=params.queries, replace=False).tolist())
+    topics = {}
+    passage = 0
+    with tqdm(total=params.passages, desc="generate passages", unit=" passages", mininterval=2, disable=None) as bar:
+        for number in range(FILES):
+            with atomic_write(corpus_dir / f"docs-{number}.jsonl") as out:
+                for _ in range(min(per_file, params.passages - passage)):
+                    ids = rng.choice(params.vocabulary, size=params.words_per_passage, p=probabilities)
+                    text = " ".join(words[i] for i in ids)
+                    docid = f"{passage // 5}#{passage % 5}"
+                    title = " ".join(words[i] for i in ids[:3])
+                    out.write(json.dumps({"docid": docid, "title": title, "text": text}) + "\n")
+                    if passage in query_sources:
+                        picked = rng.choice(ids, size=int(rng.integers(3, 7)), replace=False)
+                        topics[str(len(topics))] = " ".join(words[i] for i in picked)
+                    passage += 1
+                    bar.update()
+    topics_path = layout.topics_path(lang, "dev")
+    with atomic_write(topics_path) as out:
+        for qid, query in topics.items():
+            out.write(f"{qid}\t{query}\n")
+    stamp.write_text(json.dumps(description))
+    return description

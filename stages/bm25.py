@@ -1,0 +1,275 @@
+"""BM25 first stage: one Lucene index per language, a top-k run for every split with topics.
+
+    python -m stages.bm25 --lang "ja yo" [--split dev] [--config configs/sample.yaml] [--data DIR]
+
+For each language: check that the Java runtime can analyse it, validate and count the corpus, index
+it with the language's analyzer (skipped when an index of the same corpus exists), check the index
+holds exactly the corpus' passages, then search each split's topics and write
+`<work>/<collection>/runs/bm25/run.bm25.<lang>.<split>.txt` (TREC) with a `.meta.json` sidecar.
+Everything is written under a temporary name and renamed, so a crash leaves finished languages and
+splits in place and a rerun continues with the rest.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+from tqdm import tqdm
+
+from stages.config import BM25Params, Config, ConfigError, add_config_arguments, load_config
+from stages.formats import DataFormatError, ReleaseLayout, Run, corpus_files, iter_corpus, write_run
+from stages.formats.jsonfile import read_json, write_json
+from stages.formats.runs import read_metadata
+
+SYSTEM = "bm25"
+log = logging.getLogger("stages.bm25")
+
+
+# ---------------------------------------------------------------- where things go
+
+def index_dir(config: Config, lang: str) -> Path:
+    return config.work_dir / "indexes" / SYSTEM / lang
+
+
+def run_path(config: Config, lang: str, split: str) -> Path:
+    return config.work_dir / "runs" / SYSTEM / f"run.{SYSTEM}.{lang}.{split}.txt"
+
+
+def run_tag(params: BM25Params) -> str:
+    return f"{SYSTEM}-k1_{params.k1:g}-b_{params.b:g}"
+
+
+# ---------------------------------------------------------------- corpus and index
+
+@dataclass(frozen=True)
+class CorpusSummary:
+    files: list[dict]
+    passages: int
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.files, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def summarize_corpus(corpus_dir: Path, lang: str) -> CorpusSummary:
+    """Validate every corpus line (JSON, docid, title, text, no docid twice) and count passages."""
+    files = corpus_files(corpus_dir)
+    seen: dict[str, str] = {}
+    count = 0
+    with tqdm(desc=f"{lang} validate corpus", unit=" passages", mininterval=2, disable=None) as bar:
+        for path, number, passage in iter_corpus(files):
+            where = seen.get(passage.docid)
+            if where is not None:
+                raise DataFormatError(path, number, f"duplicate docid {passage.docid!r} (first at {where})")
+            seen[passage.docid] = f"{path.name}:{number}"
+            count += 1
+            bar.update()
+    return CorpusSummary(describe_files(files), count)
+
+
+def describe_files(files: list[Path]) -> list[dict]:
+    """Name, size and modification time: enough to notice a changed corpus without reading it."""
+    return [{"name": p.name, "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in files]
+
+
+def _corpus_unchanged(manifest: dict, corpus_dir: Path) -> bool:
+    try:
+        return manifest.get("corpus_files") == describe_files(corpus_files(corpus_dir))
+    except DataFormatError:
+        return False
+
+
+def build_index(config: Config, lang: str, layout: ReleaseLayout) -> dict:
+    """Index one language unless an index of the same corpus and analyzer exists; return its manifest."""
+    from stages import lucene
+    from stages.java import start_jvm
+
+    language = config.languages[lang]
+    target = index_dir(config, lang)
+    corpus_dir = layout.corpus_dir(lang)
+    manifest = read_json(target / "manifest.json")
+    if manifest and manifest.get("analyzer") == language.analyzer and _corpus_unchanged(manifest, corpus_dir):
+        log.info("%s: index up to date (%d passages) at %s", lang, manifest["documents"], target)
+        return manifest
+
+    runtime = start_jvm()
+    tokens = lucene.probe_language(language.analyzer, language.probe)
+    log.info("%s: %s analyses the probe sentence into %d tokens", lang, runtime.describe(), len(tokens))
+    summary = summarize_corpus(corpus_dir, lang)
+    log.info("%s: corpus has %d passages in %d files", lang, summary.passages, len(summary.files))
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{lang}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    scratch = target.parent / f".{lang}.tmp-{os.getpid()}"
+    started = time.perf_counter()
+    lucene.index_collection(corpus_dir, scratch, language.analyzer, config.bm25.index_threads)
+    seconds = time.perf_counter() - started
+    documents = lucene.index_doc_count(scratch)
+    if documents != summary.passages:
+        missing = lucene.missing_from_index(scratch, iter_corpus(corpus_dir)) if documents < summary.passages else []
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise lucene.IndexCountMismatch(
+            f"{lang}: the index holds {documents} documents but the corpus {corpus_dir} has {summary.passages} "
+            f"passages" + (f"; not indexed: {', '.join(missing)} (Anserini skips passages whose title and text "
+                           f"are both empty, and logs any it fails on above)" if missing else "")
+        )
+    manifest = {
+        "language": lang,
+        "analyzer": language.analyzer,
+        "documents": documents,
+        "corpus_dir": str(corpus_dir),
+        "corpus_files": summary.files,
+        "corpus_fingerprint": summary.fingerprint,
+        "java": runtime.describe(),
+        "pyserini": importlib_metadata.version("pyserini"),
+        "index_threads": config.bm25.index_threads,
+        "seconds": round(seconds, 3),
+    }
+    write_json(scratch / "manifest.json", manifest)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(scratch, target)
+    log.info("%s: indexed %d passages in %.1f s at %s", lang, documents, seconds, target)
+    return manifest
+
+
+# ---------------------------------------------------------------- search
+
+def bm25_run(searcher, topics: dict[str, str], params: BM25Params, desc: str = "search") -> Run:
+    """Top-`hits` BM25 results for every topic, {qid: {docid: score}}; a topic with no hit maps to {}."""
+    run: Run = {}
+    qids = list(topics)
+    with tqdm(total=len(qids), desc=desc, unit=" queries", mininterval=2, disable=None) as bar:
+        for start in range(0, len(qids), params.batch_size):
+            batch = {qid: topics[qid] for qid in qids[start:start + params.batch_size]}
+            for qid, hits in searcher.batch_search(batch, params.hits, params.search_threads).items():
+                run[qid] = dict(hits)
+            bar.update(len(batch))
+    return run
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def search_language(config: Config, lang: str, splits: list[str], layout: ReleaseLayout, manifest: dict) -> list[Path]:
+    """Write the BM25 run of each split; a run whose inputs and parameters are unchanged is kept."""
+    from stages import lucene
+
+    params = config.bm25
+    written, searcher = [], None
+    try:
+        for split in splits:
+            out = run_path(config, lang, split)
+            topics_file = layout.topics_path(lang, split)
+            inputs = {
+                "topics": str(topics_file),
+                "topics_sha256": _file_sha256(topics_file),
+                "index": str(index_dir(config, lang)),
+                "corpus_fingerprint": manifest["corpus_fingerprint"],
+                "params": asdict(params) | {"batch_size": None, "search_threads": None},
+            }
+            previous = read_metadata(out)
+            if out.is_file() and previous and previous.get("inputs") == inputs:
+                log.info("%s %s: run up to date at %s", lang, split, out)
+                os.utime(out)  # newer than its inputs again, so make stops asking for it
+                written.append(out)
+                continue
+            topics = layout.topics(lang, split)
+            if searcher is None:
+                searcher = lucene.Searcher(index_dir(config, lang), config.languages[lang].analyzer, params.k1, params.b)
+            run = bm25_run(searcher, topics, params, desc=f"{lang} {split}")
+            empty = [qid for qid, hits in run.items() if not hits]
+            if empty:
+                log.warning("%s %s: %d of %d queries retrieve nothing (they score 0 in evaluation): %s",
+                            lang, split, len(empty), len(run), " ".join(empty[:10]))
+            write_run(run, out, run_tag(params), depth=params.hits, metadata={
+                "system": SYSTEM, "language": lang, "split": split, "tag": run_tag(params),
+                "config": str(config.source), "collection": config.collection, "inputs": inputs,
+                "queries": len(topics), "java": manifest["java"], "pyserini": manifest["pyserini"],
+                "analyzer": searcher.analyzer_name(),
+            })
+            log.info("%s %s: %d queries, run written to %s", lang, split, len(topics), out)
+            written.append(out)
+    finally:
+        if searcher is not None:
+            searcher.close()
+    return written
+
+
+def resolve_splits(config: Config, lang: str, layout: ReleaseLayout, split_spec: str | None) -> list[str]:
+    """Configured splits with a topics file; a split asked for by name must exist."""
+    wanted = config.select_splits(lang, split_spec)
+    present = [s for s in wanted if layout.topics_path(lang, s).is_file()]
+    missing = [s for s in wanted if s not in present]
+    if missing and split_spec:
+        layout.topics(lang, missing[0])  # raises the error that names the missing file
+    for split in missing:
+        log.info("%s %s: no topics file at %s, skipped", lang, split, layout.topics_path(lang, split))
+    return present
+
+
+def bm25_language(config: Config, lang: str, split_spec: str | None = None, index_only: bool = False) -> list[Path]:
+    """Index one language and write its runs; returns the run paths."""
+    layout = ReleaseLayout(config.data_root)
+    splits = resolve_splits(config, lang, layout, split_spec)
+    manifest = build_index(config, lang, layout)
+    if index_only:
+        return []
+    return search_language(config, lang, splits, layout, manifest)
+
+
+def run_languages(config: Config, langs: list[str], split_spec: str | None, index_only: bool) -> dict[str, list[Path]]:
+    """One language per process (each starts its own JVM), `config.jobs` at a time."""
+    if len(langs) == 1 or config.jobs <= 1:
+        return {lang: bm25_language(config, lang, split_spec, index_only) for lang in langs}
+    from joblib import Parallel, delayed
+
+    results = Parallel(n_jobs=config.jobs, backend="loky")(
+        delayed(_worker)(config, lang, split_spec, index_only) for lang in langs)
+    return dict(zip(langs, results))
+
+
+def _worker(config, lang, split_spec, index_only):
+    setup_logging()
+    return bm25_language(config, lang, split_spec, index_only)
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.bm25", description=__doc__.splitlines()[0])
+    add_config_arguments(parser)
+    parser.add_argument("--index-only", action="store_true", help="build the indexes, do not search")
+    args = parser.parse_args(argv)
+    setup_logging()
+    from stages.lucene import IndexCountMismatch, UnsupportedLanguage
+
+    try:
+        config = load_config(args.config, args.data)
+        langs = config.select_languages(args.lang)
+        runs = run_languages(config, langs, args.split, args.index_only)
+    except (ConfigError, DataFormatError, UnsupportedLanguage, IndexCountMismatch) as err:
+        log.error("%s", err)
+        return 2
+    for lang, paths in runs.items():
+        for path in paths:
+            print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

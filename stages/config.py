@@ -1,0 +1,283 @@
+"""Typed configuration: YAML files in configs/ flow into these dataclasses.
+
+A config file may name a parent with `extends:`; its keys are merged over the parent's. The make
+command line adds the only other inputs (`DATA=`, `LANG=`, `SPLIT=`), passed to stages as
+`--data`, `--lang` and `--split`. Unknown keys are errors, so a typo never silently falls back to a
+default.
+
+    python -m stages.config make-vars --config configs/sample.yaml   # variables for the Makefile
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "sample.yaml"
+KNOWN_SPLITS = ("train", "dev", "test-a", "test-b")
+
+
+class ConfigError(ValueError):
+    """A configuration file or an override that does not fit the schema."""
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str
+    name: str
+    # Anserini's `-language` code; `en` means its default English analyzer (never set explicitly).
+    analyzer: str
+    splits: tuple[str, ...]
+    # One sentence in the language: `make doctor` prints its tokens and the BM25 stage analyses it
+    # before indexing, to catch a JDK that cannot analyse the language (e.g. no Thai data).
+    probe: str
+
+
+@dataclass(frozen=True)
+class BM25Params:
+    k1: float = 0.9
+    b: float = 0.4
+    hits: int = 100
+    batch_size: int = 128
+    index_threads: int = 2
+    search_threads: int = 2
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    metrics: tuple[str, ...] = ("ndcg@10", "recall@100")
+    split: str = "dev"
+
+
+@dataclass(frozen=True)
+class BenchParams:
+    passages: int = 200_000
+    queries: int = 2_000
+    words_per_passage: int = 60
+    vocabulary: int = 50_000
+    repeats: int = 3
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    data_root: Path
+    work_root: Path
+    languages: dict[str, Language]
+    bm25: BM25Params = field(default_factory=BM25Params)
+    evaluation: EvalParams = field(default_factory=EvalParams)
+    bench: BenchParams = field(default_factory=BenchParams)
+    # Processes over which `LANG=all` fans out (make -j).
+    jobs: int = 2
+    expected_scores: Path | None = None
+    source: Path | None = None
+
+    @property
+    def collection(self) -> str:
+        """Namespace for generated files: runs on the sample and on a real release never mix."""
+        return self.data_root.name
+
+    @property
+    def work_dir(self) -> Path:
+        return self.work_root / self.collection
+
+    def select_languages(self, spec: str | list[str] | None) -> list[str]:
+        """`all` (or nothing) means every configured language; otherwise codes split by space or comma."""
+        if spec is None:
+            return list(self.languages)
+        words = spec.replace(",", " ").split() if isinstance(spec, str) else list(spec)
+        if not words or words == ["all"]:
+            return list(self.languages)
+        unknown = [w for w in words if w not in self.languages]
+        if unknown:
+            raise ConfigError(
+                f"unknown language code(s) {', '.join(unknown)} in LANG; "
+                f"{self.source or 'the config'} defines: {' '.join(self.languages)}"
+            )
+        return list(dict.fromkeys(words))
+
+    def select_splits(self, lang: str, spec: str | list[str] | None) -> list[str]:
+        """The configured splits of a language, or those named in `spec` (which must be configured)."""
+        configured = list(self.languages[lang].splits)
+        if spec is None:
+            return configured
+        words = spec.replace(",", " ").split() if isinstance(spec, str) else list(spec)
+        if not words or words == ["all"]:
+            return configured
+        bad = [w for w in words if w not in KNOWN_SPLITS]
+        if bad:
+            raise ConfigError(f"unknown split(s) {', '.join(bad)}; MIRACL splits are {', '.join(KNOWN_SPLITS)}")
+        return [w for w in words if w in configured]
+
+
+def _convert(value, annotation, where: str):
+    """Check and convert one YAML value to the annotated type; errors name the key path."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(value, inner, where)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _build(annotation, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _convert(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if annotation is Path:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(f"{where}: expected a path, got {value!r}")
+        return Path(value)
+    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, str) and isinstance(value, annotation) and not isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where}: expected {getattr(annotation, '__name__', annotation)}, got {value!r}")
+
+
+def _build(cls, data: dict, where: str):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(names))}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _convert(data[f.name], hints[f.name], f"{where}.{f.name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{where}: missing required key '{f.name}'")
+    return cls(**kwargs)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "languages":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: `extends` forms a cycle")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    return _merge(_read_yaml(path.parent / parent, seen + (path,)), data)
+
+
+def _language_entries(raw: dict, where: str) -> dict:
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{where}: expected a non-empty mapping of language codes")
+    entries = {}
+    for code, entry in raw.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}.{code}: expected a mapping")
+        entries[str(code)] = {"code": str(code), **entry}
+        for split in entry.get("splits", []):
+            if split not in KNOWN_SPLITS:
+                raise ConfigError(f"{where}.{code}.splits: unknown split {split!r}; expected {', '.join(KNOWN_SPLITS)}")
+    return entries
+
+
+def load_config(path: str | Path | None = None, data_root: str | Path | None = None) -> Config:
+    """Read a config file (default: the embedded sample) and apply the `DATA=` override."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    raw = _read_yaml(path)
+    where = str(path)
+    raw["languages"] = _language_entries(raw.get("languages"), f"{where}: languages")
+    raw.setdefault("name", path.stem)
+    if data_root:
+        raw["data_root"] = str(data_root)
+    for key in ("data_root", "work_root", "expected_scores"):
+        if raw.get(key) is not None:
+            # Paths in a config file are relative to the repository; a DATA= override to the caller.
+            anchor = Path.cwd() if (key == "data_root" and data_root) else REPO_ROOT
+            raw[key] = str((anchor / Path(raw[key]).expanduser()).resolve())
+    config = _build(Config, raw, where)
+    return dataclasses.replace(config, source=path)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, lang: bool = True, split: bool = True) -> None:
+    """The arguments every stage shares: the config file, the data override, the selection."""
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: the embedded sample)")
+    parser.add_argument("--data", default=None, help="root of a MIRACL release (overrides data_root)")
+    if lang:
+        parser.add_argument("--lang", default="all", help="'all', or language codes separated by spaces or commas")
+    if split:
+        parser.add_argument("--split", default=None, help="split(s) to process (default: the configured ones)")
+
+
+def make_vars(config: Config) -> str:
+    """Variables the Makefile includes: where things live and which languages and splits exist."""
+    lines = [
+        f"COLLECTION := {config.collection}",
+        f"DATA_ROOT := {config.data_root}",
+        f"WORK_DIR := {config.work_dir}",
+        f"ALL_LANGS := {' '.join(config.languages)}",
+        f"JOBS ?= {config.jobs}",
+        f"EVAL_SPLIT := {config.evaluation.split}",
+    ]
+    for code, language in config.languages.items():
+        lines.append(f"SPLITS_{code} := {' '.join(language.splits)}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.config", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["make-vars", "show"])
+    add_config_arguments(parser, lang=False, split=False)
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, args.data)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    if args.command == "make-vars":
+        sys.stdout.write(make_vars(config))
+    else:
+        print(yaml.safe_dump(_plain(config), allow_unicode=True, sort_keys=False))
+    return 0
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

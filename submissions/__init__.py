@@ -1,0 +1,1 @@
+"""Leaderboard submissions: fused test-split runs, validated and packaged with a manifest."""

@@ -1,0 +1,77 @@
+"""The Makefile as the pipeline's map: language selection, the locale, file targets, fan-out."""
+import os
+import subprocess
+
+import pytest
+
+from tests.helpers import REPO, TINY_LANGUAGES, make_release, write_config
+
+SAMPLE_LANGS = "ar bn en es fa fi fr hi id ja ko ru sw te th zh de yo".split()
+
+
+def make(*args, env_lang="en_US.UTF-8", timeout=600):
+    env = dict(os.environ, LANG=env_lang)
+    env.pop("MAKEFLAGS", None)
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def bm25_commands(output: str) -> list[str]:
+    return [line.split("--lang ")[1].split()[0] for line in output.splitlines() if "-m stages.bm25" in line]
+
+
+@pytest.fixture()
+def empty_work_config(tmp_path):
+    return write_config(tmp_path / "c.yaml", work_root=tmp_path / "work")
+
+
+@pytest.mark.parametrize("lang_args, expected", [
+    ([], SAMPLE_LANGS),
+    (["LANG=all"], SAMPLE_LANGS),
+    (["LANG=ja yo"], ["ja", "yo"]),
+    (["LANG=ja,yo"], ["ja", "yo"]),
+])
+def test_language_selection_from_the_command_line_only(empty_work_config, lang_args, expected):
+    result = make("-n", "bm25-runs", f"CONFIG={empty_work_config}", *lang_args)
+    assert result.returncode == 0, result.stderr
+    assert sorted(bm25_commands(result.stdout)) == sorted(expected)
+
+
+def test_a_locale_in_the_environment_is_not_a_language_selection(empty_work_config):
+    result = make("-n", "bm25-runs", f"CONFIG={empty_work_config}", env_lang="ja_JP.UTF-8")
+    assert sorted(bm25_commands(result.stdout)) == sorted(SAMPLE_LANGS)
+
+
+def test_an_unknown_language_is_refused(empty_work_config):
+    result = make("-n", "bm25-runs", f"CONFIG={empty_work_config}", "LANG=ja xx")
+    assert result.returncode != 0 and "unknown language(s) in LANG: xx" in result.stderr
+
+
+def test_split_selection(empty_work_config):
+    result = make("-n", "bm25-runs", f"CONFIG={empty_work_config}", "LANG=ja de", "SPLIT=dev")
+    assert '--lang ja --split "dev"' in result.stdout and '--lang de --split "dev"' in result.stdout
+
+
+@pytest.mark.slow
+def test_recipes_run_under_a_utf8_locale_whatever_lang_says():
+    result = make("doctor", "LANG=all", timeout=300)
+    assert "Locale: LANG=C.UTF-8 LC_ALL=C.UTF-8" in result.stdout
+    assert "file.encoding=UTF-8 sun.jnu.encoding=UTF-8" in result.stdout
+
+
+@pytest.mark.slow
+def test_bm25_then_eval_then_nothing_to_redo(tmp_path):
+    make_release(tmp_path / "tiny")
+    cfg = write_config(tmp_path / "c.yaml", work_root=tmp_path / "work", languages=TINY_LANGUAGES)
+    first = make("bm25", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}", "LANG=all")
+    assert first.returncode == 0, first.stderr[-3000:]
+    runs = tmp_path / "work" / "tiny" / "runs" / "bm25"
+    assert sorted(p.name for p in runs.glob("*.txt")) == [
+        "run.bm25.en.dev.txt", "run.bm25.en.train.txt", "run.bm25.sw.dev.txt", "run.bm25.sw.train.txt"]
+    evaluation = make("eval", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}")
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    rows = [line for line in evaluation.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in rows[1:]] == ["en", "sw", "avg"]
+    assert (tmp_path / "work" / "tiny" / "runs" / "eval.dev.csv").is_file()
+    again = make("bm25", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}", "LANG=all")
+    assert again.returncode == 0 and "-m stages.bm25" not in again.stdout
