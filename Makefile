@@ -78,28 +78,47 @@ endif
 RUNS := $(WORK_DIR)/runs
 topics_file = $(DATA_ROOT)/miracl-v1.0-$(1)/topics/topics.miracl-v1.0-$(1)-$(2).tsv
 corpus_files = $(wildcard $(DATA_ROOT)/miracl-corpus-v1.0-$(1)/*.jsonl $(DATA_ROOT)/miracl-corpus-v1.0-$(1)/*.jsonl.gz)
-# Splits of language $(1) to run: those named in SPLIT, else the configured ones that have topics.
-run_splits = $(if $(SPLIT),$(filter $(subst $(comma),$(space),$(SPLIT)),$(SPLITS_$(1))),$(foreach s,$(SPLITS_$(1)),$(if $(wildcard $(call topics_file,$(1),$(s))),$(s))))
+# Splits of language $(1) with topics; run_splits keeps those named in SPLIT (all when SPLIT is empty).
+topic_splits = $(foreach s,$(SPLITS_$(1)),$(if $(wildcard $(call topics_file,$(1),$(s))),$(s)))
+run_splits = $(if $(SPLIT),$(filter $(subst $(comma),$(space),$(SPLIT)),$(call topic_splits,$(1))),$(call topic_splits,$(1)))
 
 # ---------------------------------------------------------------- BM25
 
-# One process per language indexes it (if its corpus changed) and writes the runs of all its splits.
+# One process per language indexes it (if its corpus changed) and writes the runs of all its splits
+# with topics (searching is cheap next to indexing); SPLIT only chooses which runs are asked for.
 define bm25_rules
-bm25_runs_$(1) := $(foreach s,$(call run_splits,$(1)),$(RUNS)/bm25/run.bm25.$(1).$(s).txt)
-ifneq ($$(bm25_runs_$(1)),)
-$$(bm25_runs_$(1)) &: $(call corpus_files,$(1)) $(foreach s,$(call run_splits,$(1)),$(call topics_file,$(1),$(s))) $(CONFIG)
-	$(PY) -m stages.bm25 $(CONFIG_ARGS) --lang $(1) --split "$(call run_splits,$(1))"
+bm25_all_$(1) := $(foreach s,$(call topic_splits,$(1)),$(RUNS)/bm25/run.bm25.$(1).$(s).txt)
+ifneq ($$(bm25_all_$(1)),)
+$$(bm25_all_$(1)) &: $(call corpus_files,$(1)) $(foreach s,$(call topic_splits,$(1)),$(call topics_file,$(1),$(s))) $(CONFIG)
+	$(PY) -m stages.bm25 $(CONFIG_ARGS) --lang $(1) --split "$(call topic_splits,$(1))"
 endif
 endef
 $(foreach l,$(ALL_LANGS),$(eval $(call bm25_rules,$(l))))
 
-BM25_RUNS := $(foreach l,$(LANGS),$(bm25_runs_$(l)))
+# RM3 pseudo-relevance feedback over the same index: a second first-stage run to fuse.
+define rm3_rules
+rm3_all_$(1) := $(foreach s,$(call topic_splits,$(1)),$(RUNS)/bm25-rm3/run.bm25-rm3.$(1).$(s).txt)
+ifneq ($$(rm3_all_$(1)),)
+$$(rm3_all_$(1)) &: $$(bm25_all_$(1))
+	$(PY) -m stages.bm25 $(CONFIG_ARGS) --lang $(1) --split "$(call topic_splits,$(1))" --systems bm25-rm3
+endif
+endef
+$(foreach l,$(ALL_LANGS),$(eval $(call rm3_rules,$(l))))
+
+BM25_RUNS := $(foreach l,$(LANGS),$(foreach s,$(call run_splits,$(l)),$(RUNS)/bm25/run.bm25.$(l).$(s).txt))
+RM3_RUNS := $(foreach l,$(LANGS),$(foreach s,$(call run_splits,$(l)),$(RUNS)/bm25-rm3/run.bm25-rm3.$(l).$(s).txt))
 
 bm25: ## BM25 runs for LANG (default: all) and SPLIT (default: every split with topics), languages in parallel
 	@$(MAKE) --no-print-directory -j$(JOBS) bm25-runs
 
 bm25-runs: $(BM25_RUNS)
 	@printf '%s\n' $(BM25_RUNS)
+
+bm25-rm3: ## BM25 with RM3 query expansion (same indexes) for LANG and SPLIT
+	@$(MAKE) --no-print-directory -j$(JOBS) bm25-rm3-runs
+
+bm25-rm3-runs: $(RM3_RUNS)
+	@printf '%s\n' $(RM3_RUNS)
 
 index: ## only build the BM25 indexes of LANG
 	$(PY) -m stages.bm25 $(CONFIG_ARGS) --lang "$(LANGS)" --index-only
@@ -116,8 +135,67 @@ eval: ## nDCG@10 and Recall@100 per language (and average) on SPLIT (default: de
 eval-inputs: $(EVAL_RUNS)
 	@:
 
-check: eval ## compare the evaluation with the table of expected scores (configs/expected/)
+check: ## compare every system's scores (BM25, RM3, fusion, ...) with the expected table in configs/expected/
+	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs SPLIT=$(EVAL_ON)
+	$(PY) -m stages.evaluate $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
 	$(PY) -m stages.check $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
+
+# ---------------------------------------------------------------- fusion and submissions
+
+# Tuning and fusion each run in one process for all selected languages: ranx's numba kernels
+# compile anew in every process (~20 s), which would dwarf the work on the sample. Each skips
+# languages whose inputs are unchanged. A language with too few judged dev queries
+# (FUSION_POOLED_LANGS, from the config) takes the parameters tuned over all languages.
+FUSION_DIR := $(WORK_DIR)/fusion/$(FUSION_NAME)
+system_run = $(RUNS)/$(1)/run.$(1).$(2).$(3).txt
+fusion_inputs = $(foreach sys,$(FUSION_SYSTEMS),$(call system_run,$(sys),$(1),$(2)))
+has_dev = $(filter $(EVAL_SPLIT),$(SPLITS_$(1)))
+POOLED_PARAMS := $(FUSION_DIR)/params.all.yaml
+TUNED_PARAMS := $(foreach l,$(LANGS),$(FUSION_DIR)/params.$(l).yaml)
+TUNE_INPUTS := $(foreach l,$(LANGS),$(if $(call has_dev,$(l)),$(call fusion_inputs,$(l),$(EVAL_SPLIT)))) \
+	$(if $(filter $(FUSION_POOLED_LANGS),$(LANGS)),$(POOLED_PARAMS))
+FUSED_RUNS := $(foreach l,$(LANGS),$(foreach s,$(call run_splits,$(l)),$(call system_run,$(FUSION_NAME),$(l),$(s))))
+FUSE_INPUTS := $(foreach l,$(LANGS),$(foreach s,$(call run_splits,$(l)),$(call fusion_inputs,$(l),$(s))))
+
+$(POOLED_PARAMS): $(foreach l,$(ALL_LANGS),$(if $(call has_dev,$(l)),$(call fusion_inputs,$(l),$(EVAL_SPLIT)))) $(CONFIG)
+	$(PY) -m ensemble.tune $(CONFIG_ARGS) --pooled
+
+$(TUNED_PARAMS) &: $(TUNE_INPUTS) $(CONFIG)
+	$(PY) -m ensemble.tune $(CONFIG_ARGS) --lang "$(LANGS)"
+
+ifneq ($(FUSED_RUNS),)
+$(FUSED_RUNS) &: $(FUSE_INPUTS) $(TUNED_PARAMS)
+	$(PY) -m ensemble.fusion $(CONFIG_ARGS) --lang "$(LANGS)" $(if $(SPLIT),--split "$(SPLIT)")
+endif
+
+tune-fusion: ## re-tune the fusion parameters of LANG on dev (per language; pooled where dev is too small)
+	@rm -f $(TUNED_PARAMS) $(if $(filter $(FUSION_POOLED_LANGS),$(LANGS)),$(POOLED_PARAMS))
+	@$(MAKE) --no-print-directory -j$(JOBS) tune-fusion-files
+
+tune-fusion-files: $(TUNED_PARAMS)
+	@printf '%s\n' $^
+
+fuse: ## fused runs of LANG for SPLIT (default: every split), tuning first where needed
+	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs
+
+fused-runs: $(FUSED_RUNS)
+	@printf '%s\n' $^
+
+submission: ## validated leaderboard bundle and zip of LANG's test runs (runs every missing stage first)
+	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs SPLIT="test-a test-b"
+	$(PY) -m submissions.package $(CONFIG_ARGS) --lang "$(LANGS)"
+
+validate: $(VENV_STAMP) ## check a run file for the leaderboard: make validate FILE=path [LANG=xx SPLIT=test-a]
+	@test -n "$(FILE)" || { echo "usage: make validate FILE=run.<...>.<lang>.<split>.txt [LANG=xx SPLIT=...]"; exit 2; }
+	$(PY) -m submissions.validate $(CONFIG_ARGS) $(if $(filter-out all,$(SELECT)),--lang $(SELECT)) $(if $(SPLIT),--split $(SPLIT)) $(FILE)
+
+report: ## dev tables (nDCG@10, Recall@100) per language and system, bar chart, tuned weights
+	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs SPLIT=$(EVAL_ON)
+	$(PY) -m ensemble.report $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
+
+compare: ## significance of the fused run against each input run, per language (ranx compare)
+	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs SPLIT=$(EVAL_ON)
+	$(PY) -m ensemble.compare $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
 
 # ---------------------------------------------------------------- diagnostics and benchmarks
 
@@ -138,4 +216,5 @@ clean-all: ## remove work/ and .venv/
 help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /  make \1\t/' | expand -t 24
 
-.PHONY: setup test bm25 bm25-runs index eval eval-inputs check doctor bench-bm25 clean clean-all help
+.PHONY: setup test bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check doctor bench-bm25 clean clean-all help \
+	tune-fusion tune-fusion-files fuse fused-runs submission validate report compare

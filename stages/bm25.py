@@ -25,12 +25,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from stages.cli import setup_logging
 from stages.config import BM25Params, Config, ConfigError, add_config_arguments, load_config
 from stages.formats import DataFormatError, ReleaseLayout, Run, corpus_files, iter_corpus, write_run
 from stages.formats.jsonfile import read_json, write_json
 from stages.formats.runs import read_metadata
 
 SYSTEM = "bm25"
+RM3_SYSTEM = "bm25-rm3"  # the same index, queries expanded by RM3 pseudo-relevance feedback
 log = logging.getLogger("stages.bm25")
 
 
@@ -40,12 +42,16 @@ def index_dir(config: Config, lang: str) -> Path:
     return config.work_dir / "indexes" / SYSTEM / lang
 
 
-def run_path(config: Config, lang: str, split: str) -> Path:
-    return config.work_dir / "runs" / SYSTEM / f"run.{SYSTEM}.{lang}.{split}.txt"
+def run_path(config: Config, lang: str, split: str, system: str = SYSTEM) -> Path:
+    return config.run_path(system, lang, split)
 
 
-def run_tag(params: BM25Params) -> str:
-    return f"{SYSTEM}-k1_{params.k1:g}-b_{params.b:g}"
+def run_tag(params: BM25Params, system: str = SYSTEM) -> str:
+    tag = f"{system}-k1_{params.k1:g}-b_{params.b:g}"
+    if system == RM3_SYSTEM:
+        rm3 = params.rm3
+        tag += f"-fbt_{rm3.fb_terms}-fbd_{rm3.fb_docs}-w_{rm3.original_query_weight:g}"
+    return tag
 
 
 # ---------------------------------------------------------------- corpus and index
@@ -162,22 +168,25 @@ def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def search_language(config: Config, lang: str, splits: list[str], layout: ReleaseLayout, manifest: dict) -> list[Path]:
-    """Write the BM25 run of each split; a run whose inputs and parameters are unchanged is kept."""
+def search_language(config: Config, lang: str, splits: list[str], layout: ReleaseLayout, manifest: dict,
+                    system: str = SYSTEM) -> list[Path]:
+    """Write the run of each split; a run whose inputs and parameters are unchanged is kept."""
     from stages import lucene
 
     params = config.bm25
+    rm3 = (params.rm3.fb_terms, params.rm3.fb_docs, params.rm3.original_query_weight) if system == RM3_SYSTEM else None
     written, searcher = [], None
     try:
         for split in splits:
-            out = run_path(config, lang, split)
+            out = run_path(config, lang, split, system)
             topics_file = layout.topics_path(lang, split)
             inputs = {
                 "topics": str(topics_file),
                 "topics_sha256": _file_sha256(topics_file),
                 "index": str(index_dir(config, lang)),
                 "corpus_fingerprint": manifest["corpus_fingerprint"],
-                "params": asdict(params) | {"batch_size": None, "search_threads": None},
+                "params": asdict(params) | {"batch_size": None, "search_threads": None,
+                                            "rm3": asdict(params.rm3) if rm3 else None},
             }
             previous = read_metadata(out)
             if out.is_file() and previous and previous.get("inputs") == inputs:
@@ -187,14 +196,14 @@ def search_language(config: Config, lang: str, splits: list[str], layout: Releas
                 continue
             topics = layout.topics(lang, split)
             if searcher is None:
-                searcher = lucene.Searcher(index_dir(config, lang), config.languages[lang].analyzer, params.k1, params.b)
+                searcher = lucene.Searcher(index_dir(config, lang), config.languages[lang].analyzer, params.k1, params.b, rm3)
             run = bm25_run(searcher, topics, params, desc=f"{lang} {split}")
             empty = [qid for qid, hits in run.items() if not hits]
             if empty:
                 log.warning("%s %s: %d of %d queries retrieve nothing (they score 0 in evaluation): %s",
                             lang, split, len(empty), len(run), " ".join(empty[:10]))
-            write_run(run, out, run_tag(params), depth=params.hits, metadata={
-                "system": SYSTEM, "language": lang, "split": split, "tag": run_tag(params),
+            write_run(run, out, run_tag(params, system), depth=params.hits, metadata={
+                "system": system, "language": lang, "split": split, "tag": run_tag(params, system),
                 "config": str(config.source), "collection": config.collection, "inputs": inputs,
                 "queries": len(topics), "java": manifest["java"], "pyserini": manifest["pyserini"],
                 "analyzer": searcher.analyzer_name(),
@@ -219,56 +228,70 @@ def resolve_splits(config: Config, lang: str, layout: ReleaseLayout, split_spec:
     return present
 
 
-def bm25_language(config: Config, lang: str, split_spec: str | None = None, index_only: bool = False) -> list[Path]:
-    """Index one language and write its runs; returns the run paths."""
+def bm25_language(config: Config, lang: str, split_spec: str | None = None, index_only: bool = False,
+                  systems: tuple[str, ...] = (SYSTEM,)) -> list[Path]:
+    """Index one language and write the runs of each system (bm25, bm25-rm3); returns the run paths."""
     layout = ReleaseLayout(config.data_root)
     splits = resolve_splits(config, lang, layout, split_spec)
     manifest = build_index(config, lang, layout)
     if index_only:
         return []
-    return search_language(config, lang, splits, layout, manifest)
+    return [path for system in systems for path in search_language(config, lang, splits, layout, manifest, system)]
 
 
-def run_languages(config: Config, langs: list[str], split_spec: str | None, index_only: bool) -> dict[str, list[Path]]:
-    """One language per process (each starts its own JVM), `config.jobs` at a time."""
+def run_languages(config: Config, langs: list[str], split_spec: str | None, index_only: bool,
+                  systems: tuple[str, ...] = (SYSTEM,)) -> dict[str, list[Path] | Exception]:
+    """One language per process (each starts its own JVM), `config.jobs` at a time.
+
+    A language that fails (bad input, an analyzer the JDK lacks) does not stop the others: its entry
+    is the error, and the caller reports every failure at the end.
+    """
     if len(langs) == 1 or config.jobs <= 1:
-        return {lang: bm25_language(config, lang, split_spec, index_only) for lang in langs}
+        return {lang: _worker(config, lang, split_spec, index_only, systems) for lang in langs}
     from joblib import Parallel, delayed
 
     results = Parallel(n_jobs=config.jobs, backend="loky")(
-        delayed(_worker)(config, lang, split_spec, index_only) for lang in langs)
+        delayed(_worker)(config, lang, split_spec, index_only, systems) for lang in langs)
     return dict(zip(langs, results))
 
 
-def _worker(config, lang, split_spec, index_only):
+def _worker(config, lang, split_spec, index_only, systems) -> list[Path] | Exception:
+    from stages.lucene import IndexCountMismatch, UnsupportedLanguage
+
     setup_logging()
-    return bm25_language(config, lang, split_spec, index_only)
-
-
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
+    try:
+        return bm25_language(config, lang, split_spec, index_only, systems)
+    except (DataFormatError, UnsupportedLanguage, IndexCountMismatch) as err:
+        log.error("%s: %s", lang, err)
+        return err
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.bm25", description=__doc__.splitlines()[0])
     add_config_arguments(parser)
     parser.add_argument("--index-only", action="store_true", help="build the indexes, do not search")
+    parser.add_argument("--systems", default=SYSTEM, choices=None,
+                        help=f"runs to write, space-separated: {SYSTEM}, {RM3_SYSTEM} (default: {SYSTEM})")
     args = parser.parse_args(argv)
     setup_logging()
-    from stages.lucene import IndexCountMismatch, UnsupportedLanguage
-
     try:
         config = load_config(args.config, args.data)
         langs = config.select_languages(args.lang)
-        runs = run_languages(config, langs, args.split, args.index_only)
-    except (ConfigError, DataFormatError, UnsupportedLanguage, IndexCountMismatch) as err:
+        unknown = set(args.systems.split()) - {SYSTEM, RM3_SYSTEM}
+        if unknown:
+            raise ConfigError(f"--systems: unknown {' '.join(sorted(unknown))}; this stage writes {SYSTEM} and {RM3_SYSTEM}")
+    except (ConfigError, DataFormatError) as err:
         log.error("%s", err)
         return 2
+    runs = run_languages(config, langs, args.split, args.index_only, tuple(args.systems.split()))
+    failed = {lang: err for lang, err in runs.items() if isinstance(err, Exception)}
     for lang, paths in runs.items():
-        for path in paths:
-            print(path)
-    return 0
+        if lang not in failed:
+            for path in paths:
+                print(path)
+    for lang, err in failed.items():
+        log.error("%s failed: %s", lang, err)
+    return 2 if failed else 0
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         print(f"check: {config.expected_scores} has no expected {split} scores for {' '.join(langs)}", file=sys.stderr)
         return 2
-    print(f"| system | language | metric | expected | measured | |\n|---|---|---|---|---|---|")
+    print("| system | language | metric | expected | measured | |\n|---|---|---|---|---|---|")
     for row in rows:
         measured = "missing" if row["measured"] is None else f"{row['measured']:.4f}"
         print(f"| {row['system']} | {row['language']} | {row['metric']} | {row['expected']:.4f} | {measured} | "

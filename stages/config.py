@@ -41,6 +41,14 @@ class Language:
 
 
 @dataclass(frozen=True)
+class RM3Params:
+    # Pyserini's defaults for RM3 pseudo-relevance feedback (the `bm25-rm3` system).
+    fb_terms: int = 10
+    fb_docs: int = 10
+    original_query_weight: float = 0.5
+
+
+@dataclass(frozen=True)
 class BM25Params:
     k1: float = 0.9
     b: float = 0.4
@@ -48,12 +56,16 @@ class BM25Params:
     batch_size: int = 128
     index_threads: int = 2
     search_threads: int = 2
+    rm3: RM3Params = field(default_factory=RM3Params)
 
 
 @dataclass(frozen=True)
 class EvalParams:
     metrics: tuple[str, ...] = ("ndcg@10", "recall@100")
     split: str = "dev"
+    # `make compare`: ranx's significance test (student: paired t-test; fisher: randomisation) and level.
+    significance: str = "student"
+    max_p: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,39 @@ class BenchParams:
 
 
 @dataclass(frozen=True)
+class TuneParams:
+    metric: str = "ndcg@10"
+    # Weight vectors on the simplex with this step (0.1: 66 vectors for three runs).
+    step: float = 0.1
+    # Values tried for the one-parameter methods (rrf: k, gmnz: gamma, rbc: phi, logn_isr: sigma).
+    values: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    folds: int = 5
+    # A language with fewer judged dev queries takes the parameters tuned over all languages.
+    min_queries: int = 30
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    # System name of the fused run (runs/<name>/run.<name>.<lang>.<split>.txt).
+    name: str = "fusion"
+    systems: tuple[str, ...] = ("bm25", "bm25-rm3")
+    method: str = "wsum"
+    norm: str = "min-max"
+    depth: int = 100
+    hits: int = 100
+    tune: TuneParams = field(default_factory=TuneParams)
+
+
+@dataclass(frozen=True)
+class SubmissionParams:
+    # The leaderboard tag, in every line and in the file names (run.miracl.<tag>.<lang>.<split>.txt).
+    tag: str = "miracl-pipeline"
+    # The system whose test runs are submitted.
+    system: str = "fusion"
+
+
+@dataclass(frozen=True)
 class Config:
     name: str
     data_root: Path
@@ -75,6 +120,8 @@ class Config:
     bm25: BM25Params = field(default_factory=BM25Params)
     evaluation: EvalParams = field(default_factory=EvalParams)
     bench: BenchParams = field(default_factory=BenchParams)
+    fusion: FusionParams = field(default_factory=FusionParams)
+    submission: SubmissionParams = field(default_factory=SubmissionParams)
     # Processes over which `LANG=all` fans out (make -j).
     jobs: int = 2
     expected_scores: Path | None = None
@@ -88,6 +135,10 @@ class Config:
     @property
     def work_dir(self) -> Path:
         return self.work_root / self.collection
+
+    def run_path(self, system: str, lang: str, split: str) -> Path:
+        """Where every stage writes, and every later stage reads, a system's run."""
+        return self.work_dir / "runs" / system / f"run.{system}.{lang}.{split}.txt"
 
     def select_languages(self, spec: str | list[str] | None) -> list[str]:
         """`all` (or nothing) means every configured language; otherwise codes split by space or comma."""
@@ -247,7 +298,27 @@ def make_vars(config: Config) -> str:
     ]
     for code, language in config.languages.items():
         lines.append(f"SPLITS_{code} := {' '.join(language.splits)}")
+    fusion = config.fusion
+    lines += [
+        f"FUSION_NAME := {fusion.name}",
+        f"FUSION_SYSTEMS := {' '.join(fusion.systems)}",
+        # Languages whose fusion parameters come from the pooled tuning (too few judged dev queries).
+        f"FUSION_POOLED_LANGS := {' '.join(pooled_languages(config))}",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def pooled_languages(config: Config) -> list[str]:
+    """Languages with fewer judged queries on the tuning split than `fusion.tune.min_queries`."""
+    from stages.formats import ReleaseLayout
+
+    layout, split = ReleaseLayout(config.data_root), config.evaluation.split
+    pooled = []
+    for code, language in config.languages.items():
+        judged = len(layout.qrels(code, split)) if split in language.splits and layout.has_qrels(code, split) else 0
+        if judged < config.fusion.tune.min_queries:
+            pooled.append(code)
+    return pooled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,17 +334,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "make-vars":
         sys.stdout.write(make_vars(config))
     else:
-        print(yaml.safe_dump(_plain(config), allow_unicode=True, sort_keys=False))
+        print(yaml.safe_dump(plain(config), allow_unicode=True, sort_keys=False))
     return 0
 
 
-def _plain(value):
+def plain(value):
     if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     return value

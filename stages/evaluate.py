@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from stages.cli import run_stage
 from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, load_config
-from stages.formats import DataFormatError, ReleaseLayout, read_run
+from stages.formats import ReleaseLayout, read_run
 from stages.formats.atomic import atomic_write
 from stages.formats.qrels import Qrels
 from stages.formats.runs import Run
@@ -150,24 +151,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.evaluate", description=__doc__.splitlines()[0])
     add_config_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    try:
+
+    def body():
         config = load_config(args.config, args.data)
-        langs = config.select_languages(args.lang)
         split = args.split or config.evaluation.split
-        result = evaluate_systems(config, langs, split)
-    except (ConfigError, DataFormatError) as err:
-        log.error("%s", err)
-        return 2
-    if not result["scores"]:
-        log.error("no %s runs under %s; run `make bm25` first", split, config.work_dir / "runs")
-        return 2
-    frame = to_frame(result)
-    paths = save(result, frame, config.work_dir / "runs")
-    print(f"\n{config.collection}, {split} split\n")
-    print(frame.to_markdown(floatfmt=".4f"))
-    print(f"\nsaved: {', '.join(str(p) for p in paths.values())}")
-    return 0
+        result = evaluate_systems(config, config.select_languages(args.lang), split)
+        if not result["scores"]:
+            raise ConfigError(f"no {split} runs under {config.work_dir / 'runs'}; run `make bm25` first")
+        frame = to_frame(result)
+        paths = save(result, frame, config.work_dir / "runs")
+        print(f"\n{config.collection}, {split} split\n")
+        print(frame.to_markdown(floatfmt=".4f"))
+        print(f"\nsaved: {', '.join(str(p) for p in paths.values())}")
+
+    return run_stage(log, body)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,8 @@ class Searcher:
     language: str
     k1: float
     b: float
+    # (feedback terms, feedback documents, original query weight): RM3 query expansion, or none.
+    rm3: tuple[int, int, float] | None = None
 
     def __post_init__(self):
         self._java = autoclass("io.anserini.search.SimpleSearcher")(str(self.index_dir))
@@ -84,6 +86,9 @@ class Searcher:
             # set_language silently keeps the old analyzer for `en` and unknown codes: one searcher per language.
             self._java.set_language(self.language)
         self._java.set_bm25(float(self.k1), float(self.b))
+        if self.rm3 is not None:
+            terms, docs, weight = self.rm3
+            self._java.set_rm3(int(terms), int(docs), float(weight))
 
     def analyze(self, text: str) -> list[str]:
         utils = autoclass("io.anserini.analysis.AnalyzerUtils")

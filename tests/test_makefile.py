@@ -49,7 +49,10 @@ def test_an_unknown_language_is_refused(empty_work_config):
 
 def test_split_selection(empty_work_config):
     result = make("-n", "bm25-runs", f"CONFIG={empty_work_config}", "LANG=ja de", "SPLIT=dev")
-    assert '--lang ja --split "dev"' in result.stdout and '--lang de --split "dev"' in result.stdout
+    # one process per language writes all its splits; SPLIT picks the runs asked for
+    assert sorted(bm25_commands(result.stdout)) == ["de", "ja"]
+    asked = [line for line in result.stdout.splitlines() if line.startswith("printf")][0].split()[2:]
+    assert [path.rsplit("/", 1)[1] for path in asked] == ["run.bm25.ja.dev.txt", "run.bm25.de.dev.txt"]
 
 
 @pytest.mark.slow
@@ -75,3 +78,37 @@ def test_bm25_then_eval_then_nothing_to_redo(tmp_path):
     assert (tmp_path / "work" / "tiny" / "runs" / "eval.dev.csv").is_file()
     again = make("bm25", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}", "LANG=all")
     assert again.returncode == 0 and "-m stages.bm25" not in again.stdout
+
+
+def test_a_submission_runs_every_missing_stage_first(empty_work_config):
+    result = make("-n", "submission", f"CONFIG={empty_work_config}", "LANG=sw")
+    assert result.returncode == 0, result.stderr
+    commands = [line for line in result.stdout.splitlines() if "-m " in line and "stages.config" not in line]
+    stages = [line.split("-m ")[1].split()[0] + (" rm3" if "bm25-rm3" in line else "") for line in commands]
+    assert stages == ["stages.bm25", "stages.bm25 rm3", "ensemble.tune", "ensemble.fusion", "submissions.package"]
+    assert '--lang "sw" --split "test-a test-b"' in result.stdout
+    assert 'stages.bm25 --config' in result.stdout and '--lang sw --split "train dev test-a"' in result.stdout
+
+
+@pytest.mark.slow
+def test_submission_then_nothing_to_redo_then_a_new_topics_file_redoes_its_language(tmp_path):
+    make_release(tmp_path / "tiny")
+    layout = __import__("stages.formats", fromlist=["ReleaseLayout"]).ReleaseLayout(tmp_path / "tiny")
+    from tests.helpers import write_lines
+
+    write_lines(layout.topics_path("en", "test-a"), ["31\tNile river", "32\tEverest"])
+    write_lines(layout.topics_path("sw", "test-a"), ["41\tKilimanjaro"])
+    cfg = write_config(tmp_path / "c.yaml", work_root=tmp_path / "work", languages=TINY_LANGUAGES,
+                       fusion={"tune": {"min_queries": 2}})
+    first = make("submission", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}", "LANG=all")
+    assert first.returncode == 0, first.stderr[-3000:]
+    bundle = tmp_path / "work" / "tiny" / "submissions" / "miracl-pipeline.all"
+    assert sorted(p.name for p in bundle.glob("run.*")) == [
+        "run.miracl.miracl-pipeline.en.test-a.txt", "run.miracl.miracl-pipeline.sw.test-a.txt"]
+    again = make("submission", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}", "LANG=all")
+    assert again.returncode == 0 and "-m stages.bm25" not in again.stdout and "-m ensemble.tune" not in again.stdout
+    write_lines(layout.topics_path("sw", "test-a"), ["41\tKilimanjaro", "42\tMlima"])
+    third = make("submission", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}", "LANG=all")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "--lang sw" in third.stdout and "--lang en" not in third.stdout
+    assert "42 Q0" in (bundle / "run.miracl.miracl-pipeline.sw.test-a.txt").read_text()

@@ -13,3 +13,7 @@ class DataFormatError(ValueError):
         self.message = message
         where = f"{self.path}:{line}" if line is not None else f"{self.path}"
         super().__init__(f"{where}: {message}")
+
+    def __reduce__(self):
+        # Exceptions pickle by their args; ours has three, so a worker process could not send it back.
+        return (type(self), (self.path, self.line, self.message))

@@ -30,21 +30,25 @@ class RunLine:
 def iter_run(path: str | Path) -> Iterator[RunLine]:
     """Parse every line of a TREC run; a line that does not have the six fields is an error."""
     for number, text in iter_lines(path):
-        fields = text.split()
-        if not fields:
-            continue
-        if len(fields) != 6:
-            raise DataFormatError(path, number, f"expected 6 fields 'qid Q0 docid rank score tag', found {len(fields)}: {text[:80]!r}")
-        qid, _, docid, rank, score, tag = fields
-        try:
-            rank_value = int(rank)
-        except ValueError:
-            raise DataFormatError(path, number, f"rank must be an integer, found {rank!r}") from None
-        try:
-            score_value = float(score)
-        except ValueError:
-            raise DataFormatError(path, number, f"score must be a number, found {score!r}") from None
-        yield RunLine(number, qid, docid, rank_value, score_value, tag)
+        if text.split():
+            yield parse_run_line(path, number, text)
+
+
+def parse_run_line(path: str | Path, number: int, text: str) -> RunLine:
+    """One TREC run line, or a DataFormatError naming the file, the line and what was expected."""
+    fields = text.split()
+    if len(fields) != 6:
+        raise DataFormatError(path, number, f"expected 6 fields 'qid Q0 docid rank score tag', found {len(fields)}: {text[:80]!r}")
+    qid, _, docid, rank, score, tag = fields
+    try:
+        rank_value = int(rank)
+    except ValueError:
+        raise DataFormatError(path, number, f"rank must be an integer, found {rank!r}") from None
+    try:
+        score_value = float(score)
+    except ValueError:
+        raise DataFormatError(path, number, f"score must be a number, found {score!r}") from None
+    return RunLine(number, qid, docid, rank_value, score_value, tag)
 
 
 def read_run(path: str | Path) -> Run:

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from stages.bm25 import bm25_language, index_dir, run_path
+from stages.bm25 import bm25_language, index_dir, run_languages, run_path
 from stages.config import load_config
-from stages.formats import ReleaseLayout, read_run
+from stages.formats import DataFormatError, ReleaseLayout, read_run
 from stages.formats.runs import read_metadata
 from stages.lucene import IndexCountMismatch
 from tests.helpers import PASSAGES, REPO, TINY_LANGUAGES as LANGUAGES, make_release, write_config, write_lines
@@ -31,6 +31,26 @@ def test_runs_every_split_with_topics_and_skips_missing_ones(jvm, tiny):
     meta = read_metadata(run_path(tiny, "sw", "dev"))
     assert meta["analyzer"] == "WhitespaceAnalyzer" and meta["inputs"]["params"]["k1"] == 0.9
     assert json.loads((index_dir(tiny, "sw") / "manifest.json").read_text())["documents"] == 4
+
+
+def test_several_languages_fan_out_over_processes(tiny):
+    import dataclasses
+
+    config = dataclasses.replace(tiny, jobs=2)
+    runs = run_languages(config, ["en", "sw"], "dev", index_only=False)
+    assert {lang: [p.name for p in paths] for lang, paths in runs.items()} == {
+        "en": ["run.bm25.en.dev.txt"], "sw": ["run.bm25.sw.dev.txt"]}
+    assert all(p.is_file() for paths in runs.values() for p in paths)
+
+
+def test_a_failing_language_is_reported_by_name_and_the_others_still_finish(tiny):
+    import dataclasses
+
+    corpus = ReleaseLayout(tiny.data_root).corpus_dir("en") / "docs-0.jsonl"
+    corpus.write_text(corpus.read_text() + "not json\n")
+    runs = run_languages(dataclasses.replace(tiny, jobs=2), ["en", "sw"], "dev", index_only=False)
+    assert isinstance(runs["en"], DataFormatError) and runs["en"].line == 5 and runs["en"].path == corpus
+    assert [p.name for p in runs["sw"]] == ["run.bm25.sw.dev.txt"]
 
 
 def test_a_rerun_keeps_finished_work_and_redoes_only_what_is_missing(jvm, tiny, caplog):
