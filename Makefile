@@ -128,17 +128,65 @@ index: ## only build the BM25 indexes of LANG
 EVAL_ON := $(or $(SPLIT),$(EVAL_SPLIT))
 EVAL_RUNS := $(foreach l,$(LANGS),$(if $(filter $(EVAL_ON),$(SPLITS_$(l))),$(RUNS)/bm25/run.bm25.$(l).$(EVAL_ON).txt))
 
-eval: ## nDCG@10 and Recall@100 per language (and average) on SPLIT (default: dev), every system with runs
+eval: ## nDCG@10 and Recall@100 per language (and average) on SPLIT (default: dev): BM25 and every system with runs
 	@$(MAKE) --no-print-directory -j$(JOBS) eval-inputs
 	$(PY) -m stages.evaluate $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
 
 eval-inputs: $(EVAL_RUNS)
 	@:
 
-check: ## compare every system's scores (BM25, RM3, fusion, ...) with the expected table in configs/expected/
-	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs SPLIT=$(EVAL_ON)
+check: ## build every system's runs, then compare their scores with the expected table in configs/expected/
+	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs rerank-ce-runs SPLIT=$(EVAL_ON)
 	$(PY) -m stages.evaluate $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
 	$(PY) -m stages.check $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
+
+# ---------------------------------------------------------------- cross-encoder
+
+# Base model (the project-built tiny one offline) -> mMARCO step (ce-nmt) -> MIRACL step (ce). Each
+# stage skips work whose recorded inputs are unchanged, so a config edit elsewhere retrains nothing.
+MODELS := $(WORK_DIR)/models
+TINY_MODEL := $(MODELS)/tiny-xlmr/config.json
+CE_NMT_MODEL := $(MODELS)/ce-nmt/training.json
+CE_MODEL := $(MODELS)/ce/training.json
+CE_NMT_DATA := $(wildcard $(CE_NMT_ROOT)/triples.train.ids.small.tsv $(CE_NMT_ROOT)/*/collections/*.tsv $(CE_NMT_ROOT)/*/queries/train/*.tsv)
+CE_TRAIN_RUNS := $(foreach l,$(CE_TRAIN_LANGS),$(if $(filter $(CE_TRAIN_SPLIT),$(call topic_splits,$(l))),$(RUNS)/bm25/run.bm25.$(l).$(CE_TRAIN_SPLIT).txt))
+# Reranked splits: all with topics but the one the model was trained on.
+rerank_splits = $(filter-out $(CE_TRAIN_SPLIT),$(call topic_splits,$(1)))
+
+$(TINY_MODEL): $(CONFIG)
+	$(PY) -m stages.tiny_model $(CONFIG_ARGS)
+
+$(CE_NMT_MODEL): $(if $(filter tiny,$(CE_BASE)),$(TINY_MODEL)) $(CE_NMT_DATA) $(CONFIG)
+	$(PY) -m stages.train_ce $(CONFIG_ARGS) --step nmt
+
+$(CE_MODEL): $(CE_NMT_MODEL) $(CE_TRAIN_RUNS) $(CONFIG)
+	$(PY) -m stages.train_ce $(CONFIG_ARGS) --step miracl
+
+# One process per model reranks every selected language (torch and the model load once); languages
+# outside the selection get a rule of their own, for the pooled fusion tuning that may need them.
+RERANK_SPLIT_ARG := $(filter-out $(CE_TRAIN_SPLIT),train dev test-a test-b)
+rerank_targets = $(foreach l,$(2),$(foreach s,$(call rerank_splits,$(l)),$(RUNS)/$(1)/run.$(1).$(l).$(s).txt))
+define rerank_rules
+ifneq ($(call rerank_targets,$(1),$(2)),)
+$(call rerank_targets,$(1),$(2)) &: $(foreach l,$(2),$$(bm25_all_$(l))) $(3)
+	$(PY) -m stages.rerank_ce $(CONFIG_ARGS) --model $(1) --lang "$(2)" --split "$(RERANK_SPLIT_ARG)"
+endif
+endef
+$(eval $(call rerank_rules,ce,$(LANGS),$(CE_MODEL)))
+$(eval $(call rerank_rules,ce-nmt,$(LANGS),$(CE_NMT_MODEL)))
+$(foreach l,$(filter-out $(LANGS),$(ALL_LANGS)),$(eval $(call rerank_rules,ce,$(l),$(CE_MODEL))))
+$(foreach l,$(filter-out $(LANGS),$(ALL_LANGS)),$(eval $(call rerank_rules,ce-nmt,$(l),$(CE_NMT_MODEL))))
+
+CE_RUNS := $(foreach l,$(LANGS),$(foreach s,$(filter $(call rerank_splits,$(l)),$(call run_splits,$(l))),$(RUNS)/ce/run.ce.$(l).$(s).txt $(RUNS)/ce-nmt/run.ce-nmt.$(l).$(s).txt))
+
+train-ce: ## train the cross-encoder: mMARCO step (models/ce-nmt), then MIRACL train (models/ce)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(CE_MODEL)
+
+rerank-ce: ## rerank LANG's BM25 runs with the cross-encoder before (ce-nmt) and after (ce) MIRACL fine-tuning
+	@$(MAKE) --no-print-directory -j$(JOBS) rerank-ce-runs
+
+rerank-ce-runs: $(CE_RUNS)
+	@printf '%s\n' $^
 
 # ---------------------------------------------------------------- fusion and submissions
 
@@ -154,8 +202,10 @@ POOLED_PARAMS := $(FUSION_DIR)/params.all.yaml
 TUNED_PARAMS := $(foreach l,$(LANGS),$(FUSION_DIR)/params.$(l).yaml)
 TUNE_INPUTS := $(foreach l,$(LANGS),$(if $(call has_dev,$(l)),$(call fusion_inputs,$(l),$(EVAL_SPLIT)))) \
 	$(if $(filter $(FUSION_POOLED_LANGS),$(LANGS)),$(POOLED_PARAMS))
-FUSED_RUNS := $(foreach l,$(LANGS),$(foreach s,$(call run_splits,$(l)),$(call system_run,$(FUSION_NAME),$(l),$(s))))
-FUSE_INPUTS := $(foreach l,$(LANGS),$(foreach s,$(call run_splits,$(l)),$(call fusion_inputs,$(l),$(s))))
+# Fused splits: those asked for, except the rerankers' training split.
+fuse_splits = $(filter-out $(CE_TRAIN_SPLIT),$(call run_splits,$(1)))
+FUSED_RUNS := $(foreach l,$(LANGS),$(foreach s,$(call fuse_splits,$(l)),$(call system_run,$(FUSION_NAME),$(l),$(s))))
+FUSE_INPUTS := $(foreach l,$(LANGS),$(foreach s,$(call fuse_splits,$(l)),$(call fusion_inputs,$(l),$(s))))
 
 $(POOLED_PARAMS): $(foreach l,$(ALL_LANGS),$(if $(call has_dev,$(l)),$(call fusion_inputs,$(l),$(EVAL_SPLIT)))) $(CONFIG)
 	$(PY) -m ensemble.tune $(CONFIG_ARGS) --pooled
@@ -165,7 +215,7 @@ $(TUNED_PARAMS) &: $(TUNE_INPUTS) $(CONFIG)
 
 ifneq ($(FUSED_RUNS),)
 $(FUSED_RUNS) &: $(FUSE_INPUTS) $(TUNED_PARAMS)
-	$(PY) -m ensemble.fusion $(CONFIG_ARGS) --lang "$(LANGS)" $(if $(SPLIT),--split "$(SPLIT)")
+	$(PY) -m ensemble.fusion $(CONFIG_ARGS) --lang "$(LANGS)" --split "$(RERANK_SPLIT_ARG)"
 endif
 
 tune-fusion: ## re-tune the fusion parameters of LANG on dev (per language; pooled where dev is too small)
@@ -175,7 +225,7 @@ tune-fusion: ## re-tune the fusion parameters of LANG on dev (per language; pool
 tune-fusion-files: $(TUNED_PARAMS)
 	@printf '%s\n' $^
 
-fuse: ## fused runs of LANG for SPLIT (default: every split), tuning first where needed
+fuse: ## fused runs of LANG for SPLIT (default: every split but train), tuning first where needed
 	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs
 
 fused-runs: $(FUSED_RUNS)
@@ -190,7 +240,7 @@ validate: $(VENV_STAMP) ## check a run file for the leaderboard: make validate F
 	$(PY) -m submissions.validate $(CONFIG_ARGS) $(if $(filter-out all,$(SELECT)),--lang $(SELECT)) $(if $(SPLIT),--split $(SPLIT)) $(FILE)
 
 report: ## dev tables (nDCG@10, Recall@100) per language and system, bar chart, tuned weights
-	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs SPLIT=$(EVAL_ON)
+	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs rerank-ce-runs SPLIT=$(EVAL_ON)
 	$(PY) -m ensemble.report $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
 
 compare: ## significance of the fused run against each input run, per language (ranx compare)
@@ -205,6 +255,9 @@ doctor: $(VENV_STAMP) ## Java in use, library versions, each language's analyzer
 bench-bm25: ## indexing and retrieval throughput, ours beside Pyserini's command line (synthetic 200k passages)
 	$(PY) -m stages.benchmarks.bm25 $(CONFIG_ARGS)
 
+bench-rerank: ## cross-encoder pairs/s, ours beside CrossEncoder.predict, with FLOPs per pair and the matmul peak
+	$(PY) -m stages.benchmarks.rerank $(CONFIG_ARGS)
+
 # ---------------------------------------------------------------- housekeeping
 
 clean: ## remove what was generated for this collection (indexes, runs, reports)
@@ -216,5 +269,6 @@ clean-all: ## remove work/ and .venv/
 help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /  make \1\t/' | expand -t 24
 
-.PHONY: setup test bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check doctor bench-bm25 clean clean-all help \
-	tune-fusion tune-fusion-files fuse fused-runs submission validate report compare
+.PHONY: setup test bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check doctor bench-bm25 bench-rerank clean clean-all help \
+	tune-fusion tune-fusion-files fuse fused-runs submission validate report compare \
+	train-ce rerank-ce rerank-ce-runs

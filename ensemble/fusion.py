@@ -19,6 +19,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from stages.cli import run_stage
 from stages.config import REPO_ROOT, ConfigError, FusionParams, add_config_arguments, load_config
 from stages.formats import ReleaseLayout, Run, read_run, write_run
@@ -30,9 +32,9 @@ log = logging.getLogger("ensemble.fusion")
 PARAMETER_FREE = ("min", "max", "med", "sum", "anz", "mnz", "isr", "log_isr", "bordafuse", "condorcet")
 WEIGHTED = ("wsum", "wmnz", "mixed", "w_bordafuse", "w_condorcet")
 ONE_PARAMETER = {"rrf": "k", "gmnz": "gamma", "logn_isr": "sigma", "rbc": "phi"}
-# probfuse, slidefuse, segfuse, bayesfuse, mapfuse and posfuse learn probabilities from judged
-# training runs; they are not offered because their learned state does not carry to a test split's runs.
-METHODS = PARAMETER_FREE + WEIGHTED + tuple(ONE_PARAMETER)
+# Learned from judged runs (ranx's optimize_fusion on dev): per-run probabilities or scores by rank segment.
+TRAINED = ("probfuse", "slidefuse", "segfuse", "bayesfuse", "mapfuse", "posfuse")
+METHODS = PARAMETER_FREE + WEIGHTED + tuple(ONE_PARAMETER) + TRAINED
 NORMS = ("min-max", "min-max-inverted", "max", "sum", "zmuv", "rank", "borda", "none")
 
 
@@ -110,8 +112,9 @@ def fuse_runs(runs: dict[str, Run], method: str, norm: str = "min-max", params: 
             fused.update({qid: top[only][qid] for qid in group})
             continue
         group_params = dict(params)
-        if "weights" in params:
-            group_params["weights"] = [params["weights"][names.index(name)] for name in covering]
+        for key, value in params.items():
+            if isinstance(value, list) and len(value) == len(names):  # one entry per run: keep those present
+                group_params[key] = [_as_ranx(value[names.index(name)]) for name in covering]
         ranx_runs = [ranx.Run({qid: top[name][qid] for qid in group}, name=name) for name in covering]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # numba's int casts warn on every call
@@ -154,6 +157,11 @@ def file_sha256(path: Path) -> str:
     if not path.is_file():
         raise ConfigError(f"input run missing: {path} (its stage has not run; `make fuse` runs it)")
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _as_ranx(value):
+    # Trained parameters come back from YAML as lists; ranx's kernels take float arrays.
+    return np.asarray(value, dtype=float) if isinstance(value, list) else value
 
 
 def main(argv: list[str] | None = None) -> int:

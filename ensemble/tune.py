@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ensemble.fusion import ONE_PARAMETER, PARAMETER_FREE, WEIGHTED, align_runs, check_method, fuse_runs, ranx_module, truncate
+from ensemble.fusion import (ONE_PARAMETER, PARAMETER_FREE, TRAINED, WEIGHTED, align_runs, check_method, fuse_runs,
+                             ranx_module, truncate)
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, FusionParams, add_config_arguments, load_config
 from stages.formats import ReleaseLayout, atomic_write, read_run
@@ -50,7 +51,7 @@ def weight_grid(n_runs: int, step: float) -> list[tuple[float, ...]]:
 
 
 def candidates(fusion: FusionParams, n_runs: int) -> list[dict]:
-    """The parameter settings to try for the configured method."""
+    """The parameter settings to try for the configured method (not a trained one)."""
     check_method(fusion.method, fusion.norm)
     if fusion.method in PARAMETER_FREE:
         return [{}]
@@ -65,25 +66,62 @@ def candidates(fusion: FusionParams, n_runs: int) -> list[dict]:
     return [{name: (int(v) if name == "k" else v)} for v in values]
 
 
+def query_scores(judged, fused: dict, qids: list[str], metric: str) -> np.ndarray:
+    """The metric of each of `qids` in a fused run (trec_eval -c: a query without hits scores 0)."""
+    ranx = ranx_module()
+    answered = {qid: hits for qid, hits in fused.items() if hits}
+    if not answered:
+        return np.zeros(len(qids))
+    run = ranx.Run(answered)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ranx.evaluate(judged, run, metric, make_comparable=True)
+    scores = run.scores[metric]
+    return np.array([scores.get(qid, 0.0) for qid in qids])
+
+
+def _ranx_qrels(qrels: dict, qids: list[str]):
+    return ranx_module().Qrels({qid: {d: int(r) for d, r in qrels[qid].items()} for qid in qids})
+
+
 def per_query_scores(qrels: dict, runs: dict, fusion: FusionParams, settings: list[dict]) -> tuple[list[str], np.ndarray]:
     """(judged qids, matrix[setting, query]) of the tuning metric; a query without hits scores 0."""
-    ranx = ranx_module()
     qids = list(qrels)
-    judged = ranx.Qrels({qid: {d: int(r) for d, r in docs.items()} for qid, docs in qrels.items()})
+    judged = _ranx_qrels(qrels, qids)
     top = {name: truncate(run, fusion.depth) for name, run in runs.items()}
     alignment = align_runs(top, qids)
     matrix = np.zeros((len(settings), len(qids)))
     for i, params in enumerate(settings):
         fused = fuse_runs(top, fusion.method, fusion.norm, params, fusion.depth, fusion.hits, alignment=alignment)
-        if not fused:
-            continue
-        run = ranx.Run(fused)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ranx.evaluate(judged, run, fusion.tune.metric, make_comparable=True)
-        scores = run.scores[fusion.tune.metric]
-        matrix[i] = [scores.get(qid, 0.0) for qid in qids]
+        matrix[i] = query_scores(judged, fused, qids, fusion.tune.metric)
     return qids, matrix
+
+
+def train_params(qrels: dict, runs: dict, fusion: FusionParams, qids: list[str]) -> dict:
+    """Fit a trained method (probfuse, segfuse, ...) with ranx on `qids`: those judged relevant somewhere
+    and answered by every run, as ranx requires."""
+    ranx = ranx_module()
+    usable = [q for q in qids if any(r > 0 for r in qrels[q].values()) and all(run.get(q) for run in runs.values())]
+    if not usable:
+        raise ConfigError(f"{fusion.method}: no tuning query is judged relevant and answered by every run")
+    ranx_runs = [ranx.Run({q: run[q] for q in usable}, name=name) for name, run in runs.items()]
+    extra = {"show_progress": False} if fusion.method in ("probfuse", "slidefuse") else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        params = ranx.optimize_fusion(_ranx_qrels(qrels, usable), ranx_runs, norm=None if fusion.norm == "none" else fusion.norm,
+                                      method=fusion.method, metric=fusion.tune.metric, **extra)
+    return to_plain(params)
+
+
+def to_plain(params: dict) -> dict:
+    """ranx's trained state (numpy arrays, one per run) as plain lists, for YAML."""
+    plain = {}
+    for key, value in params.items():
+        if isinstance(value, (list, tuple, np.ndarray)):
+            plain[key] = [np.asarray(v, dtype=float).tolist() if np.ndim(v) else float(v) for v in value]
+        else:
+            plain[key] = value.item() if isinstance(value, np.generic) else value
+    return plain
 
 
 def best_setting(matrix: np.ndarray, columns=None) -> int:
@@ -92,48 +130,91 @@ def best_setting(matrix: np.ndarray, columns=None) -> int:
     return int(np.argmax(sub.mean(axis=1)))
 
 
+def folds_of(n: int, folds: int, seed: int) -> list[np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    return np.array_split(order, min(folds, n))
+
+
 def cross_validated(matrix: np.ndarray, folds: int, seed: int) -> float | None:
     """k-fold estimate: tune on k-1 folds of queries, score the held-out fold; mean over all queries."""
     n = matrix.shape[1]
     if n < 2:
         return None
-    order = np.random.default_rng(seed).permutation(n)
     held_scores = np.zeros(n)
-    for fold in np.array_split(order, min(folds, n)):
-        train = np.setdiff1d(order, fold)
+    for fold in folds_of(n, folds, seed):
+        train = np.setdiff1d(np.arange(n), fold)
         held_scores[fold] = matrix[best_setting(matrix, train), fold]
     return float(held_scores.mean())
 
 
 @dataclass
 class TuningData:
-    qids: list[str]
-    matrix: np.ndarray
+    """A language's (or all languages', qids prefixed) judged tuning queries and input runs."""
+    qrels: dict
+    runs: dict
     baselines: dict[str, float]
 
+    @property
+    def qids(self) -> list[str]:
+        return list(self.qrels)
 
-def language_data(config: Config, layout: ReleaseLayout, lang: str, settings: list[dict]) -> TuningData | None:
-    """Per-query scores of every setting on a language's judged tuning queries (None: nothing to tune on)."""
+
+def language_data(config: Config, layout: ReleaseLayout, lang: str) -> TuningData | None:
+    """The judged tuning queries and input runs of a language (None: nothing to tune on)."""
+    from stages.evaluate import evaluate_run
+
     fusion, split = config.fusion, config.evaluation.split
     if split not in config.languages[lang].splits or not layout.has_qrels(lang, split):
         return None
     qrels = layout.qrels(lang, split)
-    runs = {system: read_run(config.run_path(system, lang, split)) for system in fusion.systems}
+    runs = {system: truncate(read_run(config.run_path(system, lang, split)), fusion.depth) for system in fusion.systems}
     for line in align_runs(runs, list(qrels)).describe(list(runs)):
         log.info("%s %s: %s", lang, split, line)
-    qids, matrix = per_query_scores(qrels, runs, fusion, settings)
-    from stages.evaluate import evaluate_run
-
-    baselines = {system: evaluate_run(qrels, truncate(run, fusion.hits), [fusion.tune.metric])[fusion.tune.metric]
-                 for system, run in runs.items()}
-    return TuningData(qids, matrix, baselines)
+    metric = fusion.tune.metric
+    baselines = {system: evaluate_run(qrels, truncate(run, fusion.hits), [metric])[metric] for system, run in runs.items()}
+    return TuningData(qrels, runs, baselines)
 
 
-def summarize(fusion: FusionParams, settings: list[dict], data: TuningData, chosen: int, split: str) -> dict:
+def pooled_data(parts: dict[str, TuningData]) -> TuningData:
+    """All languages' tuning data as one, qids prefixed by language."""
+    qrels = {f"{lang}/{q}": judged for lang, d in parts.items() for q, judged in d.qrels.items()}
+    systems = list(next(iter(parts.values())).runs)
+    runs = {s: {f"{lang}/{q}": hits for lang, d in parts.items() for q, hits in d.runs[s].items()} for s in systems}
+    baselines = {s: float(np.mean([d.baselines[s] for d in parts.values()])) for s in systems}
+    return TuningData(qrels, runs, baselines)
+
+
+def tune(data: TuningData, fusion: FusionParams) -> dict:
+    """The chosen parameters with their in-sample and k-fold cross-validated scores."""
+    qids, tune_params = data.qids, fusion.tune
+    if fusion.method in TRAINED:
+        judged = _ranx_qrels(data.qrels, qids)
+        params = train_params(data.qrels, data.runs, fusion, qids)
+        fused = fuse_runs(data.runs, fusion.method, fusion.norm, params, fusion.depth, fusion.hits, qids=qids)
+        in_sample = query_scores(judged, fused, qids, tune_params.metric)
+        held = np.zeros(len(qids))
+        for fold in folds_of(len(qids), tune_params.folds, tune_params.seed):
+            train = [qids[i] for i in np.setdiff1d(np.arange(len(qids)), fold)]
+            held_qids = [qids[i] for i in fold]
+            fold_params = train_params(data.qrels, data.runs, fusion, train)
+            fused = fuse_runs(data.runs, fusion.method, fusion.norm, fold_params, fusion.depth, fusion.hits, qids=held_qids)
+            held[fold] = query_scores(judged, fused, held_qids, tune_params.metric)
+        return {"params": params, "in_sample": float(in_sample.mean()),
+                "cross_validated": float(held.mean()) if len(qids) > 1 else None, "settings_tried": "trained"}
+    settings = candidates(fusion, len(fusion.systems))
+    _, matrix = per_query_scores(data.qrels, data.runs, fusion, settings)
+    chosen = best_setting(matrix)
+    return {"params": settings[chosen], "in_sample": float(matrix[chosen].mean()),
+            "cross_validated": cross_validated(matrix, tune_params.folds, tune_params.seed),
+            "settings_tried": len(settings)}
+
+
+def summarize(fusion: FusionParams, data: TuningData, tuned: dict, split: str) -> dict:
     return {
-        "method": fusion.method, "norm": fusion.norm, "params": settings[chosen], "systems": list(fusion.systems),
+        "method": fusion.method, "norm": fusion.norm, "params": tuned["params"], "systems": list(fusion.systems),
         "metric": fusion.tune.metric, "split": split, "queries": len(data.qids),
-        "in_sample": round(float(data.matrix[chosen].mean()), 6),
+        "in_sample": round(tuned["in_sample"], 6), "cross_validated": _round(tuned["cross_validated"]),
+        "settings_tried": tuned["settings_tried"],
         "inputs": {system: round(score, 6) for system, score in data.baselines.items()},
     }
 
@@ -141,42 +222,38 @@ def summarize(fusion: FusionParams, settings: list[dict], data: TuningData, chos
 def tune_language(config: Config, lang: str) -> dict:
     """The tuned parameters of one language, or a pointer to the pooled ones when dev is too small."""
     fusion = config.fusion
-    settings = candidates(fusion, len(fusion.systems))
-    data = language_data(config, ReleaseLayout(config.data_root), lang, settings)
+    check_method(fusion.method, fusion.norm)
+    data = language_data(config, ReleaseLayout(config.data_root), lang)
     queries = 0 if data is None else len(data.qids)
     if queries < fusion.tune.min_queries:
         log.info("%s: %d judged dev queries (< %d): uses the parameters tuned over all languages",
                  lang, queries, fusion.tune.min_queries)
         return {"fallback": POOLED, "queries": queries, "reason": f"{queries} judged dev queries, fewer than "
                 f"min_queries {fusion.tune.min_queries}"}
-    chosen = best_setting(data.matrix)
-    entry = summarize(fusion, settings, data, chosen, config.evaluation.split)
-    entry["cross_validated"] = _round(cross_validated(data.matrix, fusion.tune.folds, fusion.tune.seed))
-    entry["settings_tried"] = len(settings)
+    entry = summarize(fusion, data, tune(data, fusion), config.evaluation.split)
     log.info("%s: %s %s -> %s %.4f in sample, %s cross-validated (inputs: %s)", lang, fusion.method,
-             settings[chosen], fusion.tune.metric, entry["in_sample"], entry["cross_validated"], entry["inputs"])
+             _short(entry["params"]), fusion.tune.metric, entry["in_sample"], entry["cross_validated"], entry["inputs"])
     return entry
 
 
 def tune_pooled(config: Config) -> dict:
     """Parameters tuned over the dev queries of every language that has them, pooled."""
     fusion = config.fusion
-    settings = candidates(fusion, len(fusion.systems))
+    check_method(fusion.method, fusion.norm)
     layout = ReleaseLayout(config.data_root)
-    parts = {lang: d for lang in config.languages if (d := language_data(config, layout, lang, settings))}
+    parts = {lang: d for lang in config.languages if (d := language_data(config, layout, lang))}
     if not parts:
         raise ConfigError(f"no language has judged {config.evaluation.split} queries to tune fusion on")
-    pooled = TuningData([f"{lang}/{q}" for lang, d in parts.items() for q in d.qids],
-                        np.concatenate([d.matrix for d in parts.values()], axis=1),
-                        {s: float(np.mean([d.baselines[s] for d in parts.values()])) for s in fusion.systems})
-    chosen = best_setting(pooled.matrix)
-    entry = summarize(fusion, settings, pooled, chosen, config.evaluation.split)
-    entry["cross_validated"] = _round(cross_validated(pooled.matrix, fusion.tune.folds, fusion.tune.seed))
-    entry["languages"] = list(parts)
-    entry["settings_tried"] = len(settings)
-    log.info("pooled over %d languages: %s -> %.4f in sample, %s cross-validated", len(parts), settings[chosen],
+    data = pooled_data(parts)
+    entry = summarize(fusion, data, tune(data, fusion), config.evaluation.split) | {"languages": list(parts)}
+    log.info("pooled over %d languages: %s -> %.4f in sample, %s cross-validated", len(parts), _short(entry["params"]),
              entry["in_sample"], entry["cross_validated"])
     return entry
+
+
+def _short(params: dict) -> str:
+    text = str(params)
+    return text if len(text) < 80 else text[:77] + "..."
 
 
 def _round(value: float | None) -> float | None:

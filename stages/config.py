@@ -76,6 +76,14 @@ class BenchParams:
     vocabulary: int = 50_000
     repeats: int = 3
     seed: int = 13
+    # make bench-rerank: pairs scored, and the shape of the (randomly initialised) model timed.
+    rerank_pairs: int = 2000
+    rerank_max_length: int = 256
+    rerank_batch_size: int = 32
+    rerank_layers: int = 6
+    rerank_hidden: int = 384
+    rerank_heads: int = 12
+    rerank_intermediate: int = 1536
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,66 @@ class FusionParams:
 
 
 @dataclass(frozen=True)
+class TinyModelParams:
+    # A small XLM-R-shaped encoder the project builds offline (stages.tiny_model): the default
+    # starting point on the sample and in tests, where no Hugging Face checkpoint can be downloaded.
+    vocab_size: int = 4000
+    layers: int = 2
+    hidden: int = 64
+    heads: int = 4
+    intermediate: int = 128
+    max_length: int = 256
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: float = 1.0
+    learning_rate: float = 2e-5
+    batch_size: int = 16
+    gradient_accumulation: int = 1
+    warmup_ratio: float = 0.1
+    # "auto": bf16 where the GPU supports it, fp16 on other GPUs, float32 on CPU.
+    precision: str = "auto"
+    save_steps: int = 500
+    logging_steps: int = 50
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class NMTData:
+    """Machine-translated MS MARCO (mMARCO): which languages, and how many query groups of each."""
+    root: Path = Path("data/mmarco-mini")
+    translation: str = "google"
+    languages: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MiraclData:
+    """MIRACL train groups: per query one judged positive, negatives from judgments and BM25."""
+    split: str = "train"
+    # BM25 hits looked at for hard negatives (judged positives are never taken).
+    bm25_depth: int = 30
+
+
+@dataclass(frozen=True)
+class CrossEncoderParams:
+    # "tiny": the project-built model (stages.tiny_model); otherwise a Hugging Face name or a path.
+    base_model: str = "tiny"
+    max_length: int = 256
+    # pointwise: binary cross-entropy per pair; listwise: softmax cross-entropy over a query's group.
+    loss: str = "listwise"
+    negatives: int = 3
+    nmt: NMTData = field(default_factory=NMTData)
+    nmt_training: TrainParams = field(default_factory=TrainParams)
+    miracl: MiraclData = field(default_factory=MiraclData)
+    miracl_training: TrainParams = field(default_factory=TrainParams)
+    # Reranking: BM25 hits rescored per query, and pairs per forward pass.
+    rerank_depth: int = 100
+    rerank_batch_size: int = 32
+
+
+@dataclass(frozen=True)
 class SubmissionParams:
     # The leaderboard tag, in every line and in the file names (run.miracl.<tag>.<lang>.<split>.txt).
     tag: str = "miracl-pipeline"
@@ -122,6 +190,8 @@ class Config:
     bench: BenchParams = field(default_factory=BenchParams)
     fusion: FusionParams = field(default_factory=FusionParams)
     submission: SubmissionParams = field(default_factory=SubmissionParams)
+    tiny_model: TinyModelParams = field(default_factory=TinyModelParams)
+    cross_encoder: CrossEncoderParams = field(default_factory=CrossEncoderParams)
     # Processes over which `LANG=all` fans out (make -j).
     jobs: int = 2
     expected_scores: Path | None = None
@@ -304,6 +374,14 @@ def make_vars(config: Config) -> str:
         f"FUSION_SYSTEMS := {' '.join(fusion.systems)}",
         # Languages whose fusion parameters come from the pooled tuning (too few judged dev queries).
         f"FUSION_POOLED_LANGS := {' '.join(pooled_languages(config))}",
+    ]
+    ce = config.cross_encoder
+    nmt_root = ce.nmt.root if ce.nmt.root.is_absolute() else REPO_ROOT / ce.nmt.root
+    lines += [
+        f"CE_BASE := {ce.base_model}",
+        f"CE_NMT_ROOT := {nmt_root}",
+        f"CE_TRAIN_SPLIT := {ce.miracl.split}",
+        f"CE_TRAIN_LANGS := {' '.join(c for c, lang in config.languages.items() if ce.miracl.split in lang.splits)}",
     ]
     return "\n".join(lines) + "\n"
 

@@ -72,3 +72,14 @@ def sample_bm25(tmp_path_factory, supported_languages):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return load_config(config_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """The project's tiny XLM-R-shaped model, built from a few sentences (seconds, no network)."""
+    from stages.config import TinyModelParams
+    from stages.tiny_model import build_tiny_model
+
+    texts = ["The Nile river flows north through Egypt.", "Bread needs yeast and flour.", "Cats sleep many hours.",
+             "The moon causes tides.", "Mto Nile ni mto mrefu zaidi barani Afrika.", "Kilimanjaro ni mlima mrefu."] * 20
+    return build_tiny_model(texts, TinyModelParams(vocab_size=120, max_length=64), tmp_path_factory.mktemp("models") / "tiny")

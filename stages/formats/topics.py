@@ -14,23 +14,28 @@ def read_topics(path: str | Path) -> dict[str, str]:
     Blank lines are ignored; surrounding whitespace is removed from qid and query. A line without a
     tab, an empty qid or query, or a qid seen before is an error naming the line.
     """
-    topics: dict[str, str] = {}
+    return read_id_text(path, "qid", "query")
+
+
+def read_id_text(path: str | Path, id_name: str, text_name: str) -> dict[str, str]:
+    """Any `id<TAB>text` file (topics, MS MARCO queries and collections) into {id: text}, in file order."""
+    entries: dict[str, str] = {}
     first_line: dict[str, int] = {}
     for number, line in iter_lines(path):
         if not line.strip():
             continue
         if "\t" not in line:
-            raise DataFormatError(path, number, f"expected 'qid<TAB>query', found no tab in {line[:80]!r}")
-        qid, query = (part.strip() for part in line.split("\t", 1))
-        if not qid:
-            raise DataFormatError(path, number, "empty qid; expected 'qid<TAB>query'")
-        if not query:
-            raise DataFormatError(path, number, f"empty query for qid {qid!r}")
-        if qid in topics:
-            raise DataFormatError(path, number, f"duplicate qid {qid!r} (first on line {first_line[qid]})")
-        topics[qid] = query
-        first_line[qid] = number
-    return topics
+            raise DataFormatError(path, number, f"expected '{id_name}<TAB>{text_name}', found no tab in {line[:80]!r}")
+        key, text = (part.strip() for part in line.split("\t", 1))
+        if not key:
+            raise DataFormatError(path, number, f"empty {id_name}; expected '{id_name}<TAB>{text_name}'")
+        if not text:
+            raise DataFormatError(path, number, f"empty {text_name} for {id_name} {key!r}")
+        if key in entries:
+            raise DataFormatError(path, number, f"duplicate {id_name} {key!r} (first on line {first_line[key]})")
+        entries[key] = text
+        first_line[key] = number
+    return entries
 
 
 def write_topics(topics: dict[str, str], path: str | Path) -> None:

@@ -115,3 +115,17 @@ def test_a_language_with_too_few_dev_queries_takes_the_pooled_parameters(tiny_fu
     assert resolved["params"] == pooled["params"] and resolved["source"].endswith("params.all.yaml")
     on_disk = yaml.safe_load(params_path(config, "sw").read_text())
     assert on_disk["language"] == "sw" and on_disk["fallback"] == "all"
+
+
+@pytest.mark.parametrize("method", ["probfuse", "segfuse", "bayesfuse", "mapfuse", "posfuse", "slidefuse"])
+def test_trained_methods_learn_on_dev_and_their_state_survives_yaml(tiny_fusion, method):
+    from ensemble.fusion import fuse_runs
+
+    config = dataclasses.replace(tiny_fusion, fusion=dataclasses.replace(tiny_fusion.fusion, method=method))
+    entry = tune_language(config, "en")
+    assert entry["method"] == method and entry["settings_tried"] == "trained"
+    write_params(params_path(config, "en"), entry, config, "en")
+    loaded = load_tuned(params_path(config, "en"))
+    runs = {s: {"11": {"1#0": 2.0, "1#1": 1.0}} for s in ("x", "y")}
+    fused = fuse_runs(runs, method, config.fusion.norm, loaded["params"])
+    assert set(fused["11"]) == {"1#0", "1#1"}

@@ -1,0 +1,157 @@
+"""Training groups for the cross-encoder: one query, one positive passage, n negatives.
+
+Two sources, one shape:
+- translated MS MARCO (mMARCO): per configured language, the id triples grouped by query, texts
+  taken from that language's collection and queries (the ids are shared by all languages);
+- MIRACL train: per query, a judged positive; negatives are the judged non-relevant passages first,
+  then the BM25 run's top hits, never a passage judged relevant.
+
+    python -m stages.ce_data --source miracl --lang sw     # print a few groups, to look at the data
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+
+from stages.cli import run_stage
+from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, load_config
+from stages.formats import Passage, ReleaseLayout, iter_corpus, read_run
+from stages.formats.mmarco import MMarcoLayout, iter_id_triples
+
+log = logging.getLogger("stages.ce_data")
+
+
+@dataclass(frozen=True)
+class Group:
+    source: str  # "mmarco:<language>" or "miracl:<lang>"
+    qid: str
+    query: str
+    positive: str
+    negatives: tuple[str, ...]
+
+
+def passage_text(passage: Passage) -> str:
+    """What the model reads of a MIRACL passage: its article title, then the text."""
+    return f"{passage.title}: {passage.text}" if passage.title else passage.text
+
+
+def nmt_groups(config: Config) -> list[Group]:
+    """mMARCO groups, `count` queries per configured language (a seeded sample of the triples' queries)."""
+    nmt, n = config.cross_encoder.nmt, config.cross_encoder.negatives
+    if not nmt.languages:
+        raise ConfigError("cross_encoder.nmt.languages is empty: name the mMARCO languages to train on")
+    layout = MMarcoLayout(nmt.root if nmt.root.is_absolute() else REPO_ROOT / nmt.root, nmt.translation)
+    by_query: dict[str, tuple[str, list[str]]] = {}
+    for qid, positive, negative in iter_id_triples(layout.triples_path()):
+        pos, negs = by_query.setdefault(qid, (positive, []))
+        if positive == pos and negative not in negs and negative != pos:
+            negs.append(negative)
+    usable = sorted(q for q, (_, negs) in by_query.items() if len(negs) >= n)
+    groups = []
+    for language, count in nmt.languages.items():
+        collection, queries = layout.collection(language), layout.queries(language)
+        chosen = random.Random(f"{config.cross_encoder.nmt_training.seed}:{language}").sample(usable, min(count, len(usable)))
+        for qid in chosen:
+            positive, negatives = by_query[qid]
+            ids = [positive, *negatives[:n]]
+            missing = [pid for pid in ids if pid not in collection]
+            if qid not in queries or missing:
+                raise ConfigError(f"mMARCO {language}: query {qid} or passages {missing} of the triples are not in "
+                                  f"{layout.queries_path(language)} / {layout.collection_path(language)}")
+            groups.append(Group(f"mmarco:{language}", qid, queries[qid], collection[positive],
+                                tuple(collection[pid] for pid in negatives[:n])))
+    log.info("mMARCO: %d groups (%s), %d negatives each", len(groups),
+             ", ".join(f"{lang} {count}" for lang, count in nmt.languages.items()), n)
+    return groups
+
+
+def miracl_negatives(judged: dict[str, int], bm25_hits: list[str], n: int) -> list[str]:
+    """Judged non-relevant passages first, then BM25's hits in rank order; never a judged positive."""
+    positives = {docid for docid, rel in judged.items() if rel > 0}
+    negatives: list[str] = []
+    for docid in [d for d, rel in judged.items() if rel <= 0] + bm25_hits:
+        if docid not in positives and docid not in negatives:
+            negatives.append(docid)
+        if len(negatives) == n:
+            break
+    return negatives
+
+
+def miracl_groups(config: Config, langs: list[str]) -> list[Group]:
+    """MIRACL train groups of each language that has a train split; queries short of negatives are skipped."""
+    ce, split = config.cross_encoder, config.cross_encoder.miracl.split
+    layout = ReleaseLayout(config.data_root)
+    groups = []
+    for lang in langs:
+        if split not in config.languages[lang].splits or not layout.has_qrels(lang, split):
+            continue
+        topics, qrels = layout.topics(lang, split), layout.qrels(lang, split)
+        run = read_run(config.run_path("bm25", lang, split))
+        plan, short = {}, []
+        for qid, judged in qrels.items():
+            positives = [d for d, rel in judged.items() if rel > 0]
+            if not positives or qid not in topics:
+                continue
+            hits = sorted(run.get(qid, {}).items(), key=lambda h: (-h[1], h[0]))[:ce.miracl.bm25_depth]
+            negatives = miracl_negatives(judged, [d for d, _ in hits], ce.negatives)
+            if len(negatives) < ce.negatives:
+                short.append(qid)
+                continue
+            plan[qid] = (positives[0], negatives)
+        needed = {d for pos, negs in plan.values() for d in (pos, *negs)}
+        passages = {p.docid: p for _, _, p in iter_corpus(layout.corpus_dir(lang)) if p.docid in needed}
+        absent = sorted(needed - set(passages))
+        if absent:
+            raise ConfigError(f"{lang} {split}: judged or retrieved passages not in the corpus: {' '.join(absent[:10])}")
+        for qid, (positive, negatives) in plan.items():
+            groups.append(Group(f"miracl:{lang}", qid, topics[qid], passage_text(passages[positive]),
+                                tuple(passage_text(passages[d]) for d in negatives)))
+        if short:
+            log.info("%s %s: %d queries skipped, fewer than %d negatives: %s", lang, split, len(short), ce.negatives,
+                     " ".join(short[:10]))
+    log.info("MIRACL %s: %d groups over %d languages", split, len(groups), len({g.source for g in groups}))
+    return groups
+
+
+def as_rows(groups: list[Group], loss: str) -> dict[str, list]:
+    """Columns for sentence-transformers: listwise (query, positive, negative_1..n) or pointwise (query, passage, label)."""
+    if loss == "listwise":
+        columns: dict[str, list] = defaultdict(list)
+        for g in groups:
+            columns["query"].append(g.query)
+            columns["positive"].append(g.positive)
+            for i, negative in enumerate(g.negatives, 1):
+                columns[f"negative_{i}"].append(negative)
+        return dict(columns)
+    if loss == "pointwise":
+        rows = [(g.query, text, float(label)) for g in groups
+                for text, label in [(g.positive, 1), *((neg, 0) for neg in g.negatives)]]
+        return {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}
+    raise ConfigError(f"cross_encoder.loss must be 'listwise' or 'pointwise', got {loss!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.ce_data", description=__doc__.splitlines()[0])
+    add_config_arguments(parser, split=False)
+    parser.add_argument("--source", choices=["nmt", "miracl"], default="miracl")
+    parser.add_argument("--show", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    def body():
+        config = load_config(args.config, args.data)
+        groups = nmt_groups(config) if args.source == "nmt" else miracl_groups(config, config.select_languages(args.lang))
+        for g in groups[:args.show]:
+            print(f"[{g.source} {g.qid}] {g.query}\n  + {g.positive[:100]}")
+            for negative in g.negatives:
+                print(f"  - {negative[:100]}")
+        print(f"{len(groups)} groups")
+
+    return run_stage(log, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Train the cross-encoder: first on translated MS MARCO (mMARCO), then fine-tuned on MIRACL train.
+
+    python -m stages.train_ce --step nmt       # base model -> work/<collection>/models/ce-nmt/
+    python -m stages.train_ce --step miracl    # ce-nmt     -> work/<collection>/models/ce/
+
+Training is sentence-transformers' CrossEncoderTrainer (the Hugging Face Trainer underneath), so mixed
+precision, gradient accumulation, checkpoints, multi-GPU through `torchrun` or `accelerate launch`,
+and seeds come from there. Losses: `pointwise` is binary cross-entropy on each (query, passage) pair;
+`listwise` is softmax cross-entropy over a query's group (its positive and n negatives):
+sentence-transformers' MultipleNegativesRankingLoss with scale 1, no activation, and its in-batch
+negatives turned off. Checkpoints go to `<model>.checkpoints/`; a run that died resumes from the last one.
+The finished model directory holds `training.json`: config, data, base model, loss curve, versions.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+
+from stages.ce_data import Group, as_rows, miracl_groups, nmt_groups
+from stages.cli import run_stage
+from stages.config import Config, ConfigError, TrainParams, add_config_arguments, load_config, plain
+from stages.formats.jsonfile import read_json, write_json
+
+log = logging.getLogger("stages.train_ce")
+STEPS = {"nmt": "ce-nmt", "miracl": "ce"}
+
+
+def model_dir(config: Config, step: str) -> Path:
+    return config.work_dir / "models" / STEPS[step]
+
+
+def base_model(config: Config, step: str) -> str:
+    """Where a step starts: the configured base model (the project-built tiny one by default), or ce-nmt."""
+    if step == "miracl":
+        start = model_dir(config, "nmt")
+        if not (start / "training.json").is_file():
+            raise ConfigError(f"the MIRACL step starts from {start}, which is not trained yet (`make train-ce`)")
+        return str(start)
+    if config.cross_encoder.base_model == "tiny":
+        from stages.tiny_model import ensure_tiny_model
+
+        return str(ensure_tiny_model(config))
+    return config.cross_encoder.base_model
+
+
+def precision_flags(precision: str) -> dict:
+    import torch
+
+    if precision == "auto":
+        if not torch.cuda.is_available():
+            return {}
+        return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+    if precision in ("bf16", "fp16"):
+        return {precision: True}
+    if precision == "fp32":
+        return {}
+    raise ConfigError(f"training precision must be auto, bf16, fp16 or fp32, got {precision!r}")
+
+
+def make_loss(model, loss: str):
+    import torch
+    from sentence_transformers.cross_encoder import losses
+
+    if loss == "pointwise":
+        return losses.BinaryCrossEntropyLoss(model)
+    if loss == "listwise":
+        return group_softmax_loss(losses)(model, num_negatives=None, scale=1.0, activation_fn=torch.nn.Identity())
+    raise ConfigError(f"cross_encoder.loss must be 'listwise' or 'pointwise', got {loss!r}")
+
+
+def group_softmax_loss(losses):
+    class GroupSoftmaxLoss(losses.MultipleNegativesRankingLoss):
+        """Softmax cross-entropy over a query's own group: its positive against its hard negatives."""
+
+        # sentence-transformers' version always adds other queries' passages (in-batch negatives); not here.
+        def get_in_batch_negatives(self, anchors, candidates):
+            return iter(())
+
+    return GroupSoftmaxLoss
+
+
+def train(groups: list[Group], start: str, out: Path, params: TrainParams, loss: str, max_length: int,
+          record: dict, callbacks: list | None = None) -> Path:
+    """Train from `start` on `groups`; write the model to `out` (via a staging folder) with training.json."""
+    import datasets
+    import torch
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from transformers import set_seed
+
+    if not groups:
+        raise ConfigError(f"no training groups for {out.name}")
+    set_seed(params.seed)
+    model = CrossEncoder(start, num_labels=1, max_length=max_length)
+    checkpoints = out.with_name(out.name + ".checkpoints")
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(checkpoints), num_train_epochs=params.epochs, learning_rate=params.learning_rate,
+        per_device_train_batch_size=params.batch_size, gradient_accumulation_steps=params.gradient_accumulation,
+        warmup_ratio=params.warmup_ratio, save_steps=params.save_steps, save_total_limit=2,
+        logging_steps=params.logging_steps, seed=params.seed, data_seed=params.seed, report_to="none",
+        disable_tqdm=None, **precision_flags(params.precision))
+    dataset = datasets.Dataset.from_dict(as_rows(groups, loss))
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=make_loss(model, loss),
+                                  callbacks=callbacks)
+    resume = checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
+    if resume:
+        log.info("resuming from the last checkpoint in %s", checkpoints)
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    staging = out.with_name(out.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(str(staging))
+    write_json(staging / "training.json", record | {
+        "base_model": start, "base_model_sha256": weights_sha256(Path(start)), "loss": loss,
+        "groups": len(groups), "sources": sorted({g.source for g in groups}), "train_params": plain(params),
+        "steps": result.global_step, "train_loss": result.training_loss, "seconds": round(time.time() - started, 1),
+        "log_history": trainer.state.log_history, "resumed": resume,
+        "versions": {pkg: metadata.version(pkg) for pkg in ("torch", "transformers", "sentence-transformers")},
+        "device": "cuda" if torch.cuda.is_available() else "cpu"})
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    log.info("%s: %d groups, %d steps, loss %.4f -> %s", out.name, len(groups), result.global_step, result.training_loss, out)
+    return out
+
+
+def weights_sha256(model: Path) -> str | None:
+    """Hash of a local model's weights (None for a hub name), so a run can name the exact model."""
+    files = sorted(model.glob("*.safetensors")) + sorted(model.glob("*.bin")) if model.is_dir() else []
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def train_step(config: Config, step: str) -> Path:
+    """Train one step, unless its model exists from the same settings, base model and data."""
+    ce = config.cross_encoder
+    if step == "nmt":
+        groups, params, data = nmt_groups(config), ce.nmt_training, plain(ce.nmt)
+    else:
+        groups, params, data = miracl_groups(config, list(config.languages)), ce.miracl_training, plain(ce.miracl)
+    start, out = base_model(config, step), model_dir(config, step)
+    inputs = {"base_model": start, "base_model_sha256": weights_sha256(Path(start)), "loss": ce.loss,
+              "max_length": ce.max_length, "negatives": ce.negatives, "data": data, "train_params": plain(params),
+              "groups_sha256": hashlib.sha256(json.dumps([asdict(g) for g in groups]).encode()).hexdigest()}
+    done = out / "training.json"
+    if done.is_file() and read_json(done).get("inputs") == inputs:
+        log.info("%s is up to date", out)
+        os.utime(done)  # newer than the config again, so make stops asking for it
+        return out
+    record = {"step": step, "config": str(config.source), "collection": config.collection, "inputs": inputs}
+    return train(groups, start, out, params, ce.loss, ce.max_length, record)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.train_ce", description=__doc__.splitlines()[0])
+    add_config_arguments(parser, lang=False, split=False)
+    parser.add_argument("--step", choices=list(STEPS), required=True)
+    args = parser.parse_args(argv)
+    return run_stage(log, lambda: print(train_step(load_config(args.config, args.data), args.step)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Reranking keeps the candidate set, scores by the model, names missing passages, and resumes."""
+import json
+
+import numpy as np
+import pytest
+
+from stages.config import load_config
+from stages.formats import read_run, write_run
+from stages.rerank_ce import candidates, fetch_passages, rerank, rerank_language
+from tests.helpers import TINY_LANGUAGES, make_release, write_config
+
+
+class WordOverlap:
+    """A stand-in model whose score is the number of query words in the passage, so results are known."""
+
+    def __init__(self):
+        self.calls = []
+
+    def predict(self, pairs, batch_size, **kwargs):
+        self.calls.append([len(q) + len(p) for q, p in pairs])
+        return np.array([float(sum(w.lower() in p.lower() for w in q.split())) for q, p in pairs])
+
+
+def test_candidates_take_the_top_of_each_ranking():
+    run = {"q": {"a": 1.0, "b": 3.0, "c": 3.0, "d": 0.5}}
+    assert candidates(run, 3) == {"q": ["b", "c", "a"]}
+
+
+def test_rerank_scores_exactly_the_candidates_in_length_sorted_batches():
+    model = WordOverlap()
+    texts = {"a": "Nile river in Africa", "b": "The Amazon", "c": "A very long passage about the Nile and its delta"}
+    run = rerank(model, {"q1": "nile delta", "q2": "amazon"}, {"q1": ["a", "b", "c"], "q2": ["b"]}, texts, batch_size=2)
+    assert run == {"q1": {"a": 1.0, "b": 0.0, "c": 2.0}, "q2": {"b": 1.0}}
+    lengths = [n for batch in model.calls for n in batch]
+    assert lengths == sorted(lengths) and [len(b) for b in model.calls] == [2, 2]
+
+
+def test_a_candidate_missing_from_the_corpus_is_named(tmp_path):
+    layout = make_release(tmp_path / "rel")
+    with pytest.raises(Exception, match="1 docids of the run are not in the corpus .*: 9#9"):
+        fetch_passages(layout.corpus_dir("en"), {"1#0", "9#9"})
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    make_release(tmp_path / "rel")
+    config = load_config(write_config(tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w",
+                                      languages=TINY_LANGUAGES))
+    for split, run in {"dev": {"11": {"1#0": 2.0, "1#1": 1.0, "2#0": 0.5}, "12": {"2#0": 1.0, "2#1": 0.9}},
+                       "train": {"13": {"1#1": 1.0}}}.items():
+        write_run(run, config.run_path("bm25", "en", split), tag="bm25")
+    model_dir = config.work_dir / "models" / "ce"
+    model_dir.mkdir(parents=True)
+    (model_dir / "training.json").write_text(json.dumps({"step": "miracl"}))
+    return config
+
+
+def test_a_rerun_keeps_finished_runs_and_redoes_only_a_missing_one(tiny):
+    model = WordOverlap()
+    paths = rerank_language(tiny, "ce", "en", ["dev", "train"], {"model": model})
+    dev = read_run(paths[0])
+    assert {q: set(h) for q, h in dev.items()} == {"11": {"1#0", "1#1", "2#0"}, "12": {"2#0", "2#1"}}
+    assert next(iter(dev["12"])) == "2#0"  # "highest mountain": 2#0 has both words
+    calls = len(model.calls)
+    paths[1].unlink()
+    rerank_language(tiny, "ce", "en", ["dev", "train"], {"model": model})
+    assert len(model.calls) == calls + 1  # only the missing split was scored again
+    assert paths[1].is_file() and read_run(paths[0]) == dev
