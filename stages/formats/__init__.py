@@ -5,6 +5,7 @@
 - corpus: JSON lines `{"docid", "title", "text"}`, plain or gzipped
 - runs:   TREC `qid Q0 docid rank score tag`
 - layout: where those files sit in the MIRACL release layout
+- mmarco: mMARCO's collections, queries and training triples (stages.formats.mmarco)
 
 Malformed input raises `DataFormatError`, whose message names the file, the line and what was expected.
 """
