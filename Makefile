@@ -58,7 +58,8 @@ test: $(VENV_STAMP) ## run the test suite (no network, no GPU)
 # ---------------------------------------------------------------- what the config says
 
 # Languages, splits and the work folder come from the config (and DATA), via a generated include.
-PLAN := work/.make/$(subst /,_,$(CONFIG))$(if $(DATA),@$(subst /,_,$(abspath $(DATA)))).mk
+PLAN_DIR ?= work/.make
+PLAN := $(PLAN_DIR)/$(subst /,_,$(CONFIG))$(if $(DATA),@$(subst /,_,$(abspath $(DATA)))).mk
 NO_PLAN_GOALS := help setup test clean-all doctor
 ifneq ($(filter-out $(NO_PLAN_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
 include $(PLAN)
@@ -66,7 +67,8 @@ endif
 
 $(PLAN): $(CONFIG) $(wildcard configs/*.yaml) stages/config.py | $(VENV_STAMP)
 	@mkdir -p $(@D)
-	$(PY) -m stages.config make-vars $(CONFIG_ARGS) > $@.tmp && mv $@.tmp $@
+	$(PY) -m stages.config make-vars $(CONFIG_ARGS) > $@.tmp || { rm -f $@.tmp; exit 2; }
+	mv $@.tmp $@
 
 LANGS := $(if $(filter all,$(SELECT)),$(ALL_LANGS),$(subst $(comma),$(space),$(SELECT)))
 ifneq ($(ALL_LANGS),)

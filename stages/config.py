@@ -410,6 +410,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {err}", file=sys.stderr)
         return 2
     if args.command == "make-vars":
+        if not config.data_root.is_dir():
+            print(f"config error: the data root {config.data_root} is not a folder; point DATA= at a MIRACL "
+                  f"release (miracl-v1.0-<lang>/, miracl-corpus-v1.0-<lang>/) or set data_root in {config.source}",
+                  file=sys.stderr)
+            return 2
         sys.stdout.write(make_vars(config))
     else:
         print(yaml.safe_dump(plain(config), allow_unicode=True, sort_keys=False))

@@ -1,6 +1,7 @@
 """The Makefile as the pipeline's map: language selection, the locale, file targets, fan-out."""
 import os
 import subprocess
+import tempfile
 
 import pytest
 
@@ -9,10 +10,12 @@ from tests.helpers import REPO, TINY_LANGUAGES, make_release, write_config
 SAMPLE_LANGS = "ar bn en es fa fi fr hi id ja ko ru sw te th zh de yo".split()
 
 
-def make(*args, env_lang="en_US.UTF-8", timeout=600):
+def make(*args, env_lang="en_US.UTF-8", timeout=600, plan_dir=None):
     env = dict(os.environ, LANG=env_lang)
     env.pop("MAKEFLAGS", None)
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, env=env, capture_output=True,
+    # Plans of throw-away configs go to a temporary folder, not to the repository's work/.make.
+    plan = [f"PLAN_DIR={plan_dir or tempfile.mkdtemp(prefix='make-plan-')}"]
+    return subprocess.run(["make", "--no-print-directory", *args, *plan], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -117,3 +120,10 @@ def test_submission_then_nothing_to_redo_then_a_new_topics_file_redoes_its_langu
     assert third.returncode == 0, third.stderr[-3000:]
     assert "--lang sw" in third.stdout and "--lang en" not in third.stdout
     assert "42 Q0" in (bundle / "run.miracl.miracl-pipeline.sw.test-a.txt").read_text()
+
+
+def test_a_data_root_that_is_not_a_folder_stops_make_with_its_name(empty_work_config, tmp_path):
+    result = make("-n", "bm25", f"CONFIG={empty_work_config}", f"DATA={tmp_path / 'nowhere'}", plan_dir=tmp_path)
+    assert result.returncode != 0
+    assert f"the data root {tmp_path / 'nowhere'} is not a folder" in result.stderr
+    assert list(tmp_path.glob("*.mk*")) == []
