@@ -14,9 +14,10 @@ import logging
 import sys
 import warnings
 
-from ensemble.fusion import ranx_module, truncate
+from ensemble.fusion import truncate
 from stages.cli import run_stage
 from stages.config import Config, add_config_arguments, load_config
+from stages.evaluate import ranx_module
 from stages.formats import ReleaseLayout, atomic_write, read_run
 
 log = logging.getLogger("ensemble.compare")

@@ -11,7 +11,6 @@ only run that answers a query, and logs every such group.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import sys
@@ -22,8 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from stages.cli import run_stage
-from stages.config import REPO_ROOT, ConfigError, FusionParams, add_config_arguments, load_config
+from stages.config import ConfigError, FusionParams, add_config_arguments, load_config
+from stages.evaluate import ranx_module
 from stages.formats import ReleaseLayout, Run, read_run, write_run
+from stages.formats.hashing import file_sha256
 from stages.formats.runs import read_metadata
 
 log = logging.getLogger("ensemble.fusion")
@@ -36,14 +37,6 @@ ONE_PARAMETER = {"rrf": "k", "gmnz": "gamma", "logn_isr": "sigma", "rbc": "phi"}
 TRAINED = ("probfuse", "slidefuse", "segfuse", "bayesfuse", "mapfuse", "posfuse")
 METHODS = PARAMETER_FREE + WEIGHTED + tuple(ONE_PARAMETER) + TRAINED
 NORMS = ("min-max", "min-max-inverted", "max", "sum", "zmuv", "rank", "borda", "none")
-
-
-def ranx_module():
-    # numba compiles ranx's kernels at first use; a persistent cache turns ~20 s into ~3 s.
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO_ROOT / "work" / ".numba-cache"))
-    import ranx
-
-    return ranx
 
 
 def check_method(method: str, norm: str) -> None:
@@ -91,11 +84,12 @@ def align_runs(runs: dict[str, Run], qids: list[str] | None = None) -> Alignment
 
 
 def fuse_runs(runs: dict[str, Run], method: str, norm: str = "min-max", params: dict | None = None,
-              depth: int = 100, hits: int = 100, qids: list[str] | None = None,
+              depth: int | None = 100, hits: int = 100, qids: list[str] | None = None,
               alignment: Alignment | None = None) -> Run:
     """Fuse named runs ({name: run}) into one run with at most `hits` hits per query.
 
-    `params` are ranx's (`weights` in the order of `runs`, or `k`, `gamma`, `phi`, `sigma`).
+    `params` are ranx's (`weights` in the order of `runs`, or `k`, `gamma`, `phi`, `sigma`, or a trained
+    method's state). `depth=None` takes the runs as already cut (the tuner fuses the same runs many times).
     """
     check_method(method, norm)
     params = dict(params or {})
@@ -103,7 +97,7 @@ def fuse_runs(runs: dict[str, Run], method: str, norm: str = "min-max", params: 
     if method in WEIGHTED and len(params.get("weights", ())) != len(names):
         raise ConfigError(f"{method} needs one weight per run ({', '.join(names)}), got {params.get('weights')}")
     ranx = ranx_module()
-    top = {name: truncate(run, depth) for name, run in runs.items()}
+    top = runs if depth is None else {name: truncate(run, depth) for name, run in runs.items()}
     alignment = alignment or align_runs(top, qids)
     fused: Run = {}
     for covering, group in alignment.groups.items():
@@ -139,24 +133,17 @@ def fuse_language(config, layout, lang: str, split: str, tuned: dict) -> Path:
         log.info("%s %s: fused run up to date at %s", lang, split, out)
         os.utime(out)  # newer than its inputs again, so make stops asking for it
         return out
-    runs = {system: read_run(path) for system, path in paths.items()}
-    alignment = align_runs({s: truncate(r, fusion.depth) for s, r in runs.items()}, list(layout.topics(lang, split)))
+    runs = {system: truncate(read_run(path), fusion.depth) for system, path in paths.items()}
+    alignment = align_runs(runs, list(layout.topics(lang, split)))
     for line in alignment.describe(list(runs)):
         log.info("%s %s: %s", lang, split, line)
-    fused = fuse_runs(runs, tuned["method"], tuned["norm"], tuned["params"], fusion.depth, fusion.hits,
-                      alignment=alignment)
+    fused = fuse_runs(runs, tuned["method"], tuned["norm"], tuned["params"], None, fusion.hits, alignment=alignment)
     write_run(fused, out, tag=f"{fusion.name}-{tuned['method']}", metadata={
         "stage": "ensemble.fusion", "system": fusion.name, "language": lang, "split": split,
         "config": str(config.source), "collection": config.collection, "inputs": inputs,
         "tuned_from": tuned.get("source"), "alignment": alignment.describe(list(runs))})
     log.info("%s %s: fused %s with %s %s -> %s", lang, split, "+".join(runs), tuned["method"], tuned["params"], out)
     return out
-
-
-def file_sha256(path: Path) -> str:
-    if not path.is_file():
-        raise ConfigError(f"input run missing: {path} (its stage has not run; `make fuse` runs it)")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _as_ranx(value):

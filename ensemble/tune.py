@@ -92,7 +92,7 @@ def per_query_scores(qrels: dict, runs: dict, fusion: FusionParams, settings: li
     alignment = align_runs(top, qids)
     matrix = np.zeros((len(settings), len(qids)))
     for i, params in enumerate(settings):
-        fused = fuse_runs(top, fusion.method, fusion.norm, params, fusion.depth, fusion.hits, alignment=alignment)
+        fused = fuse_runs(top, fusion.method, fusion.norm, params, None, fusion.hits, alignment=alignment)
         matrix[i] = query_scores(judged, fused, qids, fusion.tune.metric)
     return qids, matrix
 
@@ -190,14 +190,14 @@ def tune(data: TuningData, fusion: FusionParams) -> dict:
     if fusion.method in TRAINED:
         judged = _ranx_qrels(data.qrels, qids)
         params = train_params(data.qrels, data.runs, fusion, qids)
-        fused = fuse_runs(data.runs, fusion.method, fusion.norm, params, fusion.depth, fusion.hits, qids=qids)
+        fused = fuse_runs(data.runs, fusion.method, fusion.norm, params, None, fusion.hits, qids=qids)
         in_sample = query_scores(judged, fused, qids, tune_params.metric)
         held = np.zeros(len(qids))
         for fold in folds_of(len(qids), tune_params.folds, tune_params.seed):
             train = [qids[i] for i in np.setdiff1d(np.arange(len(qids)), fold)]
             held_qids = [qids[i] for i in fold]
             fold_params = train_params(data.qrels, data.runs, fusion, train)
-            fused = fuse_runs(data.runs, fusion.method, fusion.norm, fold_params, fusion.depth, fusion.hits, qids=held_qids)
+            fused = fuse_runs(data.runs, fusion.method, fusion.norm, fold_params, None, fusion.hits, qids=held_qids)
             held[fold] = query_scores(judged, fused, held_qids, tune_params.metric)
         return {"params": params, "in_sample": float(in_sample.mean()),
                 "cross_validated": float(held.mean()) if len(qids) > 1 else None, "settings_tried": "trained"}
@@ -286,8 +286,8 @@ def load_tuned(path: Path) -> dict:
 
 def tuning_inputs(config: Config, langs: list[str]) -> dict:
     """What a tuning result depends on: the fusion settings and the hash of every dev run and qrels file."""
-    from ensemble.fusion import file_sha256
     from stages.config import plain
+    from stages.formats.hashing import file_sha256
 
     layout, split = ReleaseLayout(config.data_root), config.evaluation.split
     files = {}

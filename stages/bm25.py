@@ -28,6 +28,7 @@ from tqdm import tqdm
 from stages.cli import setup_logging
 from stages.config import BM25Params, Config, ConfigError, add_config_arguments, load_config
 from stages.formats import DataFormatError, ReleaseLayout, Run, corpus_files, iter_corpus, write_run
+from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
 from stages.formats.runs import read_metadata
 
@@ -165,7 +166,7 @@ def bm25_run(searcher, topics: dict[str, str], params: BM25Params, desc: str = "
 
 
 def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 def search_language(config: Config, lang: str, splits: list[str], layout: ReleaseLayout, manifest: dict,
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.bm25", description=__doc__.splitlines()[0])
     add_config_arguments(parser)
     parser.add_argument("--index-only", action="store_true", help="build the indexes, do not search")
-    parser.add_argument("--systems", default=SYSTEM, choices=None,
+    parser.add_argument("--systems", default=SYSTEM,
                         help=f"runs to write, space-separated: {SYSTEM}, {RM3_SYSTEM} (default: {SYSTEM})")
     args = parser.parse_args(argv)
     setup_logging()

@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from stages.cli import run_stage
-from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, load_config
+from stages.config import Config, ConfigError, add_config_arguments, load_config
 from stages.formats import Passage, ReleaseLayout, iter_corpus, read_run
 from stages.formats.mmarco import MMarcoLayout, iter_id_triples
 
@@ -44,7 +44,7 @@ def nmt_groups(config: Config) -> list[Group]:
     nmt, n = config.cross_encoder.nmt, config.cross_encoder.negatives
     if not nmt.languages:
         raise ConfigError("cross_encoder.nmt.languages is empty: name the mMARCO languages to train on")
-    layout = MMarcoLayout(nmt.root if nmt.root.is_absolute() else REPO_ROOT / nmt.root, nmt.translation)
+    layout = MMarcoLayout(nmt.root, nmt.translation)
     by_query: dict[str, tuple[str, list[str]]] = {}
     for qid, positive, negative in iter_id_triples(layout.triples_path()):
         pos, negs = by_query.setdefault(qid, (positive, []))

@@ -343,6 +343,10 @@ def load_config(path: str | Path | None = None, data_root: str | Path | None = N
             anchor = Path.cwd() if (key == "data_root" and data_root) else REPO_ROOT
             raw[key] = str((anchor / Path(raw[key]).expanduser()).resolve())
     config = _build(Config, raw, where)
+    ce = config.cross_encoder
+    if not ce.nmt.root.is_absolute():  # relative to the repository, like data_root
+        nmt = dataclasses.replace(ce.nmt, root=(REPO_ROOT / ce.nmt.root).resolve())
+        config = dataclasses.replace(config, cross_encoder=dataclasses.replace(ce, nmt=nmt))
     return dataclasses.replace(config, source=path)
 
 
@@ -376,10 +380,9 @@ def make_vars(config: Config) -> str:
         f"FUSION_POOLED_LANGS := {' '.join(pooled_languages(config))}",
     ]
     ce = config.cross_encoder
-    nmt_root = ce.nmt.root if ce.nmt.root.is_absolute() else REPO_ROOT / ce.nmt.root
     lines += [
         f"CE_BASE := {ce.base_model}",
-        f"CE_NMT_ROOT := {nmt_root}",
+        f"CE_NMT_ROOT := {ce.nmt.root}",
         f"CE_TRAIN_SPLIT := {ce.miracl.split}",
         f"CE_TRAIN_LANGS := {' '.join(c for c, lang in config.languages.items() if ce.miracl.split in lang.splits)}",
     ]

@@ -29,7 +29,7 @@ log = logging.getLogger("stages.evaluate")
 METRIC_LABELS = {"ndcg@10": "nDCG@10", "recall@100": "R@100"}
 
 
-def _ranx():
+def ranx_module():
     # numba compiles ranx's metrics at first use; a persistent cache turns ~15 s into ~3 s.
     os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO_ROOT / "work" / ".numba-cache"))
     import ranx
@@ -54,7 +54,7 @@ def evaluate_run(qrels: Qrels, run: Run, metrics: list[str] | tuple[str, ...]) -
     ranx's `make_comparable` gives exactly that: it adds an empty ranking for every judged query the
     run lacks and drops run queries without judgments; a query judged only non-relevant scores 0.
     """
-    ranx = _ranx()
+    ranx = ranx_module()
     answered = {qid: hits for qid, hits in run.items() if hits}
     if not qrels:
         raise ValueError("no judged queries to evaluate")

@@ -12,7 +12,6 @@ keeps the languages and splits it finished, and a rerun skips runs whose inputs 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import sys
@@ -24,6 +23,7 @@ from stages.ce_data import passage_text
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, add_config_arguments, load_config
 from stages.formats import ReleaseLayout, Run, iter_corpus, read_run, write_run
+from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json
 from stages.formats.runs import read_metadata
 
@@ -78,10 +78,6 @@ def rerank(model, topics: dict[str, str], shortlist: dict[str, list[str]], texts
     for (qid, docid), score in zip(keys, scores):
         run[qid][docid] = score
     return run
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def rerank_language(config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict) -> list[Path]:

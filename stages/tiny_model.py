@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from stages.cli import run_stage
-from stages.config import REPO_ROOT, Config, TinyModelParams, add_config_arguments, load_config, plain
+from stages.config import Config, TinyModelParams, add_config_arguments, load_config, plain
 from stages.formats import ReleaseLayout, iter_corpus
+from stages.formats.mmarco import MMarcoLayout
 from stages.formats.jsonfile import read_json, write_json
 
 log = logging.getLogger("stages.tiny_model")
@@ -45,10 +46,11 @@ def training_text(config: Config) -> Iterator[str]:
             if layout.topics_path(lang, split).is_file():
                 yield from layout.topics(lang, split).values()
     nmt = config.cross_encoder.nmt
-    root = nmt.root if nmt.root.is_absolute() else REPO_ROOT / nmt.root
-    for path in sorted((root / nmt.translation).rglob("*.tsv")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            yield line.split("\t", 1)[-1]
+    mmarco = MMarcoLayout(nmt.root, nmt.translation)
+    for language in sorted(nmt.languages):
+        yield from mmarco.collection(language).values()
+    for language in sorted(nmt.languages):
+        yield from mmarco.queries(language).values()
 
 
 def xlmr_vocabulary(spm_model: Path) -> list[tuple[str, float]]:

@@ -28,6 +28,7 @@ from pathlib import Path
 from stages.ce_data import Group, as_rows, miracl_groups, nmt_groups
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, TrainParams, add_config_arguments, load_config, plain
+from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
 
 log = logging.getLogger("stages.train_ce")
@@ -137,10 +138,7 @@ def weights_sha256(model: Path) -> str | None:
     files = sorted(model.glob("*.safetensors")) + sorted(model.glob("*.bin")) if model.is_dir() else []
     if not files:
         return None
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return hashlib.sha256("".join(file_sha256(path) for path in files).encode()).hexdigest()
 
 
 def train_step(config: Config, step: str) -> Path:

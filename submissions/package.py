@@ -13,7 +13,6 @@ names the git commit, the config, and every run that went into each file with it
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import shutil
@@ -27,6 +26,7 @@ from stages.cli import run_stage
 from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, load_config, plain
 from stages.formats import ReleaseLayout, read_run, write_run
 from stages.formats.jsonfile import write_json
+from stages.formats.hashing import file_sha256 as sha256
 from stages.formats.runs import read_metadata
 from submissions.validate import corpus_docids, validate_run
 
@@ -39,14 +39,6 @@ class SubmissionInvalid(RuntimeError):
 
 def test_splits(config: Config, layout: ReleaseLayout, lang: str) -> list[str]:
     return [s for s in config.languages[lang].splits if s.startswith("test") and layout.topics_path(lang, s).is_file()]
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_state() -> dict:
