@@ -24,6 +24,9 @@ override LANG := C.UTF-8
 export LANG
 export LC_ALL := C.UTF-8
 export PYTHONUTF8 := 1
+# make -j runs torch processes side by side; OpenMP's default spin-waiting then makes each of them
+# several times slower (measured here: two trainings 80 s side by side, 13 s with passive waiting).
+export OMP_WAIT_POLICY ?= PASSIVE
 # ranx compiles with numba at first use (~15 s); a persistent cache makes later calls fast.
 export NUMBA_CACHE_DIR := $(CURDIR)/work/.numba-cache
 
@@ -137,8 +140,11 @@ eval: ## nDCG@10 and Recall@100 per language (and average) on SPLIT (default: de
 eval-inputs: $(EVAL_RUNS)
 	@:
 
+# Every system's runs: what check and report evaluate.
+ALL_SYSTEM_RUNS := fused-runs rerank-ce-runs rerank-bi-runs dense-runs
+
 check: ## build every system's runs, then compare their scores with the expected table in configs/expected/
-	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs rerank-ce-runs SPLIT=$(EVAL_ON)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(ALL_SYSTEM_RUNS) SPLIT=$(EVAL_ON)
 	$(PY) -m stages.evaluate $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
 	$(PY) -m stages.check $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
 
@@ -168,16 +174,19 @@ $(CE_MODEL): $(CE_NMT_MODEL) $(CE_TRAIN_RUNS) $(CONFIG)
 # outside the selection get a rule of their own, for the pooled fusion tuning that may need them.
 RERANK_SPLIT_ARG := $(filter-out $(CE_TRAIN_SPLIT),train dev test-a test-b)
 rerank_targets = $(foreach l,$(2),$(foreach s,$(call rerank_splits,$(l)),$(RUNS)/$(1)/run.$(1).$(l).$(s).txt))
+# $(1) system (= model folder), $(2) languages, $(3) model file, $(4) stage module.
 define rerank_rules
 ifneq ($(call rerank_targets,$(1),$(2)),)
 $(call rerank_targets,$(1),$(2)) &: $(foreach l,$(2),$$(bm25_all_$(l))) $(3)
-	$(PY) -m stages.rerank_ce $(CONFIG_ARGS) --model $(1) --lang "$(2)" --split "$(RERANK_SPLIT_ARG)"
+	$(PY) -m $(4) $(CONFIG_ARGS) --model $(1) --lang "$(2)" --split "$(RERANK_SPLIT_ARG)"
 endif
 endef
-$(eval $(call rerank_rules,ce,$(LANGS),$(CE_MODEL)))
-$(eval $(call rerank_rules,ce-nmt,$(LANGS),$(CE_NMT_MODEL)))
-$(foreach l,$(filter-out $(LANGS),$(ALL_LANGS)),$(eval $(call rerank_rules,ce,$(l),$(CE_MODEL))))
-$(foreach l,$(filter-out $(LANGS),$(ALL_LANGS)),$(eval $(call rerank_rules,ce-nmt,$(l),$(CE_NMT_MODEL))))
+define reranker
+$(eval $(call rerank_rules,$(1),$(LANGS),$(2),$(3)))
+$(foreach l,$(filter-out $(LANGS),$(ALL_LANGS)),$(eval $(call rerank_rules,$(1),$(l),$(2),$(3))))
+endef
+$(eval $(call reranker,ce,$(CE_MODEL),stages.rerank_ce))
+$(eval $(call reranker,ce-nmt,$(CE_NMT_MODEL),stages.rerank_ce))
 
 CE_RUNS := $(foreach l,$(LANGS),$(foreach s,$(filter $(call rerank_splits,$(l)),$(call run_splits,$(l))),$(RUNS)/ce/run.ce.$(l).$(s).txt $(RUNS)/ce-nmt/run.ce-nmt.$(l).$(s).txt))
 
@@ -188,6 +197,63 @@ rerank-ce: ## rerank LANG's BM25 runs with the cross-encoder before (ce-nmt) and
 	@$(MAKE) --no-print-directory -j$(JOBS) rerank-ce-runs
 
 rerank-ce-runs: $(CE_RUNS)
+	@printf '%s\n' $^
+
+# ---------------------------------------------------------------- bi-encoder and dense retrieval
+
+# Student before training (bi-init) -> cross-lingual distillation from the English teacher (bi-kd)
+# -> MIRACL fine-tuning (bi). The teacher's scores are cached under work/<collection>/teacher/.
+BI_INIT_MODEL := $(MODELS)/bi-init/training.json
+BI_KD_MODEL := $(MODELS)/bi-kd/training.json
+BI_MODEL := $(MODELS)/bi/training.json
+BI_KD_RUNS := $(foreach l,$(ALL_LANGS),$(if $(filter $(BI_KD_SPLIT),$(call topic_splits,$(l))),$(RUNS)/bm25/run.bm25.$(l).$(BI_KD_SPLIT).txt))
+BI_KD_TOPICS := $(wildcard $(DATA_ROOT)/miracl-v1.0-*/topics/topics-en.miracl-v1.0-*-$(BI_KD_SPLIT).tsv)
+BI_TRAIN_RUNS := $(foreach l,$(BI_TRAIN_LANGS),$(if $(filter $(BI_TRAIN_SPLIT),$(call topic_splits,$(l))),$(RUNS)/bm25/run.bm25.$(l).$(BI_TRAIN_SPLIT).txt))
+
+$(BI_INIT_MODEL): $(if $(filter tiny,$(BI_BASE)),$(TINY_MODEL)) $(CONFIG)
+	$(PY) -m stages.train_bi $(CONFIG_ARGS) --step init
+
+$(BI_KD_MODEL): $(BI_INIT_MODEL) $(BI_KD_RUNS) $(BI_KD_TOPICS) $(CE_NMT_DATA) $(CONFIG)
+	$(PY) -m stages.train_bi $(CONFIG_ARGS) --step kd
+
+$(BI_MODEL): $(BI_KD_MODEL) $(BI_TRAIN_RUNS) $(CONFIG)
+	$(PY) -m stages.train_bi $(CONFIG_ARGS) --step miracl
+
+$(eval $(call reranker,bi,$(BI_MODEL),stages.rerank_bi))
+$(eval $(call reranker,bi-kd,$(BI_KD_MODEL),stages.rerank_bi))
+$(eval $(call reranker,bi-init,$(BI_INIT_MODEL),stages.rerank_bi))
+
+BI_RUNS := $(foreach l,$(LANGS),$(foreach s,$(filter $(call rerank_splits,$(l)),$(call run_splits,$(l))),$(foreach m,bi-init bi-kd bi,$(RUNS)/$(m)/run.$(m).$(l).$(s).txt)))
+
+# Dense retrieval: each language's whole corpus encoded once (float16 shards under work/<collection>/dense/),
+# searched with faiss; one process for the selected languages, one rule per other language.
+dense_targets = $(foreach l,$(1),$(foreach s,$(call rerank_splits,$(l)),$(RUNS)/dense/run.dense.$(l).$(s).txt))
+define dense_rules
+ifneq ($(call dense_targets,$(1)),)
+$(call dense_targets,$(1)) &: $(MODELS)/$(DENSE_MODEL)/training.json $(foreach l,$(1),$(call corpus_files,$(l)) $(foreach s,$(call rerank_splits,$(l)),$(call topics_file,$(l),$(s)))) $(CONFIG)
+	$(PY) -m stages.dense $(CONFIG_ARGS) --lang "$(1)" --split "$(RERANK_SPLIT_ARG)"
+endif
+endef
+$(eval $(call dense_rules,$(LANGS)))
+$(foreach l,$(filter-out $(LANGS),$(ALL_LANGS)),$(eval $(call dense_rules,$(l))))
+DENSE_RUNS := $(foreach l,$(LANGS),$(foreach s,$(filter $(call rerank_splits,$(l)),$(call run_splits,$(l))),$(RUNS)/dense/run.dense.$(l).$(s).txt))
+
+train-bi: ## train the bi-encoder: distillation from the English teacher (models/bi-kd), then MIRACL train (models/bi)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BI_MODEL) $(BI_INIT_MODEL)
+
+teacher-scores: ## only compute (and cache) the English teacher's scores for distillation
+	$(PY) -m stages.teacher $(CONFIG_ARGS)
+
+rerank-bi: ## rerank LANG's BM25 runs with the student before training (bi-init), after distillation (bi-kd), after fine-tuning (bi)
+	@$(MAKE) --no-print-directory -j$(JOBS) rerank-bi-runs
+
+rerank-bi-runs: $(BI_RUNS)
+	@printf '%s\n' $^
+
+dense: ## dense retrieval over LANG's whole corpus with the trained student and faiss
+	@$(MAKE) --no-print-directory -j$(JOBS) dense-runs
+
+dense-runs: $(DENSE_RUNS)
 	@printf '%s\n' $^
 
 # ---------------------------------------------------------------- fusion and submissions
@@ -242,7 +308,7 @@ validate: $(VENV_STAMP) ## check a run file for the leaderboard: make validate F
 	$(PY) -m submissions.validate $(CONFIG_ARGS) $(if $(filter-out all,$(SELECT)),--lang $(SELECT)) $(if $(SPLIT),--split $(SPLIT)) $(FILE)
 
 report: ## dev tables (nDCG@10, Recall@100) per language and system, bar chart, tuned weights
-	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs rerank-ce-runs SPLIT=$(EVAL_ON)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(ALL_SYSTEM_RUNS) SPLIT=$(EVAL_ON)
 	$(PY) -m ensemble.report $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
 
 compare: ## significance of the fused run against each input run, per language (ranx compare)
@@ -256,6 +322,9 @@ doctor: $(VENV_STAMP) ## Java in use, library versions, each language's analyzer
 
 bench-bm25: ## indexing and retrieval throughput, ours beside Pyserini's command line (synthetic 200k passages)
 	$(PY) -m stages.benchmarks.bm25 $(CONFIG_ARGS)
+
+bench-encode: ## bi-encoder passages/s (ours beside a plain loop) and faiss queries/s beside brute-force numpy
+	$(PY) -m stages.benchmarks.encode $(CONFIG_ARGS)
 
 bench-rerank: ## cross-encoder pairs/s, ours beside CrossEncoder.predict, with FLOPs per pair and the matmul peak
 	$(PY) -m stages.benchmarks.rerank $(CONFIG_ARGS)
@@ -273,4 +342,4 @@ help: ## this list
 
 .PHONY: setup test bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check doctor bench-bm25 bench-rerank clean clean-all help \
 	tune-fusion tune-fusion-files fuse fused-runs submission validate report compare \
-	train-ce rerank-ce rerank-ce-runs
+	train-ce rerank-ce rerank-ce-runs train-bi teacher-scores rerank-bi rerank-bi-runs dense dense-runs bench-encode

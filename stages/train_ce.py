@@ -17,19 +17,14 @@ import argparse
 import hashlib
 import json
 import logging
-import os
-import shutil
 import sys
-import time
 from dataclasses import asdict
-from importlib import metadata
 from pathlib import Path
 
 from stages.ce_data import Group, as_rows, miracl_groups, nmt_groups
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, TrainParams, add_config_arguments, load_config, plain
-from stages.formats.hashing import file_sha256
-from stages.formats.jsonfile import read_json, write_json
+from stages.training import checkpoints_dir, precision_flags, run_trainer, save_model, up_to_date, weights_sha256
 
 log = logging.getLogger("stages.train_ce")
 STEPS = {"nmt": "ce-nmt", "miracl": "ce"}
@@ -51,20 +46,6 @@ def base_model(config: Config, step: str) -> str:
 
         return str(ensure_tiny_model(config))
     return config.cross_encoder.base_model
-
-
-def precision_flags(precision: str) -> dict:
-    import torch
-
-    if precision == "auto":
-        if not torch.cuda.is_available():
-            return {}
-        return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
-    if precision in ("bf16", "fp16"):
-        return {precision: True}
-    if precision == "fp32":
-        return {}
-    raise ConfigError(f"training precision must be auto, bf16, fp16 or fp32, got {precision!r}")
 
 
 def make_loss(model, loss: str):
@@ -93,7 +74,6 @@ def train(groups: list[Group], start: str, out: Path, params: TrainParams, loss:
           record: dict, callbacks: list | None = None) -> Path:
     """Train from `start` on `groups`; write the model to `out` (via a staging folder) with training.json."""
     import datasets
-    import torch
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
     from transformers import set_seed
 
@@ -101,9 +81,8 @@ def train(groups: list[Group], start: str, out: Path, params: TrainParams, loss:
         raise ConfigError(f"no training groups for {out.name}")
     set_seed(params.seed)
     model = CrossEncoder(start, num_labels=1, max_length=max_length)
-    checkpoints = out.with_name(out.name + ".checkpoints")
     args = CrossEncoderTrainingArguments(
-        output_dir=str(checkpoints), num_train_epochs=params.epochs, learning_rate=params.learning_rate,
+        output_dir=str(checkpoints_dir(out)), num_train_epochs=params.epochs, learning_rate=params.learning_rate,
         per_device_train_batch_size=params.batch_size, gradient_accumulation_steps=params.gradient_accumulation,
         warmup_ratio=params.warmup_ratio, save_steps=params.save_steps, save_total_limit=2,
         logging_steps=params.logging_steps, seed=params.seed, data_seed=params.seed, report_to="none",
@@ -111,34 +90,12 @@ def train(groups: list[Group], start: str, out: Path, params: TrainParams, loss:
     dataset = datasets.Dataset.from_dict(as_rows(groups, loss))
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=make_loss(model, loss),
                                   callbacks=callbacks)
-    resume = checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
-    if resume:
-        log.info("resuming from the last checkpoint in %s", checkpoints)
-    started = time.time()
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
-    staging = out.with_name(out.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(str(staging))
-    write_json(staging / "training.json", record | {
+    result, trained = run_trainer(trainer, out)
+    save_model(model.save_pretrained, out, record | trained | {
         "base_model": start, "base_model_sha256": weights_sha256(Path(start)), "loss": loss,
-        "groups": len(groups), "sources": sorted({g.source for g in groups}), "train_params": plain(params),
-        "steps": result.global_step, "train_loss": result.training_loss, "seconds": round(time.time() - started, 1),
-        "log_history": trainer.state.log_history, "resumed": resume,
-        "versions": {pkg: metadata.version(pkg) for pkg in ("torch", "transformers", "sentence-transformers")},
-        "device": "cuda" if torch.cuda.is_available() else "cpu"})
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
-    shutil.rmtree(checkpoints, ignore_errors=True)
+        "groups": len(groups), "sources": sorted({g.source for g in groups})}, params)
     log.info("%s: %d groups, %d steps, loss %.4f -> %s", out.name, len(groups), result.global_step, result.training_loss, out)
     return out
-
-
-def weights_sha256(model: Path) -> str | None:
-    """Hash of a local model's weights (None for a hub name), so a run can name the exact model."""
-    files = sorted(model.glob("*.safetensors")) + sorted(model.glob("*.bin")) if model.is_dir() else []
-    if not files:
-        return None
-    return hashlib.sha256("".join(file_sha256(path) for path in files).encode()).hexdigest()
 
 
 def train_step(config: Config, step: str) -> Path:
@@ -152,10 +109,7 @@ def train_step(config: Config, step: str) -> Path:
     inputs = {"base_model": start, "base_model_sha256": weights_sha256(Path(start)), "loss": ce.loss,
               "max_length": ce.max_length, "negatives": ce.negatives, "data": data, "train_params": plain(params),
               "groups_sha256": hashlib.sha256(json.dumps([asdict(g) for g in groups]).encode()).hexdigest()}
-    done = out / "training.json"
-    if done.is_file() and read_json(done).get("inputs") == inputs:
-        log.info("%s is up to date", out)
-        os.utime(done)  # newer than the config again, so make stops asking for it
+    if up_to_date(out, inputs):
         return out
     record = {"step": step, "config": str(config.source), "collection": config.collection, "inputs": inputs}
     return train(groups, start, out, params, ce.loss, ce.max_length, record)

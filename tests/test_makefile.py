@@ -92,7 +92,12 @@ def test_a_submission_runs_every_missing_stage_first(empty_work_config):
     first = {stage: stages.index(stage) for stage in dict.fromkeys(stages)}
     assert first["stages.bm25"] < first["stages.bm25 rm3"] < first["ensemble.tune"]
     assert first["stages.tiny_model"] < first["stages.train_ce"] < first["stages.rerank_ce"] < first["ensemble.tune"]
+    assert first["stages.train_bi"] < first["stages.rerank_bi"] < first["stages.dense"] < first["ensemble.tune"]
     assert stages[-3:] == ["ensemble.tune", "ensemble.fusion", "submissions.package"]
+    bi_steps = [line.split("--step ")[1].split()[0] for line in commands if "stages.train_bi" in line]
+    assert bi_steps == ["init", "kd", "miracl"]
+    assert '-m stages.rerank_bi' in result.stdout and '--model bi --lang "sw" --split "dev test-a test-b"' in result.stdout
+    assert '-m stages.dense' in result.stdout and '--lang "sw" --split "dev test-a test-b"' in result.stdout
     assert '--step nmt' in result.stdout and '--step miracl' in result.stdout
     assert '--model ce --lang "sw" --split "dev test-a test-b"' in result.stdout
     assert '--lang sw --split "train dev test-a"' in result.stdout

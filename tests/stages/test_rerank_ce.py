@@ -6,7 +6,8 @@ import pytest
 
 from stages.config import load_config
 from stages.formats import read_run, write_run
-from stages.rerank_ce import candidates, fetch_passages, rerank, rerank_language
+from stages.rerank_ce import rerank, rerank_language
+from stages.shortlist import candidates, fetch_passages
 from tests.helpers import TINY_LANGUAGES, make_release, write_config
 
 

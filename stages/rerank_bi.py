@@ -1,0 +1,66 @@
+"""Rerank each language's BM25 candidates with a bi-encoder student.
+
+    python -m stages.rerank_bi --model bi --lang sw --split "dev test-a"    # runs/bi/run.bi.sw.dev.txt ...
+    python -m stages.rerank_bi --model bi-kd ...      # after distillation, before MIRACL fine-tuning
+    python -m stages.rerank_bi --model bi-init ...    # the student before any training
+
+Queries and the shortlisted passages are encoded once each (queries with the query prefix and tower,
+passages with the passage ones) and scored by inner product: the model's dot product, or its cosine
+for a model saved with cosine similarity (stages.bi_model.encode normalises those). The run keeps
+exactly BM25's candidate set, written and resumed like the cross-encoder's (stages.shortlist).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from stages.config import Config
+from stages.formats import Run
+from stages.shortlist import rerank_main, rerank_splits, trained_model
+
+log = logging.getLogger("stages.rerank_bi")
+
+
+def rerank(model, topics: dict[str, str], shortlist: dict[str, list[str]], texts: dict[str, str],
+           batch_size: int, desc: str = "rerank") -> Run:
+    """{qid: {docid: query·passage}} over exactly the shortlisted candidates of each topic."""
+    from stages.bi_model import encode
+
+    qids = [qid for qid in shortlist if qid in topics]
+    docids = sorted({d for qid in qids for d in shortlist[qid]})
+    query_vectors = encode(model, [topics[q] for q in qids], "query", batch_size)
+    passage_vectors = encode(model, [texts[d] for d in docids], "document", batch_size, desc=desc)
+    row = {d: i for i, d in enumerate(docids)}
+    run: Run = {}
+    for qid, vector in zip(qids, query_vectors):
+        rows = np.array([row[d] for d in shortlist[qid]], dtype=np.int64)
+        scores = passage_vectors[rows] @ vector if len(rows) else np.zeros(0)
+        run[qid] = {d: float(s) for d, s in zip(shortlist[qid], scores)}
+    return run
+
+
+def rerank_language(config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict) -> list[Path]:
+    bi = config.bi_encoder
+    model_path, training = trained_model(config, model_name, "train-bi")
+
+    def load_reranker():
+        from stages.bi_model import load_encoder
+
+        if "model" not in model_cache:
+            model_cache["model"] = load_encoder(model_path)
+        return lambda topics, shortlist, texts, desc: rerank(model_cache["model"], topics, shortlist, texts,
+                                                             bi.encode_batch_size, desc)
+
+    record = {k: training.get(k) for k in ("step", "base_model", "sources", "teacher", "train_loss", "steps")}
+    return rerank_splits(config, model_name, model_path, lang, splits, bi.rerank_depth, {}, load_reranker, record)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return rerank_main(argv, sys.modules[__name__], "bi", "bi, bi-kd, bi-init")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

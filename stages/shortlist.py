@@ -1,0 +1,94 @@
+"""What both rerankers share: BM25's shortlist per query, the passages' text, and the per-split loop.
+
+A reranker is a function `(topics, shortlist, texts, desc) -> Run` that scores exactly the
+shortlisted candidates. `rerank_splits` runs it for one language and its splits: each run is written
+under a temporary name with metadata naming the BM25 run, topics and model it came from, so an
+interrupted stage keeps the splits it finished and a rerun skips runs whose inputs are unchanged.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from stages.ce_data import passage_text
+from stages.cli import run_stage
+from stages.config import Config, ConfigError, add_config_arguments, load_config
+from stages.formats import ReleaseLayout, Run, iter_corpus, read_run, write_run
+from stages.formats.hashing import file_sha256
+from stages.formats.jsonfile import read_json
+from stages.formats.runs import read_metadata
+
+log = logging.getLogger("stages.shortlist")
+Reranker = Callable[[dict[str, str], dict[str, list[str]], dict[str, str], str], Run]
+
+
+def candidates(run: Run, depth: int) -> dict[str, list[str]]:
+    """Each query's top `depth` docids in rank order (score descending, docid ascending on ties)."""
+    return {qid: [d for d, _ in sorted(hits.items(), key=lambda h: (-h[1], h[0]))[:depth]] for qid, hits in run.items()}
+
+
+def fetch_passages(corpus_dir: Path, docids: set[str]) -> dict[str, str]:
+    """The text the model reads for each docid, streaming the corpus once; a missing docid is an error."""
+    texts = {p.docid: passage_text(p) for _, _, p in iter_corpus(corpus_dir) if p.docid in docids}
+    missing = sorted(docids - set(texts))
+    if missing:
+        raise ConfigError(f"{len(missing)} docids of the run are not in the corpus {corpus_dir}: {' '.join(missing[:10])}")
+    return texts
+
+
+def trained_model(config: Config, name: str, make_target: str) -> tuple[Path, dict]:
+    """A model folder under work/<collection>/models and its training record."""
+    path = config.work_dir / "models" / name
+    if not (path / "training.json").is_file():
+        raise ConfigError(f"no trained model at {path}; `make {make_target}` trains it")
+    return path, read_json(path / "training.json")
+
+
+def rerank_splits(config: Config, system: str, model_path: Path, lang: str, splits: list[str], depth: int,
+                  settings: dict, load_reranker: Callable[[], Reranker], record: dict) -> list[Path]:
+    """Rerank `lang`'s BM25 runs of `splits` as `system`; `load_reranker` is called only if a split needs work."""
+    layout, written = ReleaseLayout(config.data_root), []
+    for split in splits:
+        bm25_path, out = config.run_path("bm25", lang, split), config.run_path(system, lang, split)
+        inputs = {"bm25_run": str(bm25_path), "bm25_sha256": file_sha256(bm25_path),
+                  "topics_sha256": file_sha256(layout.topics_path(lang, split)),
+                  "model": str(model_path), "model_sha256": file_sha256(model_path / "training.json"),
+                  "depth": depth} | settings
+        previous = read_metadata(out)
+        if out.is_file() and previous and previous.get("inputs") == inputs:
+            log.info("%s %s: %s run up to date at %s", lang, split, system, out)
+            os.utime(out)
+            written.append(out)
+            continue
+        topics = layout.topics(lang, split)
+        shortlist = candidates(read_run(bm25_path), depth)
+        texts = fetch_passages(layout.corpus_dir(lang), {d for docids in shortlist.values() for d in docids})
+        run = load_reranker()(topics, shortlist, texts, f"{lang} {split}")
+        write_run(run, out, tag=f"{system}-{record.get('step', '')}", metadata={
+            "system": system, "language": lang, "split": split, "config": str(config.source),
+            "collection": config.collection, "inputs": inputs, "model_training": record})
+        log.info("%s %s: %d queries reranked by %s -> %s", lang, split, len(run), system, out)
+        written.append(out)
+    return written
+
+
+def rerank_main(argv: list[str] | None, module, default_model: str, models: str) -> int:
+    """The command line of a reranking stage: `module.rerank_language` over the selected languages and splits."""
+    name = module.__spec__.name if module.__spec__ else module.__name__  # "__main__" under python -m
+    parser = argparse.ArgumentParser(prog=f"python -m {name}", description=module.__doc__.splitlines()[0])
+    add_config_arguments(parser)
+    parser.add_argument("--model", default=default_model, help=f"model folder under work/<collection>/models ({models})")
+    args = parser.parse_args(argv)
+
+    def body():
+        config = load_config(args.config, args.data)
+        layout, cache = ReleaseLayout(config.data_root), {}
+        for lang in config.select_languages(args.lang):
+            splits = [s for s in config.select_splits(lang, args.split) if layout.topics_path(lang, s).is_file()]
+            for path in module.rerank_language(config, args.model, lang, splits, cache):
+                print(path)
+
+    return run_stage(logging.getLogger(name), body)

@@ -1,0 +1,236 @@
+"""Train the bi-encoder: cross-lingual distillation from an English teacher, then fine-tuning on MIRACL.
+
+    python -m stages.train_bi --step init     # base model + pooling      -> models/bi-init/ (the student before training)
+    python -m stages.train_bi --step kd       # bi-init, teacher targets  -> models/bi-kd/
+    python -m stages.train_bi --step miracl   # bi-kd, MIRACL train       -> models/bi/
+
+Distillation (DR.DECR, Translate-Distill): for each parallel query the English teacher scored the
+candidates for the English query (stages.teacher, cached); the student scores the same candidates for
+the target-language query. One batch gives three weighted losses, each sentence-transformers' own:
+- rank: DistillKLDivLoss, KL(softmax(teacher/T) || softmax(student/T)) * T^2 over the candidates;
+- representation: MSELoss between the student's embedding of the target-language query and the
+  teacher's embedding of the English one (a learned projection when the widths differ);
+- contrastive (optional): MultipleNegativesRankingLoss with the teacher's top candidate as the
+  positive, the other candidates as hard negatives, and the batch's other passages.
+Fine-tuning: MultipleNegativesRankingLoss (InfoNCE) over the judged positive, BM25 hard negatives and
+in-batch negatives. Training runs in sentence-transformers' SentenceTransformerTrainer (the Hugging Face
+Trainer), so mixed precision, checkpoints and resume, seeds and multi-GPU (`torchrun`) come from there.
+Each model folder holds training.json; a step whose recorded inputs are unchanged is skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from stages.bi_data import ParallelQuery, distillation_queries
+from stages.ce_data import as_rows, miracl_groups
+from stages.cli import run_stage
+from stages.config import Config, ConfigError, DistillParams, TrainParams, add_config_arguments, load_config, plain
+from stages.formats.hashing import file_sha256
+from stages.training import checkpoints_dir, precision_flags, run_trainer, save_model, up_to_date, weights_sha256
+
+log = logging.getLogger("stages.train_bi")
+STEPS = {"init": "bi-init", "kd": "bi-kd", "miracl": "bi"}
+COSINE_SCALE = 20.0  # cosine scores times 20 as logits: sentence-transformers' MNRL default scale
+
+
+def model_dir(config: Config, step: str) -> Path:
+    return config.work_dir / "models" / STEPS[step]
+
+
+def scaled_pairwise_cos_sim(a, b):
+    from sentence_transformers.util import pairwise_cos_sim
+
+    return COSINE_SCALE * pairwise_cos_sim(a, b)
+
+
+def pairwise_score_fn(similarity: str):
+    from sentence_transformers.util import pairwise_dot_score
+
+    return pairwise_dot_score if similarity == "dot" else scaled_pairwise_cos_sim
+
+
+def contrastive_loss(model, similarity: str):
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.util import cos_sim, dot_score
+
+    if similarity == "dot":
+        return MultipleNegativesRankingLoss(model, scale=1.0, similarity_fct=dot_score)
+    return MultipleNegativesRankingLoss(model, scale=COSINE_SCALE, similarity_fct=cos_sim)
+
+
+def make_distillation_loss(model, params: DistillParams, candidates: int, teacher_dim: int | None):
+    """One module computing the weighted rank, representation and contrastive losses on one batch."""
+    import torch
+    from sentence_transformers.base.losses.merged_forward import embed_columns
+    from sentence_transformers.sentence_transformer.losses import DistillKLDivLoss, MSELoss
+
+    similarity = model.similarity_fn_name
+    rank = DistillKLDivLoss(model, similarity_fct=pairwise_score_fn(similarity), temperature=params.temperature)
+    representation = None
+    if params.representation_weight > 0:
+        width = model.get_embedding_dimension()
+        representation = MSELoss(model, projection_dim=teacher_dim if teacher_dim != width else None)
+    contrastive = contrastive_loss(model, similarity) if params.contrastive_weight > 0 else None
+
+    # sentence-transformers weighs losses only across datasets, one per batch; here all three share a batch.
+    class CrossLingualDistillationLoss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model, self.rank, self.representation, self.contrastive = model, rank, representation, contrastive
+
+        def forward(self, features, labels):
+            return self.compute_from_embeddings(embed_columns(self.model, features), labels)
+
+        def compute_from_embeddings(self, embeddings, labels):
+            # labels: the teacher's candidate scores, then its embedding of the English query (one label column).
+            # Detached here: the library's compute_loss_from_embeddings does not detach teacher embeddings.
+            labels = labels.detach()
+            losses = {"rank": params.rank_weight * self.rank.compute_loss_from_embeddings(embeddings, labels[:, :candidates])}
+            if self.representation is not None:
+                losses["representation"] = params.representation_weight * \
+                    self.representation.compute_loss_from_embeddings([embeddings[0]], [labels[:, candidates:]])
+            if self.contrastive is not None:
+                losses["contrastive"] = params.contrastive_weight * \
+                    self.contrastive.compute_loss_from_embeddings(embeddings, None)
+            return losses
+
+    return CrossLingualDistillationLoss()
+
+
+def distillation_rows(queries: list[ParallelQuery], scores: list[list[float]], embeddings, score_scale: float) -> dict:
+    """Columns query, candidate_1..k (the teacher's order, best first) and label (scores, then embedding)."""
+    columns: dict[str, list] = {"query": []}
+    k = len(queries[0].docids)
+    for i in range(1, k + 1):
+        columns[f"candidate_{i}"] = []
+    columns["label"] = []
+    for row, (q, teacher) in enumerate(zip(queries, scores)):
+        order = sorted(range(k), key=lambda j: (-teacher[j], q.docids[j]))
+        columns["query"].append(q.query)
+        for i, j in enumerate(order, 1):
+            columns[f"candidate_{i}"].append(q.passages[j])
+        label = [score_scale * teacher[j] for j in order]
+        columns["label"].append(label + (embeddings[row].tolist() if embeddings is not None else []))
+    return columns
+
+
+def train(model, columns: dict[str, list], loss, out: Path, params: TrainParams, record: dict,
+          callbacks: list | None = None) -> Path:
+    """Train `model` on `columns` with `loss`; write it to `out` (via a staging folder) with training.json."""
+    import datasets
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.base.training_args import BatchSamplers
+    from transformers import set_seed
+
+    set_seed(params.seed)
+    text_columns = [c for c in columns if c != "label"]
+    route = {c: "query" if c == "query" else "document" for c in text_columns}
+    prompts = {c: model.prompts[route[c]] for c in text_columns if model.prompts.get(route[c])}
+    is_routed = any(type(m).__name__ == "Router" for m in model.children())
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(checkpoints_dir(out)), num_train_epochs=params.epochs, learning_rate=params.learning_rate,
+        per_device_train_batch_size=params.batch_size, gradient_accumulation_steps=params.gradient_accumulation,
+        warmup_ratio=params.warmup_ratio, save_steps=params.save_steps, save_total_limit=2,
+        logging_steps=params.logging_steps, seed=params.seed, data_seed=params.seed, report_to="none",
+        disable_tqdm=None, batch_sampler=BatchSamplers.NO_DUPLICATES, prompts=prompts or None,
+        router_mapping=route if is_routed else None, **precision_flags(params.precision))
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_dict(columns),
+                                         loss=loss, callbacks=callbacks)
+    result, trained = run_trainer(trainer, out)
+    save_model(model.save, out, record | trained | {"rows": len(columns["query"])}, params)
+    log.info("%s: %d rows, %d steps, loss %.4f -> %s", out.name, len(columns["query"]), result.global_step,
+             result.training_loss, out)
+    return out
+
+
+def build_init(config: Config) -> Path:
+    """The student before any training: the base model with pooling (the 'before distillation' system)."""
+    from stages.bi_model import build_student, resolve_model
+
+    student = config.bi_encoder.student
+    base, out = resolve_model(student.base_model, config), model_dir(config, "init")
+    inputs = {"base_model": student.base_model, "base_model_sha256": weights_sha256(Path(base)), "student": plain(student)}
+    if up_to_date(out, inputs):
+        return out
+    save_model(build_student(base, student).save, out, {"step": "init", "config": str(config.source),
+                                                          "inputs": inputs, "base_model": base})
+    log.info("bi-init: %s with %s pooling, %s similarity -> %s", student.base_model, student.pooling, student.similarity, out)
+    return out
+
+
+def load_student(path: Path):
+    """A saved student in float32 for training (mixed precision comes from the trainer's flags)."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(path))
+
+
+def previous_model(config: Config, step: str) -> Path:
+    start = model_dir(config, {"kd": "init", "miracl": "kd"}[step])
+    if not (start / "training.json").is_file():
+        raise ConfigError(f"step {step} starts from {start}, which is not built yet (`make train-bi`)")
+    return start
+
+
+def train_kd(config: Config) -> Path:
+    from stages.teacher import open_cache, teacher_targets
+
+    bi, kd = config.bi_encoder, config.bi_encoder.distillation
+    start, out = previous_model(config, "kd"), model_dir(config, "kd")
+    queries = distillation_queries(config)
+    if not queries:
+        raise ConfigError("no parallel queries for distillation: configure bi_encoder.distillation.data "
+                          "(mMARCO languages, or MIRACL queries with English side files)")
+    cache, load_teacher = open_cache(config)
+    scores, embeddings = teacher_targets(queries, cache, load_teacher, kd.representation_weight > 0)
+    columns = distillation_rows(queries, scores, embeddings, bi.teacher.score_scale)
+    inputs = {"start": str(start), "start_sha256": file_sha256(start / "training.json"), "teacher": cache.folder.name,
+              "distillation": plain(kd), "score_scale": bi.teacher.score_scale,
+              "rows_sha256": hashlib.sha256(json.dumps(columns).encode()).hexdigest()}
+    if up_to_date(out, inputs):
+        return out
+    from transformers import set_seed
+
+    set_seed(kd.training.seed)  # the representation loss's projection is initialised here, before train()
+    model = load_student(start)
+    loss = make_distillation_loss(model, kd, len(queries[0].docids), None if embeddings is None else embeddings.shape[1])
+    record = {"step": "kd", "config": str(config.source), "collection": config.collection, "inputs": inputs,
+              "base_model": str(start), "sources": sorted({q.source for q in queries}), "teacher": cache.folder.name}
+    return train(model, columns, loss, out, kd.training, record)
+
+
+def train_miracl(config: Config) -> Path:
+    bi = config.bi_encoder
+    start, out = previous_model(config, "miracl"), model_dir(config, "miracl")
+    groups = miracl_groups(config, list(config.languages), bi.miracl, bi.negatives)
+    if not groups:
+        raise ConfigError(f"no MIRACL {bi.miracl.split} groups to fine-tune the bi-encoder on")
+    columns = as_rows(groups, "listwise")
+    inputs = {"start": str(start), "start_sha256": file_sha256(start / "training.json"), "miracl": plain(bi.miracl),
+              "negatives": bi.negatives, "train_params": plain(bi.miracl_training),
+              "groups_sha256": hashlib.sha256(json.dumps([asdict(g) for g in groups]).encode()).hexdigest()}
+    if up_to_date(out, inputs):
+        return out
+    model = load_student(start)
+    record = {"step": "miracl", "config": str(config.source), "collection": config.collection, "inputs": inputs,
+              "base_model": str(start), "sources": sorted({g.source for g in groups})}
+    return train(model, columns, contrastive_loss(model, model.similarity_fn_name), out, bi.miracl_training, record)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.train_bi", description=__doc__.splitlines()[0])
+    add_config_arguments(parser, lang=False, split=False)
+    parser.add_argument("--step", choices=list(STEPS), required=True)
+    args = parser.parse_args(argv)
+    steps = {"init": build_init, "kd": train_kd, "miracl": train_miracl}
+    return run_stage(log, lambda: print(steps[args.step](load_config(args.config, args.data))))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

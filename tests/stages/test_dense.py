@@ -1,0 +1,247 @@
+"""Dense retrieval: exact sharded search, approximate indexes, resumable float16 shards, the stage end to end."""
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from stages.config import ConfigError, StudentParams, load_config
+from stages.dense import (Encoder, build_hnsw, build_ivf, collection_dir, dense_language, dense_splits,
+                          encode_collection, read_shards, search_exact, search_index, shard_paths)
+from stages.ce_data import passage_text
+from stages.formats import ReleaseLayout, iter_corpus, read_run
+from stages.formats.runs import read_metadata
+from tests.helpers import make_release, write_config
+
+
+def brute_force(queries, vectors, k):
+    """numpy's top-k: full score matrix, argpartition, then sort (score descending, row ascending)."""
+    scores = queries.astype(np.float32) @ vectors.astype(np.float32).T
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.lexsort((top, -top_scores), axis=-1)
+    return np.take_along_axis(top_scores, order, axis=1), np.take_along_axis(top, order, axis=1)
+
+
+def random_vectors(rows, dim, seed, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal((rows, dim)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_sharded_exact_search_equals_brute_force(dtype):
+    vectors, queries = random_vectors(1000, 32, 1, dtype), random_vectors(40, 32, 2)
+    shards = [vectors[:300], vectors[300:301], vectors[301:700], vectors[700:]]
+    scores, rows = search_exact(queries, shards, 25)
+    expected_scores, expected_rows = brute_force(queries, vectors, 25)
+    assert np.array_equal(rows, expected_rows)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-5)
+    # Merging shards changes nothing: the same ids and bit-identical scores as one faiss index.
+    whole_scores, whole_rows = search_exact(queries, [vectors], 25)
+    assert np.array_equal(rows, whole_rows) and np.array_equal(scores, whole_scores)
+
+
+def test_exact_search_with_fewer_vectors_than_k_leaves_empty_slots():
+    vectors, queries = random_vectors(5, 8, 3), random_vectors(2, 8, 4)
+    scores, rows = search_exact(queries, [vectors[:2], vectors[2:]], 8)
+    assert (rows[:, 5:] == -1).all() and np.isneginf(scores[:, 5:]).all()
+    assert np.array_equal(rows[:, :5], brute_force(queries, vectors, 5)[1])
+
+
+@pytest.fixture()
+def one_thread():
+    """faiss builds HNSW graphs in parallel, in an order that varies; one thread makes the graph repeatable."""
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(threads)
+
+
+def test_approximate_indexes_with_exhaustive_settings_find_the_exact_top_k(one_thread):
+    vectors, queries = random_vectors(600, 16, 5, np.float16), random_vectors(30, 16, 6)
+    shards = [vectors[:250], vectors[250:]]
+    expected_scores, expected_rows = brute_force(queries, vectors, 10)
+    ivf = build_ivf(shards, lists=8, probe=8, train_size=400)  # every list probed
+    hnsw = build_hnsw(shards, m=16, ef_construction=200, ef_search=600)
+    for index in (ivf, hnsw):
+        scores, rows = search_index(index, queries, 10)
+        assert np.array_equal(rows, expected_rows)
+        np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-5)
+    assert build_ivf(shards, lists=10_000, probe=4, train_size=50).nlist == 600  # clipped to the vectors
+
+
+# ---------------------------------------------------------------- float16 shards, resumable
+
+def fake_vectors(texts):
+    """A deterministic stand-in encoder: 8 numbers per text from its hash."""
+    rows = [np.frombuffer(hashlib.sha256(t.encode()).digest()[:8], dtype=np.uint8) for t in texts]
+    return (np.array(rows, dtype=np.float32) - 128) / 64
+
+
+class CountingEncoder:
+    def __init__(self, fail_after=None):
+        self.calls, self.fail_after = [], fail_after
+
+    def __call__(self, texts):
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise KeyboardInterrupt("interrupted")
+        self.calls.append(list(texts))
+        return fake_vectors(texts)
+
+
+def corpus_of(tmp_path, count):
+    passages = {"en": [(f"{i}#0", f"Title {i}", f"passage number {i}") for i in range(count)]}
+    return make_release(tmp_path / "rel", passages).corpus_dir("en")
+
+
+IDENTITY = {"model": "m", "model_sha256": "a" * 64, "shard_size": 4, "corpus": {"docs-0.jsonl": "b" * 64}}
+
+
+def shards_of(directory, manifest):
+    shards, docids = read_shards(directory, manifest)
+    return np.concatenate(shards), docids
+
+
+def test_an_interrupted_encoding_resumes_at_the_first_missing_shard(tmp_path):
+    corpus = corpus_of(tmp_path, 10)  # shards of 4, 4, 2
+    fresh = encode_collection(corpus, tmp_path / "fresh", IDENTITY, 4, CountingEncoder())
+    with pytest.raises(KeyboardInterrupt):
+        encode_collection(corpus, tmp_path / "resumed", IDENTITY, 4, CountingEncoder(fail_after=1))
+    assert [p.is_file() for p in shard_paths(tmp_path / "resumed", 0) + shard_paths(tmp_path / "resumed", 1)] == \
+        [True, True, False, False]
+    encoder = CountingEncoder()
+    resumed = encode_collection(corpus, tmp_path / "resumed", IDENTITY, 4, encoder)
+    assert [len(c) for c in encoder.calls] == [4, 2]  # shards 1 and 2 only
+    assert resumed == fresh == {**IDENTITY, "dimension": 8, "passages": 10, "shards": 3, "complete": True}
+    vectors, docids = shards_of(tmp_path / "resumed", resumed)
+    fresh_vectors, fresh_docids = shards_of(tmp_path / "fresh", fresh)
+    assert vectors.dtype == np.float16
+    assert np.array_equal(vectors, fresh_vectors) and docids == fresh_docids == [f"{i}#0" for i in range(10)]
+    np.testing.assert_allclose(vectors, fake_vectors([f"Title {i}: passage number {i}" for i in range(10)]),
+                               atol=1e-3)
+
+
+def test_a_missing_shard_is_encoded_again_and_a_complete_collection_is_left_alone(tmp_path):
+    corpus = corpus_of(tmp_path, 10)
+    manifest = encode_collection(corpus, tmp_path / "d", IDENTITY, 4, CountingEncoder())
+    encoder = CountingEncoder()
+    assert encode_collection(corpus, tmp_path / "d", IDENTITY, 4, encoder) == manifest and encoder.calls == []
+    shard_paths(tmp_path / "d", 2)[0].unlink()
+    assert encode_collection(corpus, tmp_path / "d", IDENTITY, 4, encoder) == manifest
+    assert [len(c) for c in encoder.calls] == [2]
+
+
+def test_a_changed_model_or_corpus_encodes_from_scratch(tmp_path):
+    corpus = corpus_of(tmp_path, 10)
+    encode_collection(corpus, tmp_path / "d", IDENTITY, 4, CountingEncoder())
+    (tmp_path / "d" / "stray.faiss").write_text("an index of the old vectors")
+    encoder = CountingEncoder()
+    encode_collection(corpus, tmp_path / "d", {**IDENTITY, "model_sha256": "c" * 64}, 4, encoder)
+    assert [len(c) for c in encoder.calls] == [4, 4, 2]
+    assert not (tmp_path / "d" / "stray.faiss").exists()
+
+
+# ---------------------------------------------------------------- the stage end to end
+
+@pytest.fixture(scope="module")
+def bi_model(tiny_model, tmp_path_factory):
+    from stages.bi_model import build_student
+
+    path = tmp_path_factory.mktemp("bi") / "bi"
+    # The fixture's model has 64 positions: passages are cut there.
+    build_student(str(tiny_model), StudentParams(max_query_length=32, max_passage_length=64)).save(str(path))
+    (path / "training.json").write_text(json.dumps({"step": "miracl"}))
+    return path
+
+
+def stage_config(tmp_path, bi_model, **dense):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = load_config(write_config(tmp_path / "c.yaml", work_root=tmp_path / "w",
+                                      bi_encoder={"dense": {"shard_size": 16, **dense}}))
+    models = config.work_dir / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    if not (models / "bi").exists():
+        (models / "bi").symlink_to(bi_model)
+    return config
+
+
+class Loads:
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, path):
+        from stages.bi_model import load_encoder
+
+        self.count += 1
+        return load_encoder(path)
+
+
+def test_dense_runs_rank_the_whole_corpus_by_the_models_inner_product(tmp_path, bi_model):
+    from stages.bi_model import encode
+
+    config = stage_config(tmp_path, bi_model)
+    layout = ReleaseLayout(config.data_root)
+    assert dense_splits(config, "sw", None) == ["dev", "test-a"]  # train: the bi-encoder learned from it
+    loads = Loads()
+    encoder = Encoder(config.work_dir / "models" / "bi", batch_size=8, loader=loads)
+    (out,) = dense_language(config, "sw", ["dev"], encoder)
+    assert loads.count == 1 and out == config.run_path("dense", "sw", "dev")
+
+    run, topics = read_run(out), layout.topics("sw", "dev")
+    corpus = [p for _, _, p in iter_corpus(layout.corpus_dir("sw"))]
+    docids = [p.docid for p in corpus]
+    hits = min(config.bi_encoder.dense.hits, len(docids))
+    assert set(run) == set(topics) and all(len(h) == hits for h in run.values())
+    assert all(set(h) <= set(docids) for h in run.values())
+
+    manifest = json.loads((collection_dir(config, "sw") / "manifest.json").read_text())
+    assert manifest["passages"] == len(docids) and manifest["shards"] == -(-len(docids) // 16)
+    stored, stored_ids = shards_of(collection_dir(config, "sw"), manifest)
+    assert stored_ids == docids
+    fresh = encode(encoder.model, [passage_text(p) for p in corpus], "document", 8)
+    np.testing.assert_allclose(stored.astype(np.float32), fresh, rtol=1e-2, atol=1e-2)
+    qids = list(topics)
+    expected = encode(encoder.model, [topics[q] for q in qids], "query", 8) @ stored.astype(np.float32).T
+    for qid, row in zip(qids, expected):
+        ranked = sorted(run[qid].items(), key=lambda h: -h[1])
+        top = np.sort(row)[::-1][:hits]
+        np.testing.assert_allclose([s for _, s in ranked], top, rtol=1e-4, atol=1e-4)
+        for docid, score in ranked:
+            assert score == pytest.approx(row[docids.index(docid)], rel=1e-4, abs=1e-4)
+
+    meta = read_metadata(out)
+    assert meta["system"] == "dense" and meta["index"] == "flat" and meta["inputs"]["hits"] == 100
+    again = Encoder(config.work_dir / "models" / "bi", batch_size=8, loader=Loads())
+    assert dense_language(config, "sw", ["dev"], again) == [out] and not again.loaded
+
+
+def test_approximate_indexes_are_built_once_and_searched_with_the_configured_settings(tmp_path, bi_model):
+    flat = stage_config(tmp_path / "flat", bi_model)
+    encoder = Encoder(flat.work_dir / "models" / "bi", batch_size=8)
+    reference = read_run(dense_language(flat, "sw", ["dev"], encoder)[0])
+    for dense in ({"index": "ivf", "ivf_lists": 4, "ivf_probe": 4}, {"index": "hnsw", "hnsw_ef_search": 200}):
+        config = stage_config(tmp_path / dense["index"], bi_model, **dense)
+        (out,) = dense_language(config, "sw", ["dev"], encoder)
+        run = read_run(out)
+        assert set(run) == set(reference)
+        if dense["index"] == "ivf":  # every list probed: exactly the flat run
+            assert {q: list(h) for q, h in run.items()} == {q: list(h) for q, h in reference.items()}
+        for qid, hits in run.items():  # HNSW over inner products may miss a few passages, never misscore one
+            assert len(hits) >= len(reference[qid]) // 2
+            assert all(score == pytest.approx(reference[qid][d], rel=1e-5, abs=1e-5) for d, score in hits.items())
+        index_file = collection_dir(config, "sw") / f"index.{dense['index']}.faiss"
+        built = index_file.stat().st_mtime_ns
+        out.unlink()
+        dense_language(config, "sw", ["dev"], encoder)
+        assert index_file.stat().st_mtime_ns == built  # reused, not rebuilt
+        assert read_metadata(out)["inputs"]["index"]["index"] == dense["index"]
+
+
+def test_configuration_errors_name_the_key_or_the_missing_model(tmp_path, bi_model):
+    config = stage_config(tmp_path, bi_model, index="lsh")
+    with pytest.raises(ConfigError, match=r"bi_encoder\.dense\.index"):
+        dense_language(config, "sw", ["dev"], Encoder(tmp_path, 8))
+    config = load_config(write_config(tmp_path / "other.yaml", work_root=tmp_path / "empty"))
+    with pytest.raises(ConfigError, match="make train-bi"):
+        dense_language(config, "sw", ["dev"], Encoder(tmp_path, 8))

@@ -1,0 +1,171 @@
+"""Distillation losses against hand values, a teacher that gets no gradient, and a student that learns."""
+import math
+
+import pytest
+import torch
+
+from stages.bi_data import ParallelQuery
+from stages.config import DistillParams, StudentParams, TrainParams
+from stages.teacher import TeacherCache, teacher_targets
+from stages.train_bi import distillation_rows, make_distillation_loss, train
+
+
+@pytest.fixture(scope="module")
+def student(tiny_model):
+    from stages.bi_model import build_student
+
+    return build_student(str(tiny_model), StudentParams())
+
+
+def embeddings_of(*rows, width):
+    """Embeddings whose first coordinates are given; the rest are zero (the student's width is larger)."""
+    out = torch.zeros(len(rows), width)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = torch.tensor(row, dtype=torch.float)
+    return out
+
+
+def test_kl_and_mse_equal_the_values_worked_by_hand(student):
+    width = student.get_embedding_dimension()
+    params = DistillParams(temperature=2.0, rank_weight=0.5, representation_weight=2.0)
+    loss = make_distillation_loss(student, params, candidates=3, teacher_dim=width)
+    query = embeddings_of([1, 0], width=width)
+    candidates = [embeddings_of([2, 0], width=width), embeddings_of([0, 1], width=width), embeddings_of([1, 1], width=width)]
+    teacher_query = embeddings_of([0.5, 0.5], width=width)
+    labels = torch.cat([torch.tensor([[3.0, 0.0, 2.0]]), teacher_query], dim=1)
+
+    losses = loss.compute_from_embeddings([query, *candidates], labels)
+
+    # Student dot products 2, 0, 1; teacher scores 3, 0, 2; both divided by T = 2.
+    def softmax(xs):
+        z = sum(math.exp(x) for x in xs)
+        return [math.exp(x) / z for x in xs]
+    p_teacher, p_student = softmax([1.5, 0.0, 1.0]), softmax([1.0, 0.0, 0.5])
+    kl = sum(t * math.log(t / s) for t, s in zip(p_teacher, p_student)) * 2.0 ** 2
+    assert losses["rank"].item() == pytest.approx(0.5 * kl, rel=1e-5)
+    # (1 - 0.5)^2 + (0 - 0.5)^2 over `width` coordinates, the rest being 0 on both sides.
+    assert losses["representation"].item() == pytest.approx(2.0 * 0.5 / width, rel=1e-5)
+    assert "contrastive" not in losses
+
+
+def test_the_teacher_targets_get_no_gradient(student):
+    width = student.get_embedding_dimension()
+    loss = make_distillation_loss(student, DistillParams(), candidates=2, teacher_dim=width)
+    features = [student.preprocess(["mto mrefu"]), student.preprocess(["Mto Nile ni mto mrefu."]),
+                student.preprocess(["Mlima Kenya."])]
+    labels = torch.cat([torch.tensor([[2.0, -1.0]]), torch.ones(1, width)], dim=1).requires_grad_()
+    sum(loss(features, labels).values()).backward()
+    assert labels.grad is None
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    student.zero_grad()
+
+
+class OverlapTeacher:
+    """An English 'teacher' whose score is the count of shared words, and whose embedding is a bag of words."""
+
+    VOCAB = ["river", "mountain", "longest", "highest", "africa", "nile", "kilimanjaro", "water"]
+
+    def __init__(self):
+        self.scored = 0
+
+    def score(self, pairs):
+        self.scored += len(pairs)
+        return [float(len(set(q.lower().split()) & set(p.lower().rstrip(".").split()))) for q, p in pairs]
+
+    def embed(self, queries):
+        import numpy as np
+
+        return np.array([[float(w in q.lower()) for w in self.VOCAB] for q in queries], dtype=np.float32)
+
+
+def parallel(qid, query, english, passages):
+    docids = tuple(f"d{i}" for i in range(len(passages)))
+    return ParallelQuery("toy", qid, query, english, docids, tuple(passages), tuple(passages))
+
+
+def test_a_cache_hit_skips_the_teacher(tmp_path):
+    queries = [parallel("1", "mto mrefu", "longest river", ["the longest river", "a mountain"])]
+    cache = TeacherCache(tmp_path / "t", {"kind": "toy"})
+    teacher = OverlapTeacher()
+    first, emb = teacher_targets(queries, cache, lambda: teacher, with_embeddings=True)
+    assert first == [[2.0, 0.0]] and teacher.scored == 2
+
+    def no_teacher():
+        raise AssertionError("the teacher was loaded although every target is cached")
+
+    again = TeacherCache(tmp_path / "t", {"kind": "toy"})  # a new run reads the cache from disk
+    second, emb2 = teacher_targets(queries, again, no_teacher, with_embeddings=True)
+    assert second == first and (emb2 == emb).all()
+    more = queries + [parallel("2", "mlima", "highest mountain", ["a mountain", "the highest mountain"])]
+    teacher_targets(more, again, lambda: teacher, with_embeddings=True)
+    assert teacher.scored == 4  # only the new query's pairs were scored
+
+
+def test_an_interrupted_append_loses_only_the_unfinished_line(tmp_path):
+    cache = TeacherCache(tmp_path / "t", {"kind": "toy"})
+    cache.add_scores([("1", "d0", "k0", 1.5), ("1", "d1", "k1", 0.5)])
+    with open(cache.scores_path, "a", encoding="utf-8") as out:
+        out.write("1\td2\tk2\t0.")  # the process died mid-line
+    assert TeacherCache(tmp_path / "t", {"kind": "toy"}).scores == {"k0": 1.5, "k1": 0.5}
+
+
+def test_a_cache_of_another_teacher_is_refused(tmp_path):
+    TeacherCache(tmp_path / "t", {"kind": "toy", "model": "a"})
+    with pytest.raises(Exception, match="belongs to another teacher"):
+        TeacherCache(tmp_path / "t", {"kind": "toy", "model": "b"})
+
+
+TOY = [  # target-language query, English query, candidates (Swahili passages)
+    ("mto mrefu zaidi", "longest river", ["Nile longest river Africa", "Kilimanjaro highest mountain", "Rufiji river", "Kenya mountain"]),
+    ("mlima mrefu zaidi", "highest mountain", ["Kenya mountain", "Nile longest river Africa", "Kilimanjaro highest mountain", "Rufiji river"]),
+    ("maji ya mto", "river water", ["Kilimanjaro highest mountain", "Rufiji river water", "Kenya mountain", "Nile longest river"]),
+    ("mlima Afrika", "mountain Africa", ["Rufiji river", "Kenya mountain", "Nile river", "Kilimanjaro mountain Africa"]),
+    ("mto Nile", "Nile river", ["Kenya mountain", "Rufiji river", "Nile river Africa", "Kilimanjaro highest mountain"]),
+    ("mlima Kilimanjaro", "Kilimanjaro mountain", ["Kilimanjaro highest mountain Africa", "Nile river", "Kenya mountain", "Rufiji water"]),
+]
+
+
+def kl_and_agreement(model, queries, scores):
+    """Mean KL(teacher || student) at T = 1, and how often the student's top candidate is the teacher's."""
+    from stages.bi_model import encode
+
+    kl, agree = 0.0, 0
+    for q, teacher in zip(queries, scores):
+        student = encode(model, list(q.passages), "document", 8) @ encode(model, [q.query], "query", 8)[0]
+        p = torch.softmax(torch.tensor(teacher), 0)
+        log_s = torch.log_softmax(torch.tensor(student), 0)
+        kl += float((p * (p.log() - log_s)).sum())
+        agree += int(max(range(4), key=lambda j: student[j]) == max(range(4), key=lambda j: teacher[j]))
+    return kl / len(queries), agree
+
+
+def test_a_tiny_student_distilled_on_a_toy_parallel_set_moves_toward_the_teacher(tiny_model, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from stages.bi_model import build_student
+
+    build_student(str(tiny_model), StudentParams()).save(str(tmp_path / "init"))
+    model = SentenceTransformer(str(tmp_path / "init"))
+    queries = [parallel(str(i), q, e, c) for i, (q, e, c) in enumerate(TOY)]
+    scores, embeddings = teacher_targets(queries, TeacherCache(tmp_path / "t", {"kind": "toy"}), OverlapTeacher, True)
+    scaled = [[3.0 * s for s in row] for row in scores]
+    kl_before, agree_before = kl_and_agreement(model, queries, scaled)
+
+    params = DistillParams(temperature=1.0, representation_weight=0.1)
+    loss = make_distillation_loss(model, params, candidates=4, teacher_dim=embeddings.shape[1])
+    training = TrainParams(epochs=40, learning_rate=0.003, batch_size=6, warmup_ratio=0.0, save_steps=1000,
+                           logging_steps=10, seed=13)
+    train(model, distillation_rows(queries, scores, embeddings, 3.0), loss, tmp_path / "kd", training, {"step": "kd"})
+    kl_after, agree_after = kl_and_agreement(SentenceTransformer(str(tmp_path / "kd")), queries, scaled)
+
+    assert kl_after < 0.5 * kl_before, (kl_before, kl_after)
+    assert agree_after > agree_before and agree_after >= 5, (agree_before, agree_after)
+
+
+def test_rows_put_the_teachers_best_candidate_first_and_pack_the_embedding_after_the_scores():
+    q = parallel("1", "mto", "river", ["a", "b", "c"])
+    import numpy as np
+
+    rows = distillation_rows([q], [[0.1, 0.9, 0.5]], np.array([[7.0, 8.0]]), 10.0)
+    assert [rows[f"candidate_{i}"][0] for i in (1, 2, 3)] == ["b", "c", "a"]
+    assert rows["label"][0] == pytest.approx([9.0, 5.0, 1.0, 7.0, 8.0])
