@@ -169,3 +169,37 @@ def test_rows_put_the_teachers_best_candidate_first_and_pack_the_embedding_after
     rows = distillation_rows([q], [[0.1, 0.9, 0.5]], np.array([[7.0, 8.0]]), 10.0)
     assert [rows[f"candidate_{i}"][0] for i in (1, 2, 3)] == ["b", "c", "a"]
     assert rows["label"][0] == pytest.approx([9.0, 5.0, 1.0, 7.0, 8.0])
+
+
+def test_a_cross_encoder_teacher_scores_with_its_logits_and_has_no_query_embeddings(tiny_model):
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    from stages.config import ConfigError, TeacherParams
+    from stages.teacher import CrossEncoderTeacher
+
+    teacher = CrossEncoderTeacher(str(tiny_model), TeacherParams(kind="cross-encoder", max_length=64))
+    pairs = [("longest river", "The Nile river flows north."), ("tides", "The moon causes tides.")]
+    reference = CrossEncoder(str(tiny_model), num_labels=1, max_length=64).predict(pairs, activation_fn=torch.nn.Identity())
+    assert teacher.score(pairs) == pytest.approx([float(v) for v in reference], rel=1e-5)
+    assert all(p.grad is None for p in teacher.model.model.parameters())
+    with pytest.raises(ConfigError, match="representation_weight to 0"):
+        teacher.embed(["longest river"])
+
+
+def test_separate_towers_with_prefixes_train_and_encode_queries_and_passages_apart(tiny_model, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from stages.bi_model import build_student, encode
+    from stages.train_bi import contrastive_loss
+
+    params = StudentParams(shared_towers=False, query_prefix="query: ", passage_prefix="passage: ",
+                           similarity="cosine", pooling="cls", max_passage_length=64)
+    model = build_student(str(tiny_model), params)
+    columns = {"query": [q for q, _, _ in TOY], "positive": [c[0] for _, _, c in TOY], "negative_1": [c[1] for _, _, c in TOY]}
+    training = TrainParams(epochs=1, learning_rate=0.001, batch_size=3, save_steps=1000, logging_steps=1, seed=13)
+    train(model, columns, contrastive_loss(model, "cosine"), tmp_path / "bi", training, {"step": "miracl"})
+    saved = SentenceTransformer(str(tmp_path / "bi"))
+    assert saved.prompts == {"query": "query: ", "document": "passage: "} and saved.similarity_fn_name == "cosine"
+    as_query, as_passage = encode(saved, ["mto mrefu"], "query", 2), encode(saved, ["mto mrefu"], "document", 2)
+    assert abs(float((as_query * as_query).sum()) - 1.0) < 1e-5  # cosine models come back normalised
+    assert not (as_query == as_passage).all()  # two towers (and two prefixes) see the same text differently
