@@ -203,9 +203,9 @@ rerank-ce-runs: $(CE_RUNS)
 
 # Student before training (bi-init) -> cross-lingual distillation from the English teacher (bi-kd)
 # -> MIRACL fine-tuning (bi). The teacher's scores are cached under work/<collection>/teacher/.
-BI_INIT_MODEL := $(MODELS)/bi-init/training.json
-BI_KD_MODEL := $(MODELS)/bi-kd/training.json
-BI_MODEL := $(MODELS)/bi/training.json
+BI_INIT_MODEL := $(MODELS)/$(BI_NAME)-init/training.json
+BI_KD_MODEL := $(MODELS)/$(BI_NAME)-kd/training.json
+BI_MODEL := $(MODELS)/$(BI_NAME)/training.json
 BI_KD_RUNS := $(foreach l,$(ALL_LANGS),$(if $(filter $(BI_KD_SPLIT),$(call topic_splits,$(l))),$(RUNS)/bm25/run.bm25.$(l).$(BI_KD_SPLIT).txt))
 BI_KD_TOPICS := $(wildcard $(DATA_ROOT)/miracl-v1.0-*/topics/topics-en.miracl-v1.0-*-$(BI_KD_SPLIT).tsv)
 BI_TRAIN_RUNS := $(foreach l,$(BI_TRAIN_LANGS),$(if $(filter $(BI_TRAIN_SPLIT),$(call topic_splits,$(l))),$(RUNS)/bm25/run.bm25.$(l).$(BI_TRAIN_SPLIT).txt))
@@ -213,21 +213,28 @@ BI_TRAIN_RUNS := $(foreach l,$(BI_TRAIN_LANGS),$(if $(filter $(BI_TRAIN_SPLIT),$
 $(BI_INIT_MODEL): $(if $(filter tiny,$(BI_BASE)),$(TINY_MODEL)) $(CONFIG)
 	$(PY) -m stages.train_bi $(CONFIG_ARGS) --step init
 
-$(BI_KD_MODEL): $(BI_INIT_MODEL) $(BI_KD_RUNS) $(BI_KD_TOPICS) $(CE_NMT_DATA) $(CONFIG)
+# A teacher this project trains (teacher.model: trained:<name>) is built first.
+BI_TEACHER_MODEL := $(if $(filter trained:%,$(BI_TEACHER)),$(MODELS)/$(patsubst trained:%,%,$(BI_TEACHER))/training.json)
+QGEN_MODEL := $(MODELS)/qgen/training.json
+
+$(QGEN_MODEL): $(if $(filter tiny,$(QGEN_BASE)),$(TINY_MODEL)) $(CE_TRAIN_RUNS) $(CE_NMT_DATA) $(CONFIG)
+	$(PY) -m stages.train_qgen $(CONFIG_ARGS)
+
+$(BI_KD_MODEL): $(BI_INIT_MODEL) $(BI_TEACHER_MODEL) $(BI_KD_RUNS) $(BI_KD_TOPICS) $(CE_NMT_DATA) $(CONFIG)
 	$(PY) -m stages.train_bi $(CONFIG_ARGS) --step kd
 
 $(BI_MODEL): $(BI_KD_MODEL) $(BI_TRAIN_RUNS) $(CONFIG)
 	$(PY) -m stages.train_bi $(CONFIG_ARGS) --step miracl
 
-$(eval $(call reranker,bi,$(BI_MODEL),stages.rerank_bi))
-$(eval $(call reranker,bi-kd,$(BI_KD_MODEL),stages.rerank_bi))
-$(eval $(call reranker,bi-init,$(BI_INIT_MODEL),stages.rerank_bi))
+$(eval $(call reranker,$(BI_NAME),$(BI_MODEL),stages.rerank_bi))
+$(eval $(call reranker,$(BI_NAME)-kd,$(BI_KD_MODEL),stages.rerank_bi))
+$(eval $(call reranker,$(BI_NAME)-init,$(BI_INIT_MODEL),stages.rerank_bi))
 
-BI_RUNS := $(foreach l,$(LANGS),$(foreach s,$(filter $(call rerank_splits,$(l)),$(call run_splits,$(l))),$(foreach m,bi-init bi-kd bi,$(RUNS)/$(m)/run.$(m).$(l).$(s).txt)))
+BI_RUNS := $(foreach l,$(LANGS),$(foreach s,$(filter $(call rerank_splits,$(l)),$(call run_splits,$(l))),$(foreach m,$(BI_NAME)-init $(BI_NAME)-kd $(BI_NAME),$(RUNS)/$(m)/run.$(m).$(l).$(s).txt)))
 
 # Dense retrieval: each language's whole corpus encoded once (float16 shards under work/<collection>/dense/),
 # searched with faiss; one process for the selected languages, one rule per other language.
-dense_targets = $(foreach l,$(1),$(foreach s,$(call rerank_splits,$(l)),$(RUNS)/dense/run.dense.$(l).$(s).txt))
+dense_targets = $(foreach l,$(1),$(foreach s,$(call rerank_splits,$(l)),$(RUNS)/$(DENSE_NAME)/run.$(DENSE_NAME).$(l).$(s).txt))
 define dense_rules
 ifneq ($(call dense_targets,$(1)),)
 $(call dense_targets,$(1)) &: $(MODELS)/$(DENSE_MODEL)/training.json $(foreach l,$(1),$(call corpus_files,$(l)) $(foreach s,$(call rerank_splits,$(l)),$(call topics_file,$(l),$(s)))) $(CONFIG)
@@ -236,10 +243,13 @@ endif
 endef
 $(eval $(call dense_rules,$(LANGS)))
 $(foreach l,$(filter-out $(LANGS),$(ALL_LANGS)),$(eval $(call dense_rules,$(l))))
-DENSE_RUNS := $(foreach l,$(LANGS),$(foreach s,$(filter $(call rerank_splits,$(l)),$(call run_splits,$(l))),$(RUNS)/dense/run.dense.$(l).$(s).txt))
+DENSE_RUNS := $(foreach l,$(LANGS),$(foreach s,$(filter $(call rerank_splits,$(l)),$(call run_splits,$(l))),$(RUNS)/$(DENSE_NAME)/run.$(DENSE_NAME).$(l).$(s).txt))
 
 train-bi: ## train the bi-encoder: distillation from the English teacher (models/bi-kd), then MIRACL train (models/bi)
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BI_MODEL) $(BI_INIT_MODEL)
+
+train-qgen: ## train the query generator (models/qgen), a teacher for configs/recipes/qgen.yaml
+	@$(MAKE) --no-print-directory $(QGEN_MODEL)
 
 teacher-scores: ## only compute (and cache) the English teacher's scores for distillation
 	$(PY) -m stages.teacher $(CONFIG_ARGS)
@@ -342,4 +352,4 @@ help: ## this list
 
 .PHONY: setup test bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check doctor bench-bm25 bench-rerank clean clean-all help \
 	tune-fusion tune-fusion-files fuse fused-runs submission validate report compare \
-	train-ce rerank-ce rerank-ce-runs train-bi teacher-scores rerank-bi rerank-bi-runs dense dense-runs bench-encode
+	train-ce rerank-ce rerank-ce-runs train-bi train-qgen teacher-scores rerank-bi rerank-bi-runs dense dense-runs bench-encode

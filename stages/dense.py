@@ -41,7 +41,6 @@ from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
 from stages.formats.runs import read_metadata
 
-SYSTEM = "dense"
 INDEX_TYPES = ("flat", "ivf", "hnsw")
 SEED = 13  # the IVF training sample
 log = logging.getLogger("stages.dense")
@@ -389,7 +388,7 @@ def dense_language(config: Config, lang: str, splits: list[str], encoder: Encode
     identity = collection_identity(config, lang)
     pending, written = [], []
     for split in splits:
-        out = config.run_path(SYSTEM, lang, split)
+        out = config.run_path(params.name, lang, split)
         inputs = {"topics_sha256": file_sha256(layout.topics_path(lang, split)), "model": str(path),
                   "model_sha256": identity["model_sha256"], "collection_sha256": _sha(identity),
                   "index": index_search_params(params), "hits": params.hits}
@@ -418,8 +417,8 @@ def dense_language(config: Config, lang: str, splits: list[str], encoder: Encode
         else:
             scores, rows = search_index(index, queries, k)
         run = as_run(qids, scores, rows, docids)
-        write_run(run, out, tag=f"{SYSTEM}-{params.model}", metadata={
-            "system": SYSTEM, "language": lang, "split": split, "config": str(config.source),
+        write_run(run, out, tag=f"{params.name}-{params.model}", metadata={
+            "system": params.name, "language": lang, "split": split, "config": str(config.source),
             "collection": config.collection, "index": params.index, "passages": len(docids),
             "dimension": manifest["dimension"], "inputs": inputs,
             "model_training": {key: training.get(key) for key in ("step", "base_model", "steps", "train_loss")}

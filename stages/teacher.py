@@ -3,8 +3,9 @@
     python -m stages.teacher        # fill the cache for the configured distillation data (train-bi does it too)
 
 The teacher is an English retriever: a bi-encoder (`kind: bi-encoder`, scores are its query-passage
-similarity, and it also gives the English query embeddings the representation loss needs) or a
-cross-encoder (`kind: cross-encoder`, scores are its logits). It reads the English version of each
+similarity, and it also gives the English query embeddings the representation loss needs), a
+cross-encoder (`kind: cross-encoder`, scores are its logits), or a query generator
+(`kind: query-generator`, scores are log p(query | passage); stages.train_qgen trains one). It reads the English version of each
 query against the candidates; it is only ever run under `torch.inference_mode`, so it gets no gradient.
 
 On real data the teacher's scores are most of distillation's cost, so they are kept in
@@ -140,7 +141,29 @@ class CrossEncoderTeacher:
                           "bi_encoder.distillation.representation_weight to 0, or use a bi-encoder teacher")
 
 
-TEACHERS = {"bi-encoder": BiEncoderTeacher, "cross-encoder": CrossEncoderTeacher}
+class QueryGeneratorTeacher:
+    """Scores are log p(English query | passage) under a sequence-to-sequence query generator."""
+
+    def __init__(self, path: str, params: TeacherParams):
+        import torch
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(path).to("cuda" if torch.cuda.is_available() else "cpu").eval()
+        self.params = params
+
+    def score(self, pairs: list[tuple[str, str]]) -> list[float]:
+        from stages.train_qgen import log_likelihoods
+
+        return log_likelihoods(self.model, self.tokenizer, pairs, self.params.batch_size, self.params.max_length,
+                               self.params.max_length, desc="teacher")
+
+    def embed(self, queries: list[str]) -> np.ndarray:
+        raise ConfigError("a query-generator teacher has no query embeddings: set "
+                          "bi_encoder.distillation.representation_weight to 0, or use a bi-encoder teacher")
+
+
+TEACHERS = {"bi-encoder": BiEncoderTeacher, "cross-encoder": CrossEncoderTeacher, "query-generator": QueryGeneratorTeacher}
 
 
 def teacher_identity(config: Config) -> tuple[str, dict]:
@@ -177,9 +200,9 @@ def teacher_targets(queries: list[ParallelQuery], cache: TeacherCache, load_teac
     missing = [key for key in wanted if key not in cache.scores]
     missing_queries = sorted({q.english for q in queries if text_key(q.english) not in cache.embeddings}) \
         if with_embeddings else []
-    log.info("teacher cache %s: %d of %d pairs and %d of %d English queries cached", cache.folder,
-             len(wanted) - len(missing), len(wanted), len({q.english for q in queries}) - len(missing_queries),
-             len({q.english for q in queries}) if with_embeddings else 0)
+    english = {q.english for q in queries}
+    log.info("teacher cache %s: %d of %d pairs cached%s", cache.folder, len(wanted) - len(missing), len(wanted),
+             f", {len(english) - len(missing_queries)} of {len(english)} English query embeddings" if with_embeddings else "")
     if missing or missing_queries:
         teacher = load_teacher()
         for start in tqdm(range(0, len(missing), CHUNK), desc="teacher scores", unit=" chunks", disable=None):

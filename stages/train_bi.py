@@ -3,6 +3,7 @@
     python -m stages.train_bi --step init     # base model + pooling      -> models/bi-init/ (the student before training)
     python -m stages.train_bi --step kd       # bi-init, teacher targets  -> models/bi-kd/
     python -m stages.train_bi --step miracl   # bi-kd, MIRACL train       -> models/bi/
+(`bi` is `bi_encoder.name`: a recipe with another name trains beside this one.)
 
 Distillation (DR.DECR, Translate-Distill): for each parallel query the English teacher scored the
 candidates for the English query (stages.teacher, cached); the student scores the same candidates for
@@ -35,12 +36,12 @@ from stages.formats.hashing import file_sha256
 from stages.training import checkpoints_dir, precision_flags, run_trainer, save_model, up_to_date, weights_sha256
 
 log = logging.getLogger("stages.train_bi")
-STEPS = {"init": "bi-init", "kd": "bi-kd", "miracl": "bi"}
+STEPS = {"init": "-init", "kd": "-kd", "miracl": ""}  # model folder: bi_encoder.name + this
 COSINE_SCALE = 20.0  # cosine scores times 20 as logits: sentence-transformers' MNRL default scale
 
 
 def model_dir(config: Config, step: str) -> Path:
-    return config.work_dir / "models" / STEPS[step]
+    return config.work_dir / "models" / (config.bi_encoder.name + STEPS[step])
 
 
 def scaled_pairwise_cos_sim(a, b):
@@ -160,7 +161,7 @@ def build_init(config: Config) -> Path:
         return out
     save_model(build_student(base, student).save, out, {"step": "init", "config": str(config.source),
                                                           "inputs": inputs, "base_model": base})
-    log.info("bi-init: %s with %s pooling, %s similarity -> %s", student.base_model, student.pooling, student.similarity, out)
+    log.info("%s: %s with %s pooling, %s similarity -> %s", out.name, student.base_model, student.pooling, student.similarity, out)
     return out
 
 

@@ -132,3 +132,16 @@ def test_a_data_root_that_is_not_a_folder_stops_make_with_its_name(empty_work_co
     assert result.returncode != 0
     assert f"the data root {tmp_path / 'nowhere'} is not a folder" in result.stderr
     assert list(tmp_path.glob("*.mk*")) == []
+
+
+def test_the_query_generator_recipe_trains_its_teacher_before_distilling_under_its_own_names(tmp_path):
+    config = tmp_path / "qgen.yaml"
+    config.write_text(f"extends: {REPO / 'configs' / 'recipes' / 'qgen.yaml'}\nwork_root: {tmp_path / 'work'}\n")
+    result = make("-n", "rerank-bi", f"CONFIG={config}", "LANG=sw")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "-m stages." in line and "stages.config" not in line]
+    order = [line.split("-m ")[1].split()[0] + (" " + line.split("--step ")[1].split()[0] if "--step" in line else "")
+             for line in lines]
+    assert order.index("stages.train_qgen") < order.index("stages.train_bi kd") < order.index("stages.train_bi miracl")
+    assert '--model bi-qgen --lang "sw"' in result.stdout and '--model bi-qgen-kd --lang "sw"' in result.stdout
+    assert "models/bi/" not in result.stdout and "--model bi " not in result.stdout

@@ -1,0 +1,181 @@
+"""Train the query generator, a teacher for the bi-encoder (Query generator as teacher, arXiv 2303.14991).
+
+    python -m stages.train_qgen        # -> work/<collection>/models/qgen/
+
+A sequence-to-sequence model (mT5-style) learns to write a query for a passage from (passage, query)
+pairs: each mMARCO query with its positive passage (`query_generator.mmarco` languages) and each
+MIRACL query with its judged positives (`query_generator.miracl_split`). As a teacher
+(`bi_encoder.teacher.kind: query-generator`), its relevance score for a candidate is the
+log-likelihood of the query given the passage, the sum over the query's tokens of
+log p(token | passage, earlier tokens), distilled into the student with the same KL loss as the other
+teachers and cached the same way. Training is the Hugging Face Seq2SeqTrainer. Offline, the starting
+point is a small T5 over the project's own vocabulary (the tiny XLM-R's tokenizer), seeded.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from stages.ce_data import group_triples, passage_text
+from stages.cli import run_stage
+from stages.config import Config, ConfigError, QueryGeneratorParams, TinyModelParams, add_config_arguments, load_config, plain
+from stages.formats import ReleaseLayout, iter_corpus
+from stages.formats.jsonfile import read_json, write_json
+from stages.formats.mmarco import MMarcoLayout
+from stages.training import checkpoints_dir, precision_flags, run_trainer, save_model, up_to_date, weights_sha256
+
+log = logging.getLogger("stages.train_qgen")
+NAME = "qgen"
+TINY_NAME = "tiny-t5"
+
+
+def model_dir(config: Config) -> Path:
+    return config.work_dir / "models" / NAME
+
+
+def query_labels(tokenizer, queries: list[str], max_length: int) -> list[list[int]]:
+    """Query token ids and the end-of-sequence id: what the generator is trained on and scored by."""
+    ids = tokenizer(queries, add_special_tokens=False, truncation=True, max_length=max_length - 1)["input_ids"]
+    return [row + [tokenizer.eos_token_id] for row in ids]
+
+
+def log_likelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int, max_passage_length: int,
+                    max_query_length: int, desc: str | None = None) -> list[float]:
+    """log p(query | passage) for each (query, passage): the query's token log-probabilities, summed."""
+    import torch
+
+    scores = [0.0] * len(pairs)
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][1]))
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, unit=" batches", disable=None if desc else True):
+            batch = order[start:start + batch_size]
+            inputs = tokenizer([pairs[i][1] for i in batch], truncation=True, max_length=max_passage_length,
+                               padding=True, return_tensors="pt").to(model.device)
+            labels = query_labels(tokenizer, [pairs[i][0] for i in batch], max_query_length)
+            width = max(len(row) for row in labels)
+            target = torch.tensor([row + [-100] * (width - len(row)) for row in labels], device=model.device)
+            logits = model(**inputs, labels=target).logits.float()
+            token_logp = torch.log_softmax(logits, dim=-1).gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+            summed = (token_logp * (target != -100)).sum(dim=1)
+            for i, value in zip(batch, summed.tolist()):
+                scores[i] = value
+    return scores
+
+
+def build_tiny_generator(tokenizer_dir: Path, params: TinyModelParams, out: Path) -> Path:
+    """A small T5 with the given tokenizer (pad starts the decoder, </s> ends a query), seeded."""
+    import torch
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    torch.manual_seed(params.seed)
+    model = T5ForConditionalGeneration(T5Config(
+        vocab_size=len(tokenizer), d_model=params.hidden, d_ff=params.intermediate, num_layers=params.layers,
+        num_heads=params.heads, d_kv=params.hidden // params.heads, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id))
+    staging = out.with_name(out.name + ".tmp")
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    write_json(staging / "built_by.json", {"stage": "stages.train_qgen", "tokenizer": str(tokenizer_dir),
+                                           "params": plain(params)})
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    return out
+
+
+def base_model(config: Config) -> str:
+    if config.query_generator.base_model != "tiny":
+        return config.query_generator.base_model
+    from stages.tiny_model import ensure_tiny_model
+
+    tokenizer_dir = ensure_tiny_model(config)
+    out = config.work_dir / "models" / TINY_NAME
+    built = out / "built_by.json"
+    if not (built.is_file() and read_json(built).get("params") == plain(config.tiny_model)
+            and (out / "config.json").stat().st_mtime >= (tokenizer_dir / "config.json").stat().st_mtime):
+        build_tiny_generator(tokenizer_dir, config.tiny_model, out)
+    return str(out)
+
+
+def training_pairs(config: Config) -> list[tuple[str, str, str]]:
+    """(source, passage, query): mMARCO positives of each configured language, then MIRACL judged positives."""
+    params, layout = config.query_generator, ReleaseLayout(config.data_root)
+    pairs: list[tuple[str, str, str]] = []
+    if params.mmarco:
+        nmt = config.cross_encoder.nmt
+        mmarco = MMarcoLayout(nmt.root, nmt.translation)
+        by_query = group_triples(mmarco.triples_path())
+        for language, count in params.mmarco.items():
+            queries, collection = mmarco.queries(language), mmarco.collection(language)
+            for qid in sorted(by_query)[:count]:
+                pairs.append((f"mmarco:{language}", collection[by_query[qid][0]], queries[qid]))
+    for lang, language in config.languages.items():
+        split = params.miracl_split
+        if split not in language.splits or not layout.has_qrels(lang, split):
+            continue
+        topics, qrels = layout.topics(lang, split), layout.qrels(lang, split)
+        wanted = {(qid, d) for qid, judged in qrels.items() if qid in topics for d, rel in judged.items() if rel > 0}
+        texts = {p.docid: passage_text(p) for _, _, p in iter_corpus(layout.corpus_dir(lang))
+                 if p.docid in {d for _, d in wanted}}
+        pairs += [(f"miracl:{lang}", texts[d], topics[qid]) for qid, d in sorted(wanted) if d in texts]
+    if not pairs:
+        raise ConfigError("no (passage, query) pairs to train the query generator on")
+    return pairs
+
+
+def train(config: Config) -> Path:
+    import datasets
+    from transformers import (AutoModelForSeq2SeqLM, AutoTokenizer, DataCollatorForSeq2Seq, Seq2SeqTrainer,
+                              Seq2SeqTrainingArguments, set_seed)
+
+    params, out = config.query_generator, model_dir(config)
+    start, pairs = base_model(config), training_pairs(config)
+    inputs = {"base_model": params.base_model, "base_model_sha256": weights_sha256(Path(start)),
+              "params": plain(params), "pairs_sha256": hashlib.sha256(json.dumps(pairs).encode()).hexdigest()}
+    if up_to_date(out, inputs):
+        return out
+    set_seed(params.training.seed)
+    tokenizer = AutoTokenizer.from_pretrained(start)
+    model = AutoModelForSeq2SeqLM.from_pretrained(start)
+    encoded = tokenizer([p for _, p, _ in pairs], truncation=True, max_length=params.max_passage_length)
+    dataset = datasets.Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+                                          "labels": query_labels(tokenizer, [q for _, _, q in pairs], params.max_query_length)})
+    t = params.training
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(checkpoints_dir(out)), num_train_epochs=t.epochs, learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.gradient_accumulation,
+        warmup_steps=t.warmup_ratio,  # transformers 5: a value below 1 is a fraction of the steps
+        save_steps=t.save_steps, save_total_limit=2, logging_steps=t.logging_steps,
+        seed=t.seed, data_seed=t.seed, report_to="none", disable_tqdm=None, **precision_flags(t.precision))
+    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=dataset,
+                             data_collator=DataCollatorForSeq2Seq(tokenizer, model=model))
+    result, trained = run_trainer(trainer, out)
+
+    def save(path: str) -> None:
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+
+    save_model(save, out, {"step": "qgen", "config": str(config.source), "collection": config.collection,
+                           "inputs": inputs, "base_model": start, "pairs": len(pairs),
+                           "sources": sorted({s for s, _, _ in pairs})} | trained, t)
+    log.info("qgen: %d pairs, %d steps, loss %.4f -> %s", len(pairs), result.global_step, result.training_loss, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.train_qgen", description=__doc__.splitlines()[0])
+    add_config_arguments(parser, lang=False, split=False)
+    args = parser.parse_args(argv)
+    return run_stage(log, lambda: print(train(load_config(args.config, args.data))))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
