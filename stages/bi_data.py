@@ -19,11 +19,12 @@ import random
 import sys
 from dataclasses import dataclass
 
-from stages.ce_data import group_triples, passage_text
+from stages.ce_data import group_triples
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, add_config_arguments, load_config
-from stages.formats import ReleaseLayout, iter_corpus, read_run
+from stages.formats import ReleaseLayout, read_run
 from stages.formats.mmarco import MMarcoLayout
+from stages.shortlist import fetch_passages
 
 log = logging.getLogger("stages.bi_data")
 
@@ -94,11 +95,7 @@ def miracl_parallel(config: Config, langs: list[str]) -> list[ParallelQuery]:
             hits = [d for d, _ in sorted(run.get(qid, {}).items(), key=lambda h: (-h[1], h[0]))[:data.candidates]]
             if qid in english and len(hits) == data.candidates:
                 shortlist[qid] = hits
-        needed = {d for hits in shortlist.values() for d in hits}
-        texts = {p.docid: passage_text(p) for _, _, p in iter_corpus(layout.corpus_dir(lang)) if p.docid in needed}
-        absent = sorted(needed - set(texts))
-        if absent:
-            raise ConfigError(f"{lang} {split}: BM25 hits not in the corpus {layout.corpus_dir(lang)}: {' '.join(absent[:10])}")
+        texts = fetch_passages(layout.corpus_dir(lang), {d for hits in shortlist.values() for d in hits})
         for qid, hits in shortlist.items():
             candidates = tuple(texts[d] for d in hits)
             out.append(ParallelQuery(f"miracl:{lang}", qid, topics[qid], english[qid], tuple(hits), candidates, candidates))

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from stages.cli import setup_logging
 from stages.config import BM25Params, Config, ConfigError, add_config_arguments, load_config
-from stages.formats import DataFormatError, ReleaseLayout, Run, corpus_files, iter_corpus, write_run
+from stages.formats import DataFormatError, ReleaseLayout, Run, corpus_files, describe_files, iter_corpus, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
 from stages.formats.runs import read_metadata
@@ -81,11 +81,6 @@ def summarize_corpus(corpus_dir: Path, lang: str) -> CorpusSummary:
             count += 1
             bar.update()
     return CorpusSummary(describe_files(files), count)
-
-
-def describe_files(files: list[Path]) -> list[dict]:
-    """Name, size and modification time: enough to notice a changed corpus without reading it."""
-    return [{"name": p.name, "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in files]
 
 
 def _corpus_unchanged(manifest: dict, corpus_dir: Path) -> bool:

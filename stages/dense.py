@@ -6,8 +6,8 @@ For each language:
 1. Encode the collection (skipped when done): passages (title and text, as the rerankers read them)
    in shards of `bi_encoder.dense.shard_size`, each stored as float16 vectors and a docid list under
    work/<collection>/dense/<model>/<lang>/ (shard-00000.f16.npy, shard-00000.docids.txt). A
-   manifest.json names the model (its training.json hash) and the corpus files (their hashes): an
-   interrupted encoding resumes at the first missing shard; a changed model or corpus starts over.
+   manifest.json names the model (its training.json hash) and the corpus files (name, size and
+   modification time, as the BM25 stage checks them): an interrupted encoding resumes at the first missing shard; a changed model or corpus starts over.
 2. Search each split's topics (queries encoded as queries) for the top `hits` passages by inner
    product, which is the model's own score (cosine models are normalised):
    - flat: exact, shard by shard (one shard in memory as float32 at a time), per-shard top-k merged;
@@ -36,7 +36,7 @@ from tqdm import tqdm
 from stages.ce_data import passage_text
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, DenseParams, add_config_arguments, load_config
-from stages.formats import ReleaseLayout, Run, atomic_write, corpus_files, iter_corpus, write_run
+from stages.formats import ReleaseLayout, Run, atomic_write, corpus_files, describe_files, iter_corpus, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
 from stages.formats.runs import read_metadata
@@ -121,7 +121,7 @@ def collection_identity(config: Config, lang: str) -> dict:
     corpus = ReleaseLayout(config.data_root).corpus_dir(lang)
     return {"model": str(path), "model_sha256": file_sha256(path / "training.json"),
             "shard_size": config.bi_encoder.dense.shard_size,
-            "corpus": {f.name: file_sha256(f) for f in corpus_files(corpus)}}
+            "corpus": describe_files(corpus_files(corpus))}  # as the BM25 stage: no full read per call
 
 
 def _chunks(items: Iterator, size: int) -> Iterator[list]:

@@ -14,7 +14,6 @@ import argparse
 import hashlib
 import logging
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -24,7 +23,8 @@ from stages.cli import run_stage
 from stages.config import Config, TinyModelParams, add_config_arguments, load_config, plain
 from stages.formats import ReleaseLayout, iter_corpus
 from stages.formats.mmarco import MMarcoLayout
-from stages.formats.jsonfile import read_json, write_json
+from stages.formats.jsonfile import read_json
+from stages.training import save_model
 
 log = logging.getLogger("stages.tiny_model")
 NAME = "tiny-xlmr"
@@ -83,14 +83,9 @@ def build_tiny_model(texts: list[str], params: TinyModelParams, out: Path, text_
         max_position_embeddings=params.max_length + 2,  # RoBERTa positions start after the padding id
         num_labels=1, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id))
-    staging = out.with_name(out.name + ".tmp")
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    write_json(staging / "built_by.json", {"stage": "stages.tiny_model", "texts": len(texts),
-                                           "inputs": {"params": plain(params), "text_sha256": text_sha256}})
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
-    return out
+    return save_model(lambda path: (model.save_pretrained(path), tokenizer.save_pretrained(path)), out,
+                      {"stage": "stages.tiny_model", "texts": len(texts),
+                       "inputs": {"params": plain(params), "text_sha256": text_sha256}}, record_name="built_by.json")
 
 
 def ensure_tiny_model(config: Config) -> Path:

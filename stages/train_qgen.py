@@ -22,12 +22,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stages.ce_data import group_triples, passage_text
+from stages.ce_data import group_triples
 from stages.cli import run_stage
-from stages.config import Config, ConfigError, QueryGeneratorParams, TinyModelParams, add_config_arguments, load_config, plain
-from stages.formats import ReleaseLayout, iter_corpus
-from stages.formats.jsonfile import read_json, write_json
+from stages.config import Config, ConfigError, TinyModelParams, add_config_arguments, load_config, plain
+from stages.formats import ReleaseLayout
+from stages.formats.jsonfile import read_json
 from stages.formats.mmarco import MMarcoLayout
+from stages.shortlist import fetch_passages
 from stages.training import checkpoints_dir, precision_flags, run_trainer, save_model, up_to_date, weights_sha256
 
 log = logging.getLogger("stages.train_qgen")
@@ -68,7 +69,7 @@ def log_likelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: 
     return scores
 
 
-def build_tiny_generator(tokenizer_dir: Path, params: TinyModelParams, out: Path) -> Path:
+def build_tiny_generator(tokenizer_dir: Path, params: TinyModelParams, out: Path, record: dict | None = None) -> Path:
     """A small T5 with the given tokenizer (pad starts the decoder, </s> ends a query), seeded."""
     import torch
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
@@ -79,16 +80,9 @@ def build_tiny_generator(tokenizer_dir: Path, params: TinyModelParams, out: Path
         vocab_size=len(tokenizer), d_model=params.hidden, d_ff=params.intermediate, num_layers=params.layers,
         num_heads=params.heads, d_kv=params.hidden // params.heads, pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id))
-    staging = out.with_name(out.name + ".tmp")
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    write_json(staging / "built_by.json", {"stage": "stages.train_qgen", "tokenizer": str(tokenizer_dir),
-                                           "params": plain(params)})
-    import shutil
-
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
-    return out
+    return save_model(lambda path: (model.save_pretrained(path), tokenizer.save_pretrained(path)), out,
+                      {"stage": "stages.train_qgen", "tokenizer": str(tokenizer_dir), "inputs": record or {}},
+                      record_name="built_by.json")
 
 
 def base_model(config: Config) -> str:
@@ -98,10 +92,11 @@ def base_model(config: Config) -> str:
 
     tokenizer_dir = ensure_tiny_model(config)
     out = config.work_dir / "models" / TINY_NAME
+    # Rebuilt when the shape or the vocabulary changes (the tiny model records both in built_by.json).
+    inputs = {"params": plain(config.tiny_model), "tokenizer": read_json(tokenizer_dir / "built_by.json")["inputs"]}
     built = out / "built_by.json"
-    if not (built.is_file() and read_json(built).get("params") == plain(config.tiny_model)
-            and (out / "config.json").stat().st_mtime >= (tokenizer_dir / "config.json").stat().st_mtime):
-        build_tiny_generator(tokenizer_dir, config.tiny_model, out)
+    if not (built.is_file() and read_json(built).get("inputs") == inputs):
+        build_tiny_generator(tokenizer_dir, config.tiny_model, out, inputs)
     return str(out)
 
 
@@ -123,9 +118,8 @@ def training_pairs(config: Config) -> list[tuple[str, str, str]]:
             continue
         topics, qrels = layout.topics(lang, split), layout.qrels(lang, split)
         wanted = {(qid, d) for qid, judged in qrels.items() if qid in topics for d, rel in judged.items() if rel > 0}
-        texts = {p.docid: passage_text(p) for _, _, p in iter_corpus(layout.corpus_dir(lang))
-                 if p.docid in {d for _, d in wanted}}
-        pairs += [(f"miracl:{lang}", texts[d], topics[qid]) for qid, d in sorted(wanted) if d in texts]
+        texts = fetch_passages(layout.corpus_dir(lang), {d for _, d in wanted})
+        pairs += [(f"miracl:{lang}", texts[d], topics[qid]) for qid, d in sorted(wanted)]
     if not pairs:
         raise ConfigError("no (passage, query) pairs to train the query generator on")
     return pairs
@@ -159,11 +153,7 @@ def train(config: Config) -> Path:
                              data_collator=DataCollatorForSeq2Seq(tokenizer, model=model))
     result, trained = run_trainer(trainer, out)
 
-    def save(path: str) -> None:
-        model.save_pretrained(path)
-        tokenizer.save_pretrained(path)
-
-    save_model(save, out, {"step": "qgen", "config": str(config.source), "collection": config.collection,
+    save_model(lambda path: (model.save_pretrained(path), tokenizer.save_pretrained(path)), out, {"step": "qgen", "config": str(config.source), "collection": config.collection,
                            "inputs": inputs, "base_model": start, "pairs": len(pairs),
                            "sources": sorted({s for s, _, _ in pairs})} | trained, t)
     log.info("qgen: %d pairs, %d steps, loss %.4f -> %s", len(pairs), result.global_step, result.training_loss, out)

@@ -75,12 +75,13 @@ def run_trainer(trainer, out: Path) -> tuple[object, dict]:
         "device": "cuda" if torch.cuda.is_available() else "cpu"}
 
 
-def save_model(save: Callable[[str], None], out: Path, record: dict, params: TrainParams | None = None) -> Path:
-    """Save through a staging folder with training.json, replace `out`, drop the checkpoints."""
+def save_model(save: Callable[[str], None], out: Path, record: dict, params: TrainParams | None = None,
+               record_name: str = "training.json") -> Path:
+    """Save through a staging folder with its record (training.json), replace `out`, drop the checkpoints."""
     staging = out.with_name(out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     save(str(staging))
-    write_json(staging / "training.json", record | ({"train_params": plain(params)} if params else {}))
+    write_json(staging / record_name, record | ({"train_params": plain(params)} if params else {}))
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
     shutil.rmtree(checkpoints_dir(out), ignore_errors=True)

@@ -87,3 +87,8 @@ def read_corpus(source: str | Path | Iterable[Path]) -> dict[str, Passage]:
         passages[passage.docid] = passage
         seen_at[passage.docid] = f"{path.name}:{number}"
     return passages
+
+
+def describe_files(files: list[Path]) -> list[dict]:
+    """Name, size and modification time: enough to notice a changed corpus without reading it."""
+    return [{"name": p.name, "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in files]

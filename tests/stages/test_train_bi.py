@@ -25,9 +25,9 @@ def embeddings_of(*rows, width):
     return out
 
 
-def test_kl_and_mse_equal_the_values_worked_by_hand(student):
+def test_kl_mse_and_contrastive_losses_equal_the_values_worked_by_hand(student):
     width = student.get_embedding_dimension()
-    params = DistillParams(temperature=2.0, rank_weight=0.5, representation_weight=2.0)
+    params = DistillParams(temperature=2.0, rank_weight=0.5, representation_weight=2.0, contrastive_weight=0.25)
     loss = make_distillation_loss(student, params, candidates=3, teacher_dim=width)
     query = embeddings_of([1, 0], width=width)
     candidates = [embeddings_of([2, 0], width=width), embeddings_of([0, 1], width=width), embeddings_of([1, 1], width=width)]
@@ -45,7 +45,8 @@ def test_kl_and_mse_equal_the_values_worked_by_hand(student):
     assert losses["rank"].item() == pytest.approx(0.5 * kl, rel=1e-5)
     # (1 - 0.5)^2 + (0 - 0.5)^2 over `width` coordinates, the rest being 0 on both sides.
     assert losses["representation"].item() == pytest.approx(2.0 * 0.5 / width, rel=1e-5)
-    assert "contrastive" not in losses
+    # Contrastive: the teacher's best candidate (the first column) against the others, dot scores 2, 0, 1.
+    assert losses["contrastive"].item() == pytest.approx(0.25 * -math.log(softmax([2.0, 0.0, 1.0])[0]), rel=1e-5)
 
 
 def test_the_teacher_targets_get_no_gradient(student):

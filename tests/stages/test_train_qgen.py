@@ -69,3 +69,6 @@ def test_the_generator_trains_on_miracl_positives_and_then_likes_their_queries_m
     out = train(config)
     assert out == model_dir(config)
     assert mean_score(out) > mean_score(config.work_dir / "models" / "tiny-t5") + 1.0
+    stamps = [(p / "model.safetensors").stat().st_mtime_ns for p in (out, config.work_dir / "models" / "tiny-t5")]
+    assert train(config) == out  # same inputs: neither the generator nor its starting point is built again
+    assert [(p / "model.safetensors").stat().st_mtime_ns for p in (out, config.work_dir / "models" / "tiny-t5")] == stamps
