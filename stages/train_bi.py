@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stages.bi_data import ParallelQuery, distillation_queries
@@ -121,33 +121,57 @@ def distillation_rows(queries: list[ParallelQuery], scores: list[list[float]], e
     return columns
 
 
-def train(model, columns: dict[str, list], loss, out: Path, params: TrainParams, record: dict,
+@dataclass
+class Task:
+    """One training dataset and its loss: `columns` (text columns and an optional `label`)."""
+    columns: dict[str, list]
+    loss: object
+    query_columns: tuple[str, ...] = ("query",)  # read with the query prefix and tower; the rest as passages
+
+    def routes(self) -> dict[str, str]:
+        return {c: "query" if c in self.query_columns else "document" for c in self.columns if c != "label"}
+
+
+def train(model, tasks: dict[str, Task], out: Path, params: TrainParams, record: dict,
           callbacks: list | None = None) -> Path:
-    """Train `model` on `columns` with `loss`; write it to `out` (via a staging folder) with training.json."""
+    """Train `model` on each task's columns with its loss; write it to `out` (via a staging folder) with training.json.
+
+    One task is one dataset; several are sentence-transformers' multi-dataset training (batches
+    drawn from one dataset at a time, in proportion to their sizes, each with its own loss).
+    """
     import datasets
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.training_args import BatchSamplers
     from transformers import set_seed
 
     set_seed(params.seed)
-    text_columns = [c for c in columns if c != "label"]
-    route = {c: "query" if c == "query" else "document" for c in text_columns}
-    prompts = {c: model.prompts[route[c]] for c in text_columns if model.prompts.get(route[c])}
+    routes = {name: task.routes() for name, task in tasks.items()}
+    prompts = {name: {c: model.prompts[r] for c, r in route.items() if model.prompts.get(r)} for name, route in routes.items()}
     is_routed = any(type(m).__name__ == "Router" for m in model.children())
+    data = {name: datasets.Dataset.from_dict(task.columns) for name, task in tasks.items()}
+    losses = {name: task.loss for name, task in tasks.items()}
+    if len(tasks) == 1:  # a single dataset keeps the plain (column -> value) form of each setting
+        (name,) = tasks
+        routes, prompts, data, losses = routes[name], prompts[name], data[name], losses[name]
+    else:
+        data = datasets.DatasetDict(data)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoints_dir(out)), num_train_epochs=params.epochs, learning_rate=params.learning_rate,
         per_device_train_batch_size=params.batch_size, gradient_accumulation_steps=params.gradient_accumulation,
         warmup_ratio=params.warmup_ratio, save_steps=params.save_steps, save_total_limit=2,
         logging_steps=params.logging_steps, seed=params.seed, data_seed=params.seed, report_to="none",
-        disable_tqdm=None, batch_sampler=BatchSamplers.NO_DUPLICATES, prompts=prompts or None,
-        router_mapping=route if is_routed else None, **precision_flags(params.precision))
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_dict(columns),
-                                         loss=loss, callbacks=callbacks)
+        disable_tqdm=None, batch_sampler=BatchSamplers.NO_DUPLICATES, prompts=prompts if any_prompt(prompts) else None,
+        router_mapping=routes if is_routed else None, **precision_flags(params.precision))
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=losses, callbacks=callbacks)
     result, trained = run_trainer(trainer, out)
-    save_model(model.save, out, record | trained | {"rows": len(columns["query"])}, params)
-    log.info("%s: %d rows, %d steps, loss %.4f -> %s", out.name, len(columns["query"]), result.global_step,
-             result.training_loss, out)
+    rows = {name: len(next(iter(task.columns.values()))) for name, task in tasks.items()}
+    save_model(model.save, out, record | trained | {"rows": sum(rows.values()), "rows_per_task": rows}, params)
+    log.info("%s: %s rows, %d steps, loss %.4f -> %s", out.name, rows, result.global_step, result.training_loss, out)
     return out
+
+
+def any_prompt(prompts: dict) -> bool:
+    return any(any_prompt(v) if isinstance(v, dict) else bool(v) for v in prompts.values())
 
 
 def build_init(config: Config) -> Path:
@@ -203,7 +227,7 @@ def train_kd(config: Config) -> Path:
     loss = make_distillation_loss(model, kd, len(queries[0].docids), None if embeddings is None else embeddings.shape[1])
     record = {"step": "kd", "config": str(config.source), "collection": config.collection, "inputs": inputs,
               "base_model": str(start), "sources": sorted({q.source for q in queries}), "teacher": cache.folder.name}
-    return train(model, columns, loss, out, kd.training, record)
+    return train(model, {"ranking": Task(columns, loss)}, out, kd.training, record)
 
 
 def train_miracl(config: Config) -> Path:
@@ -221,7 +245,8 @@ def train_miracl(config: Config) -> Path:
     model = load_student(start)
     record = {"step": "miracl", "config": str(config.source), "collection": config.collection, "inputs": inputs,
               "base_model": str(start), "sources": sorted({g.source for g in groups})}
-    return train(model, columns, contrastive_loss(model, model.similarity_fn_name), out, bi.miracl_training, record)
+    return train(model, {"miracl": Task(columns, contrastive_loss(model, model.similarity_fn_name))}, out,
+                 bi.miracl_training, record)
 
 
 def main(argv: list[str] | None = None) -> int:

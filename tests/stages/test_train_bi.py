@@ -7,7 +7,7 @@ import torch
 from stages.bi_data import ParallelQuery
 from stages.config import DistillParams, StudentParams, TrainParams
 from stages.teacher import TeacherCache, teacher_targets
-from stages.train_bi import distillation_rows, make_distillation_loss, train
+from stages.train_bi import Task, distillation_rows, make_distillation_loss, train
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +156,8 @@ def test_a_tiny_student_distilled_on_a_toy_parallel_set_moves_toward_the_teacher
     loss = make_distillation_loss(model, params, candidates=4, teacher_dim=embeddings.shape[1])
     training = TrainParams(epochs=40, learning_rate=0.003, batch_size=6, warmup_ratio=0.0, save_steps=1000,
                            logging_steps=10, seed=13)
-    train(model, distillation_rows(queries, scores, embeddings, 3.0), loss, tmp_path / "kd", training, {"step": "kd"})
+    train(model, {"ranking": Task(distillation_rows(queries, scores, embeddings, 3.0), loss)}, tmp_path / "kd", training,
+          {"step": "kd"})
     kl_after, agree_after = kl_and_agreement(SentenceTransformer(str(tmp_path / "kd")), queries, scaled)
 
     assert kl_after < 0.5 * kl_before, (kl_before, kl_after)
@@ -198,7 +199,7 @@ def test_separate_towers_with_prefixes_train_and_encode_queries_and_passages_apa
     model = build_student(str(tiny_model), params)
     columns = {"query": [q for q, _, _ in TOY], "positive": [c[0] for _, _, c in TOY], "negative_1": [c[1] for _, _, c in TOY]}
     training = TrainParams(epochs=1, learning_rate=0.001, batch_size=3, save_steps=1000, logging_steps=1, seed=13)
-    train(model, columns, contrastive_loss(model, "cosine"), tmp_path / "bi", training, {"step": "miracl"})
+    train(model, {"miracl": Task(columns, contrastive_loss(model, "cosine"))}, tmp_path / "bi", training, {"step": "miracl"})
     saved = SentenceTransformer(str(tmp_path / "bi"))
     assert saved.prompts == {"query": "query: ", "document": "passage: "} and saved.similarity_fn_name == "cosine"
     as_query, as_passage = encode(saved, ["mto mrefu"], "query", 2), encode(saved, ["mto mrefu"], "document", 2)
