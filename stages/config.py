@@ -184,6 +184,11 @@ class StudentParams:
     similarity: str = "dot"           # dot | cosine
     max_query_length: int = 64
     max_passage_length: int = 256
+    # single: one vector per text (pooling, then dot or cosine); maxsim: one vector per token, scored
+    # ColBERT-style (sum over query tokens of the best passage-token match), sentence-transformers'
+    # MultiVectorEncoder. DR.DECR and Translate-Distill students are ColBERT models.
+    scoring: str = "single"
+    token_dim: int = 0                # maxsim: project token vectors to this width (ColBERT uses 128; 0: keep)
 
 
 @dataclass(frozen=True)
@@ -213,6 +218,32 @@ class DistillData:
 
 
 @dataclass(frozen=True)
+class TokenDistillParams:
+    """Token-level representation distillation over cross-lingual alignments (DR.DECR, arXiv 2112.08185)."""
+    weight: float = 0.0               # 0: off
+    loss: str = "mse"                 # mse | l1, between a student token vector and its aligned teacher token's
+    # many-to-one: each target-language token takes its most similar English token; one-to-one: the most
+    # similar remaining pair is matched first and both tokens leave the pool, so no English token is reused.
+    alignment: str = "many-to-one"
+    queries: bool = True              # align the distillation's parallel queries (target query, English query)
+    # Parallel-sentence files per language: `english<TAB>target-language` lines (path relative to the repo).
+    parallel_files: dict[str, Path] = field(default_factory=dict)
+    max_length: int = 64              # tokens read of either side
+
+
+@dataclass(frozen=True)
+class QueryAlignmentParams:
+    """The query generator's alignment enhancement (arXiv 2303.14991): for each query the generator
+    writes a query in `language` from the teacher's best passage, and the student learns to place the
+    two queries together (in-batch contrastive loss); no parallel sentences needed."""
+    weight: float = 0.0               # 0: off
+    generator: str = "trained:qgen"   # a model spec (stages.bi_model.resolve_model); stages.train_qgen trains one
+    language: str = "english"         # the generated query's language, as the generator's prompt names it
+    max_new_tokens: int = 32
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
 class DistillParams:
     data: DistillData = field(default_factory=DistillData)
     # KL(softmax(teacher/T) || softmax(student/T)) * T^2 over each query's candidates.
@@ -223,6 +254,8 @@ class DistillParams:
     representation_weight: float = 1.0
     # In-batch contrastive loss with the teacher's top candidate as the positive (0: off).
     contrastive_weight: float = 0.0
+    token: TokenDistillParams = field(default_factory=TokenDistillParams)
+    query_alignment: QueryAlignmentParams = field(default_factory=QueryAlignmentParams)
     training: TrainParams = field(default_factory=TrainParams)
 
 
@@ -269,6 +302,10 @@ class QueryGeneratorParams:
     # Training pairs: mMARCO languages and queries of each (their positives), and MIRACL's judged positives.
     mmarco: dict[str, int] = field(default_factory=dict)
     miracl_split: str = "train"
+    # What the generator reads before the passage: it names the language to write the query in, so one
+    # generator writes queries in any trained language ({language}: an mMARCO language name, or a
+    # MIRACL language's name in lower case).
+    prompt: str = "{language} query: "
     training: TrainParams = field(default_factory=TrainParams)
 
 
