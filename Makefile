@@ -213,14 +213,17 @@ BI_TRAIN_RUNS := $(foreach l,$(BI_TRAIN_LANGS),$(if $(filter $(BI_TRAIN_SPLIT),$
 $(BI_INIT_MODEL): $(if $(filter tiny,$(BI_BASE)),$(TINY_MODEL)) $(CONFIG)
 	$(PY) -m stages.train_bi $(CONFIG_ARGS) --step init
 
-# A teacher this project trains (teacher.model: trained:<name>) is built first.
-BI_TEACHER_MODEL := $(if $(filter trained:%,$(BI_TEACHER)),$(MODELS)/$(patsubst trained:%,%,$(BI_TEACHER))/training.json)
+# A teacher this project trains (teacher.model: trained:<name>) is built first, and so is the query
+# alignment task's generator (distillation.query_alignment.generator, when its weight is above 0).
+trained_model = $(if $(filter trained:%,$(1)),$(MODELS)/$(patsubst trained:%,%,$(1))/training.json)
+BI_TEACHER_MODEL := $(call trained_model,$(BI_TEACHER))
+BI_ALIGN_GENERATOR_MODEL := $(call trained_model,$(BI_ALIGN_GENERATOR))
 QGEN_MODEL := $(MODELS)/qgen/training.json
 
 $(QGEN_MODEL): $(if $(filter tiny,$(QGEN_BASE)),$(TINY_MODEL)) $(CE_TRAIN_RUNS) $(CE_NMT_DATA) $(CONFIG)
 	$(PY) -m stages.train_qgen $(CONFIG_ARGS)
 
-$(BI_KD_MODEL): $(BI_INIT_MODEL) $(BI_TEACHER_MODEL) $(BI_KD_RUNS) $(BI_KD_TOPICS) $(CE_NMT_DATA) $(CONFIG)
+$(BI_KD_MODEL): $(BI_INIT_MODEL) $(BI_TEACHER_MODEL) $(BI_ALIGN_GENERATOR_MODEL) $(BI_KD_RUNS) $(BI_KD_TOPICS) $(CE_NMT_DATA) $(CONFIG)
 	$(PY) -m stages.train_bi $(CONFIG_ARGS) --step kd
 
 $(BI_MODEL): $(BI_KD_MODEL) $(BI_TRAIN_RUNS) $(CONFIG)

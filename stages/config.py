@@ -228,7 +228,6 @@ class TokenDistillParams:
     queries: bool = True              # align the distillation's parallel queries (target query, English query)
     # Parallel-sentence files per language: `english<TAB>target-language` lines (path relative to the repo).
     parallel_files: dict[str, Path] = field(default_factory=dict)
-    max_length: int = 64              # tokens read of either side
 
 
 @dataclass(frozen=True)
@@ -273,6 +272,9 @@ class DenseParams:
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
+    # maxsim students (ColBERT v1's end-to-end retrieval): the nearest passage tokens searched for each
+    # query token (ColBERT's k'; it used 1000); their passages are then scored exactly by MaxSim.
+    maxsim_token_hits: int = 1000
 
 
 @dataclass(frozen=True)
@@ -301,6 +303,11 @@ class QueryGeneratorParams:
     max_query_length: int = 64
     # Training pairs: mMARCO languages and queries of each (their positives), and MIRACL's judged positives.
     mmarco: dict[str, int] = field(default_factory=dict)
+    # mMARCO's queries are parallel by id, so each passage also pairs with its query in these languages (the
+    # prompt naming them). Same-language pairs only teach the generator to write in the passage's language;
+    # these teach it to write, say, English from a Spanish passage, which the teacher's scores (English
+    # queries, MIRACL passages in their own language) and the alignment task ask of it.
+    mmarco_cross_languages: tuple[str, ...] = ()
     miracl_split: str = "train"
     # What the generator reads before the passage: it names the language to write the query in, so one
     # generator writes queries in any trained language ({language}: an mMARCO language name, or a
@@ -489,6 +496,11 @@ def load_config(path: str | Path | None = None, data_root: str | Path | None = N
     if not ce.nmt.root.is_absolute():  # relative to the repository, like data_root
         nmt = dataclasses.replace(ce.nmt, root=(REPO_ROOT / ce.nmt.root).resolve())
         config = dataclasses.replace(config, cross_encoder=dataclasses.replace(ce, nmt=nmt))
+    bi, token = config.bi_encoder, config.bi_encoder.distillation.token
+    files = {lang: (REPO_ROOT / path).resolve() for lang, path in token.parallel_files.items()}  # like data_root
+    token = dataclasses.replace(token, parallel_files=files)
+    config = dataclasses.replace(config, bi_encoder=dataclasses.replace(
+        bi, distillation=dataclasses.replace(bi.distillation, token=token)))
     return dataclasses.replace(config, source=path)
 
 
@@ -528,10 +540,12 @@ def make_vars(config: Config) -> str:
         f"CE_TRAIN_SPLIT := {ce.miracl.split}",
         f"CE_TRAIN_LANGS := {' '.join(c for c, lang in config.languages.items() if ce.miracl.split in lang.splits)}",
     ]
-    bi = config.bi_encoder
+    bi, alignment = config.bi_encoder, config.bi_encoder.distillation.query_alignment
     lines += [
         f"BI_BASE := {bi.student.base_model}",
         f"BI_TEACHER := {bi.teacher.model}",
+        # The query alignment task's generator, when the task is on (a trained:<name> one is trained first).
+        f"BI_ALIGN_GENERATOR := {alignment.generator if alignment.weight > 0 else ''}",
         f"BI_KD_SPLIT := {bi.distillation.data.miracl_split}",
         f"BI_TRAIN_SPLIT := {bi.miracl.split}",
         f"BI_TRAIN_LANGS := {' '.join(c for c, lang in config.languages.items() if bi.miracl.split in lang.splits)}",

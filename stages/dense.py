@@ -17,6 +17,14 @@ Every split but the bi-encoder's training split (`bi_encoder.miracl.split`) is s
 written under a temporary name, so an interrupted stage keeps finished runs, and a rerun skips runs
 whose inputs (topics, model, corpus, index parameters) are unchanged without loading the model.
 On a host with GPUs (faiss.get_num_gpus() > 0) the flat and IVF searches run there.
+
+A maxsim student (a MultiVectorEncoder) retrieves as ColBERT v1 does end to end: every passage's token
+vectors are stored (shard-00000.f16.npy holds a shard's tokens, passage after passage, and
+shard-00000.lengths.npy each passage's token count) and indexed as above, each query token's top
+`maxsim_token_hits` token hits name the candidate passages, and the candidates are scored exactly by
+MaxSim. The token index is exact with `index: flat`; the candidate set is exact only when it holds
+every passage that could rank (small corpora, or a large maxsim_token_hits), and all vectors stay on
+disk at one per token, so this suits small collections.
 """
 from __future__ import annotations
 
@@ -62,6 +70,11 @@ def shard_paths(directory: Path, number: int) -> tuple[Path, Path]:
     return directory / f"shard-{number:05d}.f16.npy", directory / f"shard-{number:05d}.docids.txt"
 
 
+def lengths_path(directory: Path, number: int) -> Path:
+    """Tokens per passage of shard `number` of a multi-vector collection."""
+    return directory / f"shard-{number:05d}.lengths.npy"
+
+
 def dense_splits(config: Config, lang: str, spec: str | list[str] | None) -> list[str]:
     """Selected splits with a topics file, except the one the bi-encoder was trained on."""
     layout, train = ReleaseLayout(config.data_root), config.bi_encoder.miracl.split
@@ -78,7 +91,7 @@ def check_params(params: DenseParams) -> None:
     if params.index not in INDEX_TYPES:
         raise ConfigError(f"bi_encoder.dense.index must be one of {', '.join(INDEX_TYPES)}, got {params.index!r}")
     for key in ("shard_size", "hits", "ivf_lists", "ivf_probe", "ivf_train_size", "hnsw_m",
-                "hnsw_ef_construction", "hnsw_ef_search"):
+                "hnsw_ef_construction", "hnsw_ef_search", "maxsim_token_hits"):
         if getattr(params, key) < 1:
             raise ConfigError(f"bi_encoder.dense.{key} must be at least 1, got {getattr(params, key)}")
 
@@ -112,16 +125,26 @@ class Encoder:
 
         return encode(self.model, texts, kind, self.batch_size)
 
+    def encode_tokens(self, texts: list[str], kind: str) -> list[np.ndarray]:
+        """A multi-vector model's float32 token vectors, one (tokens, width) array per text."""
+        from stages.bi_model import encode_tokens
+
+        return encode_tokens(self.model, texts, kind, self.batch_size)
+
 
 # ---------------------------------------------------------------- encoding the collection
 
 def collection_identity(config: Config, lang: str) -> dict:
-    """What the stored vectors depend on: the model (its training record) and the corpus files."""
+    """What the stored vectors depend on: the model (its training record and, for a maxsim model, its
+    kind) and the corpus files."""
+    from stages.bi_model import saved_multi_vector
+
     path = model_path(config)
     corpus = ReleaseLayout(config.data_root).corpus_dir(lang)
-    return {"model": str(path), "model_sha256": file_sha256(path / "training.json"),
-            "shard_size": config.bi_encoder.dense.shard_size,
-            "corpus": describe_files(corpus_files(corpus))}  # as the BM25 stage: no full read per call
+    identity = {"model": str(path), "model_sha256": file_sha256(path / "training.json"),
+                "shard_size": config.bi_encoder.dense.shard_size,
+                "corpus": describe_files(corpus_files(corpus))}  # as the BM25 stage: no full read per call
+    return identity | ({"scoring": "maxsim"} if saved_multi_vector(path) else {})
 
 
 def _chunks(items: Iterator, size: int) -> Iterator[list]:
@@ -129,22 +152,29 @@ def _chunks(items: Iterator, size: int) -> Iterator[list]:
         yield chunk
 
 
-def _complete(directory: Path, shards: int) -> bool:
-    return all(p.is_file() for n in range(shards) for p in shard_paths(directory, n))
+def _shard_files(directory: Path, number: int, token_vectors: bool) -> tuple[Path, ...]:
+    return shard_paths(directory, number) + ((lengths_path(directory, number),) if token_vectors else ())
+
+
+def _complete(directory: Path, shards: int, token_vectors: bool = False) -> bool:
+    return all(p.is_file() for n in range(shards) for p in _shard_files(directory, n, token_vectors))
 
 
 def encode_collection(corpus_dir: Path, directory: Path, identity: dict, shard_size: int,
-                      encode_documents: Callable[[list[str]], np.ndarray], desc: str = "encode") -> dict:
+                      encode_documents: Callable[[list[str]], np.ndarray | list[np.ndarray]], desc: str = "encode",
+                      token_vectors: bool = False) -> dict:
     """Encode a corpus into float16 shards under `directory`; returns the manifest.
 
-    A shard is complete when both of its files exist (the docids are written first, the vectors
+    A shard is complete when all of its files exist (the docids are written first, the vectors
     last, each under a temporary name). A manifest with the same `identity` keeps complete shards;
-    any other (or none) clears the folder and starts over.
+    any other (or none) clears the folder and starts over. With `token_vectors`, `encode_documents`
+    returns one (tokens, width) array per passage: a shard stores them one after another, with each
+    passage's token count, and the manifest counts the `tokens`.
     """
     manifest_path = directory / "manifest.json"
     manifest = read_json(manifest_path)
     same = isinstance(manifest, dict) and {k: manifest.get(k) for k in identity} == identity
-    if same and manifest.get("complete") and _complete(directory, manifest["shards"]):
+    if same and manifest.get("complete") and _complete(directory, manifest["shards"], token_vectors):
         return manifest
     if not same:
         if directory.is_dir():
@@ -154,21 +184,28 @@ def encode_collection(corpus_dir: Path, directory: Path, identity: dict, shard_s
                     path.unlink()
         directory.mkdir(parents=True, exist_ok=True)
         write_json(manifest_path, {**identity, "complete": False})
-    passages = skipped = 0
+    passages = skipped = tokens = 0
     dimension = None
     number = -1
     with tqdm(desc=desc, unit=" shards", mininterval=2, disable=None) as bar:
         for number, chunk in enumerate(_chunks((p for _, _, p in iter_corpus(corpus_dir)), shard_size)):
             vectors_path, docids_path = shard_paths(directory, number)
             passages += len(chunk)
-            if vectors_path.is_file() and docids_path.is_file():
+            if all(p.is_file() for p in _shard_files(directory, number, token_vectors)):
                 skipped += 1
                 dimension = dimension or int(np.load(vectors_path, mmap_mode="r").shape[1])
+                tokens += int(np.load(lengths_path(directory, number)).sum()) if token_vectors else 0
                 bar.update()
                 continue
-            vectors = np.asarray(encode_documents([passage_text(p) for p in chunk]), dtype=np.float32)
-            if vectors.shape[0] != len(chunk):
-                raise ValueError(f"the encoder returned {vectors.shape[0]} vectors for {len(chunk)} passages")
+            encoded = encode_documents([passage_text(p) for p in chunk])
+            if len(encoded) != len(chunk):
+                raise ValueError(f"the encoder returned {len(encoded)} vectors for {len(chunk)} passages")
+            if token_vectors:
+                lengths = np.array([len(v) for v in encoded], dtype=np.int64)
+                vectors = np.concatenate([np.asarray(v, dtype=np.float32) for v in encoded])
+                tokens += int(lengths.sum())
+            else:
+                vectors = np.asarray(encoded, dtype=np.float32)
             half = vectors.astype(np.float16)
             if not np.isfinite(half).all():
                 raise ConfigError(f"{desc}: shard {number} has embedding values beyond float16's range "
@@ -176,10 +213,15 @@ def encode_collection(corpus_dir: Path, directory: Path, identity: dict, shard_s
             dimension = int(vectors.shape[1])
             with atomic_write(docids_path) as out:
                 out.writelines(f"{p.docid}\n" for p in chunk)
+            if token_vectors:
+                with atomic_write(lengths_path(directory, number), "wb", encoding=None) as out:
+                    np.save(out, lengths)
             with atomic_write(vectors_path, "wb", encoding=None) as out:
                 np.save(out, half)
             bar.update()
     manifest = {**identity, "dimension": dimension, "passages": passages, "shards": number + 1, "complete": True}
+    if token_vectors:
+        manifest["tokens"] = tokens
     write_json(manifest_path, manifest)
     log.info("%s: %d passages in %d shards (%d reused), dimension %s, at %s", desc, passages, number + 1, skipped,
              dimension, directory)
@@ -199,6 +241,41 @@ def read_shards(directory: Path, manifest: dict) -> tuple[list[np.ndarray], list
         shards.append(vectors)
         docids.extend(ids)
     return shards, docids
+
+
+class TokenCollection:
+    """A multi-vector collection read back: token vectors shard by shard (memory-mapped float16), the
+    docids, and where each passage's tokens lie."""
+
+    def __init__(self, shards: list[np.ndarray], docids: list[str], lengths: list[np.ndarray]):
+        self.shards, self.docids = shards, docids
+        per_passage = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+        self.owner = np.repeat(np.arange(len(per_passage)), per_passage)  # token row -> passage row
+        self.shard = np.repeat(np.arange(len(lengths)), [len(n) for n in lengths])
+        self.start = np.concatenate([np.cumsum(n) - n for n in lengths]) if lengths else np.zeros(0, np.int64)
+        self.length = per_passage
+
+    def passage_tokens(self, row: int) -> np.ndarray:
+        """The float32 token vectors of passage `row`."""
+        start = self.start[row]
+        return np.asarray(self.shards[self.shard[row]][start:start + self.length[row]], dtype=np.float32)
+
+
+def read_token_shards(directory: Path, manifest: dict) -> TokenCollection:
+    """A multi-vector collection's shards, each checked against its docids and token counts."""
+    shards, docids, lengths = [], [], []
+    for number in range(manifest["shards"]):
+        vectors_path, docids_path = shard_paths(directory, number)
+        vectors = np.load(vectors_path, mmap_mode="r")
+        ids = docids_path.read_text(encoding="utf-8").splitlines()
+        counts = np.load(lengths_path(directory, number))
+        if vectors.ndim != 2 or len(counts) != len(ids) or vectors.shape[0] != int(counts.sum()):
+            raise ConfigError(f"{vectors_path}: {vectors.shape} token vectors for {len(ids)} docids and "
+                              f"{int(counts.sum())} counted tokens; delete {directory} to encode again")
+        shards.append(vectors)
+        docids.extend(ids)
+        lengths.append(counts.astype(np.int64))
+    return TokenCollection(shards, docids, lengths)
 
 
 # ---------------------------------------------------------------- search (pure functions on arrays)
@@ -324,6 +401,38 @@ def search_index(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     return np.where(ids < 0, -np.inf, scores), ids
 
 
+def search_maxsim(queries: list[np.ndarray], collection: TokenCollection,
+                  search_tokens: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]], token_hits: int,
+                  k: int) -> tuple[np.ndarray, np.ndarray]:
+    """ColBERT v1 end to end: (scores, passage rows), each (n, k), for each query's token vectors.
+
+    All query tokens are searched at once among the collection's tokens (`search_tokens(vectors, n)`
+    gives (scores, token rows)); the passages owning each query's `token_hits` hits per token are its
+    candidates, scored exactly by MaxSim. Slots beyond the candidates are -1 / -inf.
+    """
+    from stages.bi_model import maxsim_scores
+
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_rows = np.full((len(queries), k), -1, dtype=np.int64)
+    if not queries or not len(collection.owner) or not k:
+        return best_scores, best_rows
+    _, token_rows = search_tokens(np.concatenate(queries), min(token_hits, len(collection.owner)))
+    ends = np.cumsum([len(q) for q in queries])
+    for i, (query, end) in enumerate(zip(queries, ends)):
+        hits = token_rows[end - len(query):end].ravel()
+        candidates = np.unique(collection.owner[hits[hits >= 0]])
+        scores = maxsim_scores(query, [collection.passage_tokens(r) for r in candidates])
+        top_scores, top_rows = merge_top_k(np.concatenate([scores, best_scores[i]])[None],
+                                           np.concatenate([candidates, best_rows[i]])[None], k)
+        best_scores[i], best_rows[i] = top_scores[0], top_rows[0]
+    return best_scores, best_rows
+
+
+def search_vectors(index, shards: Sequence[np.ndarray], queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact search over the shards without an index, else the index's search."""
+    return search_exact(queries, shards, k) if index is None else search_index(index, queries, k)
+
+
 def index_build_params(params: DenseParams) -> dict:
     """What an approximate index's structure depends on (search-time settings excluded)."""
     if params.index == "ivf":
@@ -379,11 +488,14 @@ def _sha(data) -> str:
 
 def dense_language(config: Config, lang: str, splits: list[str], encoder: Encoder) -> list[Path]:
     """Write the dense run of each split of `lang` (encoding and indexing first, if needed)."""
+    from stages.bi_model import saved_multi_vector
+
     params = config.bi_encoder.dense
     check_params(params)
     path = model_path(config)
     if not (path / "training.json").is_file():
         raise ConfigError(f"no trained bi-encoder at {path}; `make train-bi` trains it")
+    multi_vector = saved_multi_vector(path)
     layout = ReleaseLayout(config.data_root)
     identity = collection_identity(config, lang)
     pending, written = [], []
@@ -392,6 +504,8 @@ def dense_language(config: Config, lang: str, splits: list[str], encoder: Encode
         inputs = {"topics_sha256": file_sha256(layout.topics_path(lang, split)), "model": str(path),
                   "model_sha256": identity["model_sha256"], "collection_sha256": _sha(identity),
                   "index": index_search_params(params), "hits": params.hits}
+        if multi_vector:
+            inputs |= {"scoring": "maxsim", "token_hits": params.maxsim_token_hits}
         previous = read_metadata(out)
         if out.is_file() and previous and previous.get("inputs") == inputs:
             log.info("%s %s: dense run up to date at %s", lang, split, out)
@@ -402,20 +516,28 @@ def dense_language(config: Config, lang: str, splits: list[str], encoder: Encode
     if not pending:
         return written
     directory = collection_dir(config, lang)
+    encode_documents = encoder.encode_tokens if multi_vector else encoder.encode
     manifest = encode_collection(layout.corpus_dir(lang), directory, identity, params.shard_size,
-                                 lambda texts: encoder.encode(texts, "document"), f"{lang} encode")
-    shards, docids = read_shards(directory, manifest)
+                                 lambda texts: encode_documents(texts, "document"), f"{lang} encode",
+                                 token_vectors=multi_vector)
+    if multi_vector:
+        collection = read_token_shards(directory, manifest)
+        shards, docids = collection.shards, collection.docids
+    else:
+        shards, docids = read_shards(directory, manifest)
     index = approximate_index(params, directory, shards, manifest, lang) if params.index != "flat" else None
     training = read_json(path / "training.json") or {}
     for split, out, inputs in pending:
         topics = layout.topics(lang, split)
         qids = list(topics)
-        queries = encoder.encode([topics[q] for q in qids], "query")
         k = min(params.hits, len(docids))
-        if index is None:
-            scores, rows = search_exact(queries, shards, k)
+        if multi_vector:
+            queries = encoder.encode_tokens([topics[q] for q in qids], "query")
+            scores, rows = search_maxsim(queries, collection, lambda q, n: search_vectors(index, shards, q, n),
+                                         params.maxsim_token_hits, k)
         else:
-            scores, rows = search_index(index, queries, k)
+            queries = encoder.encode([topics[q] for q in qids], "query")
+            scores, rows = search_vectors(index, shards, queries, k)
         run = as_run(qids, scores, rows, docids)
         write_run(run, out, tag=f"{params.name}-{params.model}", metadata={
             "system": params.name, "language": lang, "split": split, "config": str(config.source),

@@ -6,8 +6,10 @@
 
 Queries and the shortlisted passages are encoded once each (queries with the query prefix and tower,
 passages with the passage ones) and scored by inner product: the model's dot product, or its cosine
-for a model saved with cosine similarity (stages.bi_model.encode normalises those). The run keeps
-exactly BM25's candidate set, written and resumed like the cross-encoder's (stages.shortlist).
+for a model saved with cosine similarity (stages.bi_model.encode normalises those). A multi-vector
+(maxsim) student is scored by MaxSim instead: each query's token vectors against each candidate's.
+The run keeps exactly BM25's candidate set, written and resumed like the cross-encoder's
+(stages.shortlist).
 """
 from __future__ import annotations
 
@@ -26,11 +28,14 @@ log = logging.getLogger("stages.rerank_bi")
 
 def rerank(model, topics: dict[str, str], shortlist: dict[str, list[str]], texts: dict[str, str],
            batch_size: int, desc: str = "rerank") -> Run:
-    """{qid: {docid: query·passage}} over exactly the shortlisted candidates of each topic."""
-    from stages.bi_model import encode
+    """{qid: {docid: query·passage}} over exactly the shortlisted candidates of each topic (MaxSim for a
+    multi-vector model)."""
+    from stages.bi_model import encode, is_multi_vector
 
     qids = [qid for qid in shortlist if qid in topics]
     docids = sorted({d for qid in qids for d in shortlist[qid]})
+    if is_multi_vector(model):
+        return rerank_maxsim(model, qids, docids, topics, shortlist, texts, batch_size, desc)
     query_vectors = encode(model, [topics[q] for q in qids], "query", batch_size)
     passage_vectors = encode(model, [texts[d] for d in docids], "document", batch_size, desc=desc)
     row = {d: i for i, d in enumerate(docids)}
@@ -38,6 +43,21 @@ def rerank(model, topics: dict[str, str], shortlist: dict[str, list[str]], texts
     for qid, vector in zip(qids, query_vectors):
         rows = np.array([row[d] for d in shortlist[qid]], dtype=np.int64)
         scores = passage_vectors[rows] @ vector if len(rows) else np.zeros(0)
+        run[qid] = {d: float(s) for d, s in zip(shortlist[qid], scores)}
+    return run
+
+
+def rerank_maxsim(model, qids: list[str], docids: list[str], topics: dict[str, str], shortlist: dict[str, list[str]],
+                  texts: dict[str, str], batch_size: int, desc: str) -> Run:
+    """{qid: {docid: MaxSim(query tokens, passage tokens)}}, each passage encoded once."""
+    from stages.bi_model import encode_tokens, maxsim_scores
+
+    query_tokens = encode_tokens(model, [topics[q] for q in qids], "query", batch_size)
+    passage_tokens = dict(zip(docids, encode_tokens(model, [texts[d] for d in docids], "document", batch_size,
+                                                    desc=desc)))
+    run: Run = {}
+    for qid, tokens in zip(qids, query_tokens):
+        scores = maxsim_scores(tokens, [passage_tokens[d] for d in shortlist[qid]])
         run[qid] = {d: float(s) for d, s in zip(shortlist[qid], scores)}
     return run
 

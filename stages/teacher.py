@@ -5,7 +5,8 @@
 The teacher is an English retriever: a bi-encoder (`kind: bi-encoder`, scores are its query-passage
 similarity, and it also gives the English query embeddings the representation loss needs), a
 cross-encoder (`kind: cross-encoder`, scores are its logits), or a query generator
-(`kind: query-generator`, scores are log p(query | passage); stages.train_qgen trains one). It reads the English version of each
+(`kind: query-generator`, scores are log p(query | "english query: " + passage), the generator's
+prompt naming English; stages.train_qgen trains one). It reads the English version of each
 query against the candidates; it is only ever run under `torch.inference_mode`, so it gets no gradient.
 
 On real data the teacher's scores are most of distillation's cost, so they are kept in
@@ -20,7 +21,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -32,9 +32,8 @@ from tqdm import tqdm
 from stages.bi_data import ParallelQuery, distillation_queries
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, TeacherParams, add_config_arguments, load_config, plain
-from stages.formats import DataFormatError
 from stages.formats.jsonfile import read_json, write_json
-from stages.formats.lines import iter_lines
+from stages.formats.keyed import append_keyed, read_keyed
 
 log = logging.getLogger("stages.teacher")
 CHUNK = 4096  # pairs scored between two appends to the cache
@@ -42,6 +41,15 @@ CHUNK = 4096  # pairs scored between two appends to the cache
 
 def text_key(*texts: str) -> str:
     return hashlib.sha1("\x1f".join(texts).encode("utf-8")).hexdigest()[:20]
+
+
+def claim_folder(folder: Path, owner: str, identity: dict) -> None:
+    """Make `folder` the cache of `identity` (in <owner>.json); one that belongs to another is refused."""
+    identity_path = folder / f"{owner}.json"
+    if identity_path.is_file() and read_json(identity_path) != identity:
+        raise ConfigError(f"{identity_path} belongs to another {owner}; remove {folder} or change its name")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(identity_path, identity)
 
 
 class TeacherCache:
@@ -52,30 +60,12 @@ class TeacherCache:
         self.scores_path = self.folder / "scores.tsv"
         self.embeddings_path = self.folder / "query_embeddings.npy"
         self.embedding_keys_path = self.folder / "query_embeddings.keys.txt"
-        identity_path = self.folder / "teacher.json"
-        if identity_path.is_file() and read_json(identity_path) != identity:
-            raise ConfigError(f"{identity_path} belongs to another teacher; remove {self.folder} or change its name")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        write_json(identity_path, identity)
+        claim_folder(self.folder, "teacher", identity)
         self.scores = self._read_scores()
         self.embeddings = self._read_embeddings()
 
     def _read_scores(self) -> dict[str, float]:
-        scores: dict[str, float] = {}
-        if not self.scores_path.is_file():
-            return scores
-        complete = self.scores_path.read_bytes().endswith(b"\n")
-        lines = list(iter_lines(self.scores_path))
-        for number, line in lines:
-            fields = line.split("\t")
-            if not complete and number == lines[-1][0]:
-                log.warning("%s: dropping the unfinished last line %d (an interrupted run)", self.scores_path, number)
-                continue
-            try:
-                scores[fields[2]] = float(fields[3])
-            except (IndexError, ValueError):
-                raise DataFormatError(self.scores_path, number, "expected 'qid<TAB>docid<TAB>key<TAB>score'") from None
-        return scores
+        return read_keyed(self.scores_path, 2, 4, "qid<TAB>docid<TAB>key<TAB>score", lambda row: float(row[3]))
 
     def _read_embeddings(self) -> dict[str, np.ndarray]:
         if not (self.embeddings_path.is_file() and self.embedding_keys_path.is_file()):
@@ -88,10 +78,7 @@ class TeacherCache:
         return dict(zip(keys, matrix))
 
     def add_scores(self, rows: list[tuple[str, str, str, float]]) -> None:
-        with open(self.scores_path, "a", encoding="utf-8") as out:
-            out.write("".join(f"{qid}\t{docid}\t{key}\t{score!r}\n" for qid, docid, key, score in rows))
-            out.flush()
-            os.fsync(out.fileno())
+        append_keyed(self.scores_path, [[qid, docid, key, repr(score)] for qid, docid, key, score in rows])
         self.scores.update({key: score for _, _, key, score in rows})
 
     def add_embeddings(self, keys: list[str], matrix: np.ndarray) -> None:
@@ -142,20 +129,23 @@ class CrossEncoderTeacher:
 
 
 class QueryGeneratorTeacher:
-    """Scores are log p(English query | passage) under a sequence-to-sequence query generator."""
+    """Scores are log p(English query | prompt + passage) under a sequence-to-sequence query generator.
 
-    def __init__(self, path: str, params: TeacherParams):
-        import torch
-        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    `prompt` (query_generator.prompt) with `language` filled in is read before each passage, as in the
+    generator's training (stages.train_qgen.generator_input); an empty prompt reads the bare passage.
+    """
 
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(path).to("cuda" if torch.cuda.is_available() else "cpu").eval()
-        self.params = params
+    def __init__(self, path: str, params: TeacherParams, prompt: str = "", language: str = "english"):
+        from stages.train_qgen import load_generator
+
+        self.model, self.tokenizer = load_generator(path)
+        self.params, self.prompt, self.language = params, prompt, language
 
     def score(self, pairs: list[tuple[str, str]]) -> list[float]:
-        from stages.train_qgen import log_likelihoods
+        from stages.train_qgen import generator_input, log_likelihoods
 
-        return log_likelihoods(self.model, self.tokenizer, pairs, self.params.batch_size, self.params.max_length,
+        prompted = [(query, generator_input(self.prompt, self.language, passage)) for query, passage in pairs]
+        return log_likelihoods(self.model, self.tokenizer, prompted, self.params.batch_size, self.params.max_length,
                                self.params.max_length, desc="teacher")
 
     def embed(self, queries: list[str]) -> np.ndarray:
@@ -166,8 +156,17 @@ class QueryGeneratorTeacher:
 TEACHERS = {"bi-encoder": BiEncoderTeacher, "cross-encoder": CrossEncoderTeacher, "query-generator": QueryGeneratorTeacher}
 
 
+def teacher_prompt(config: Config) -> dict[str, str]:
+    """What a query-generator teacher reads before each passage: the generator's prompt naming the English
+    side (`distillation.data.english`); nothing for the other kinds."""
+    if config.bi_encoder.teacher.kind != "query-generator":
+        return {}
+    return {"prompt": config.query_generator.prompt, "language": config.bi_encoder.distillation.data.english}
+
+
 def teacher_identity(config: Config) -> tuple[str, dict]:
-    """The loadable path of the configured teacher and what identifies it (kind, model, exact weights)."""
+    """The loadable path of the configured teacher and what identifies it (kind, model, exact weights, and a
+    generator's prompt: a cache of scores read without it is not reused)."""
     from stages.bi_model import resolve_model
     from stages.training import weights_sha256
 
@@ -176,15 +175,21 @@ def teacher_identity(config: Config) -> tuple[str, dict]:
         raise ConfigError(f"bi_encoder.teacher.kind must be one of {', '.join(TEACHERS)}, got {params.kind!r}")
     path = resolve_model(params.model, config)
     return path, {"kind": params.kind, "model": params.model, "weights_sha256": weights_sha256(Path(path)),
-                  "max_length": params.max_length}
+                  "max_length": params.max_length} | teacher_prompt(config)
+
+
+def model_slug(spec: str) -> str:
+    """A folder name for a model spec (its last 60 safe characters)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("_")[-60:]
 
 
 def open_cache(config: Config) -> tuple[TeacherCache, Callable[[], object]]:
     """The configured teacher's cache, and a function that loads the teacher (called only on a miss)."""
     path, identity = teacher_identity(config)
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", config.bi_encoder.teacher.model).strip("_")[-60:]
+    slug = model_slug(config.bi_encoder.teacher.model)
     folder = config.work_dir / "teacher" / f"{slug}-{text_key(json.dumps(identity, sort_keys=True))[:8]}"
-    return TeacherCache(folder, identity), lambda: TEACHERS[identity["kind"]](path, config.bi_encoder.teacher)
+    return TeacherCache(folder, identity), \
+        lambda: TEACHERS[identity["kind"]](path, config.bi_encoder.teacher, **teacher_prompt(config))
 
 
 def teacher_targets(queries: list[ParallelQuery], cache: TeacherCache, load_teacher: Callable[[], object],

@@ -13,9 +13,16 @@ the target-language query. One batch gives three weighted losses, each sentence-
   teacher's embedding of the English one (a learned projection when the widths differ);
 - contrastive (optional): MultipleNegativesRankingLoss with the teacher's top candidate as the
   positive, the other candidates as hard negatives, and the batch's other passages.
+Query alignment (optional, `distillation.query_alignment`, arXiv 2303.14991; stages.query_alignment): a
+second task whose batches pair each target-language query with the query a generator wrote (in English
+by default) from the teacher's best candidate, under MultipleNegativesRankingLoss times its weight.
 Fine-tuning: MultipleNegativesRankingLoss (InfoNCE) over the judged positive, BM25 hard negatives and
 in-batch negatives. Training runs in sentence-transformers' SentenceTransformerTrainer (the Hugging Face
 Trainer), so mixed precision, checkpoints and resume, seeds and multi-GPU (`torchrun`) come from there.
+A maxsim student (`bi_encoder.student.scoring: maxsim`, a MultiVectorEncoder) trains the same way with
+the multi-vector counterparts: MultiVectorDistillKLDivLoss and MultiVectorMultipleNegativesRankingLoss
+over MaxSim scores, in MultiVectorEncoderTrainer; it has no sentence embedding, so the representation
+loss must be off (token-level distillation is its equivalent).
 Each model folder holds training.json; a step whose recorded inputs are unchanged is skipped.
 """
 from __future__ import annotations
@@ -33,6 +40,7 @@ from stages.ce_data import as_rows, miracl_groups
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, DistillParams, TrainParams, add_config_arguments, load_config, plain
 from stages.formats.hashing import file_sha256
+from stages.token_distill import build_token_task, token_task_inputs, token_texts
 from stages.training import checkpoints_dir, precision_flags, run_trainer, save_model, up_to_date, weights_sha256
 
 log = logging.getLogger("stages.train_bi")
@@ -60,6 +68,12 @@ def contrastive_loss(model, similarity: str):
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.util import cos_sim, dot_score
 
+    from stages.bi_model import is_multi_vector
+
+    if is_multi_vector(model):
+        from sentence_transformers.multi_vector_encoder.losses import MultiVectorMultipleNegativesRankingLoss
+
+        return MultiVectorMultipleNegativesRankingLoss(model)  # scale 1: MaxSim is a sum, not a bounded cosine
     if similarity == "dot":
         return MultipleNegativesRankingLoss(model, scale=1.0, similarity_fct=dot_score)
     return MultipleNegativesRankingLoss(model, scale=COSINE_SCALE, similarity_fct=cos_sim)
@@ -71,6 +85,10 @@ def make_distillation_loss(model, params: DistillParams, candidates: int, teache
     from sentence_transformers.base.losses.merged_forward import embed_columns
     from sentence_transformers.sentence_transformer.losses import DistillKLDivLoss, MSELoss
 
+    from stages.bi_model import is_multi_vector
+
+    if is_multi_vector(model):
+        return multi_vector_distillation_loss(model, params, candidates)
     similarity = model.similarity_fn_name
     rank = DistillKLDivLoss(model, similarity_fct=pairwise_score_fn(similarity), temperature=params.temperature)
     representation = None
@@ -102,6 +120,35 @@ def make_distillation_loss(model, params: DistillParams, candidates: int, teache
             return losses
 
     return CrossLingualDistillationLoss()
+
+
+def multi_vector_distillation_loss(model, params: DistillParams, candidates: int):
+    """The weighted rank and contrastive losses of a maxsim student, by MaxSim (no representation loss)."""
+    import torch
+    from sentence_transformers.multi_vector_encoder.losses import MultiVectorDistillKLDivLoss
+
+    if params.representation_weight > 0:
+        raise ConfigError("a maxsim student has one vector per token, no sentence embedding to match the teacher's "
+                          "English query embedding: set bi_encoder.distillation.representation_weight to 0 "
+                          "(token-level distillation, bi_encoder.distillation.token, is the maxsim equivalent)")
+    rank = MultiVectorDistillKLDivLoss(model, temperature=params.temperature)
+    contrastive = contrastive_loss(model, model.similarity_fn_name) if params.contrastive_weight > 0 else None
+
+    # As CrossLingualDistillationLoss; the multi-vector losses embed their own columns (they have no
+    # compute_loss_from_embeddings), so with the contrastive term on a batch is encoded twice.
+    class MultiVectorDistillationLoss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model, self.rank, self.contrastive = model, rank, contrastive
+
+        def forward(self, features, labels):
+            labels = labels.detach()[:, :candidates]  # the teacher's candidate scores
+            losses = {"rank": params.rank_weight * self.rank(features, labels)}
+            if self.contrastive is not None:
+                losses["contrastive"] = params.contrastive_weight * self.contrastive(features, None)
+            return losses
+
+    return MultiVectorDistillationLoss()
 
 
 def distillation_rows(queries: list[ParallelQuery], scores: list[list[float]], embeddings, score_scale: float) -> dict:
@@ -137,14 +184,23 @@ def train(model, tasks: dict[str, Task], out: Path, params: TrainParams, record:
     """Train `model` on each task's columns with its loss; write it to `out` (via a staging folder) with training.json.
 
     One task is one dataset; several are sentence-transformers' multi-dataset training (batches
-    drawn from one dataset at a time, in proportion to their sizes, each with its own loss).
+    drawn from one dataset at a time, in proportion to their sizes, each with its own loss). A
+    MultiVectorEncoder trains in MultiVectorEncoderTrainer, which reads each column's task (query or
+    document: length cap, scoring mask) from the routes.
     """
     import datasets
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.training_args import BatchSamplers
+    from sentence_transformers.multi_vector_encoder import (MultiVectorEncoderTrainer,
+                                                            MultiVectorEncoderTrainingArguments)
     from transformers import set_seed
 
+    from stages.bi_model import is_multi_vector
+
     set_seed(params.seed)
+    multi_vector = is_multi_vector(model)
+    trainer_class, arguments_class = (MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments) if multi_vector \
+        else (SentenceTransformerTrainer, SentenceTransformerTrainingArguments)
     routes = {name: task.routes() for name, task in tasks.items()}
     prompts = {name: {c: model.prompts[r] for c, r in route.items() if model.prompts.get(r)} for name, route in routes.items()}
     is_routed = any(type(m).__name__ == "Router" for m in model.children())
@@ -155,14 +211,14 @@ def train(model, tasks: dict[str, Task], out: Path, params: TrainParams, record:
         routes, prompts, data, losses = routes[name], prompts[name], data[name], losses[name]
     else:
         data = datasets.DatasetDict(data)
-    args = SentenceTransformerTrainingArguments(
+    args = arguments_class(
         output_dir=str(checkpoints_dir(out)), num_train_epochs=params.epochs, learning_rate=params.learning_rate,
         per_device_train_batch_size=params.batch_size, gradient_accumulation_steps=params.gradient_accumulation,
         warmup_ratio=params.warmup_ratio, save_steps=params.save_steps, save_total_limit=2,
         logging_steps=params.logging_steps, seed=params.seed, data_seed=params.seed, report_to="none",
         disable_tqdm=None, batch_sampler=BatchSamplers.NO_DUPLICATES, prompts=prompts if any_prompt(prompts) else None,
-        router_mapping=routes if is_routed else None, **precision_flags(params.precision))
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=losses, callbacks=callbacks)
+        router_mapping=routes if is_routed or multi_vector else None, **precision_flags(params.precision))
+    trainer = trainer_class(model=model, args=args, train_dataset=data, loss=losses, callbacks=callbacks)
     result, trained = run_trainer(trainer, out)
     rows = {name: len(next(iter(task.columns.values()))) for name, task in tasks.items()}
     save_model(model.save, out, record | trained | {"rows": sum(rows.values()), "rows_per_task": rows}, params)
@@ -190,10 +246,14 @@ def build_init(config: Config) -> Path:
 
 
 def load_student(path: Path):
-    """A saved student in float32 for training (mixed precision comes from the trainer's flags)."""
+    """A saved student in float32 for training (mixed precision comes from the trainer's flags): a
+    MultiVectorEncoder for a maxsim student, a SentenceTransformer otherwise."""
     from sentence_transformers import SentenceTransformer
+    from sentence_transformers.multi_vector_encoder import MultiVectorEncoder
 
-    return SentenceTransformer(str(path))
+    from stages.bi_model import saved_multi_vector
+
+    return (MultiVectorEncoder if saved_multi_vector(path) else SentenceTransformer)(str(path))
 
 
 def previous_model(config: Config, step: str) -> Path:
@@ -204,6 +264,7 @@ def previous_model(config: Config, step: str) -> Path:
 
 
 def train_kd(config: Config) -> Path:
+    from stages.query_alignment import alignment_task_rows, weighted_loss
     from stages.teacher import open_cache, teacher_targets
 
     bi, kd = config.bi_encoder, config.bi_encoder.distillation
@@ -218,6 +279,12 @@ def train_kd(config: Config) -> Path:
     inputs = {"start": str(start), "start_sha256": file_sha256(start / "training.json"), "teacher": cache.folder.name,
               "distillation": plain(kd), "score_scale": bi.teacher.score_scale,
               "rows_sha256": hashlib.sha256(json.dumps(columns).encode()).hexdigest()}
+    parallel = token_texts(config, queries)
+    if parallel:
+        inputs["token"] = token_task_inputs(config, parallel, start)
+    alignment = None
+    if kd.query_alignment.weight > 0:  # generated queries are cached, so this is cheap on a rerun
+        alignment, inputs["query_alignment"] = alignment_task_rows(config, queries, scores)
     if up_to_date(out, inputs):
         return out
     from transformers import set_seed
@@ -225,9 +292,15 @@ def train_kd(config: Config) -> Path:
     set_seed(kd.training.seed)  # the representation loss's projection is initialised here, before train()
     model = load_student(start)
     loss = make_distillation_loss(model, kd, len(queries[0].docids), None if embeddings is None else embeddings.shape[1])
+    tasks = {"ranking": Task(columns, loss)}
+    if parallel:  # DR.DECR's token-level distillation, aligned by the student before training
+        tasks["tokens"] = Task(*build_token_task(config, model, start, parallel), query_columns=("target",))
+    if alignment is not None:  # the generator's alignment enhancement: target query <-> generated query
+        loss = weighted_loss(contrastive_loss(model, model.similarity_fn_name), kd.query_alignment.weight, "query_alignment")
+        tasks["query_alignment"] = Task(alignment, loss, query_columns=("query", "generated"))
     record = {"step": "kd", "config": str(config.source), "collection": config.collection, "inputs": inputs,
               "base_model": str(start), "sources": sorted({q.source for q in queries}), "teacher": cache.folder.name}
-    return train(model, {"ranking": Task(columns, loss)}, out, kd.training, record)
+    return train(model, tasks, out, kd.training, record)
 
 
 def train_miracl(config: Config) -> Path:

@@ -3,13 +3,19 @@
     python -m stages.train_qgen        # -> work/<collection>/models/qgen/
 
 A sequence-to-sequence model (mT5-style) learns to write a query for a passage from (passage, query)
-pairs: each mMARCO query with its positive passage (`query_generator.mmarco` languages) and each
-MIRACL query with its judged positives (`query_generator.miracl_split`). As a teacher
-(`bi_encoder.teacher.kind: query-generator`), its relevance score for a candidate is the
-log-likelihood of the query given the passage, the sum over the query's tokens of
-log p(token | passage, earlier tokens), distilled into the student with the same KL loss as the other
-teachers and cached the same way. Training is the Hugging Face Seq2SeqTrainer. Offline, the starting
-point is a small T5 over the project's own vocabulary (the tiny XLM-R's tokenizer), seeded.
+pairs: each mMARCO query with its positive passage (`query_generator.mmarco` languages; with
+`mmarco_cross_languages`, also the same query in another language, the ids being parallel) and each
+MIRACL query with its judged positives (`query_generator.miracl_split`). The generator reads
+`prompt` with the query's language filled in, then the passage ("english query: <passage>"), so one
+generator writes queries in any language it was trained on; `generator_input` builds that text for
+training, scoring and generation alike. As a teacher (`bi_encoder.teacher.kind: query-generator`),
+its relevance score for a candidate is the log-likelihood of the English query given the prompted
+passage, the sum over the query's tokens of log p(token | passage, earlier tokens), distilled into
+the student with the same KL loss as the other teachers and cached the same way. For the alignment
+enhancement (`bi_encoder.distillation.query_alignment`, stages.query_alignment) it writes a query
+(`generate_queries`, greedy decoding) from each distillation query's best passage. Training is the
+Hugging Face Seq2SeqTrainer. Offline, the starting point is a small T5 over the project's own
+vocabulary (the tiny XLM-R's tokenizer), seeded.
 """
 from __future__ import annotations
 
@@ -40,6 +46,20 @@ def model_dir(config: Config) -> Path:
     return config.work_dir / "models" / NAME
 
 
+def generator_input(prompt: str, language: str, passage: str) -> str:
+    """What the generator reads: the prompt naming the language to write the query in, then the passage."""
+    return prompt.format(language=language) + passage
+
+
+def load_generator(path: str):
+    """A sequence-to-sequence generator and its tokenizer, on the GPU when there is one, in eval mode."""
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(path).to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    return model, AutoTokenizer.from_pretrained(path)
+
+
 def query_labels(tokenizer, queries: list[str], max_length: int) -> list[list[int]]:
     """Query token ids and the end-of-sequence id: what the generator is trained on and scored by."""
     ids = tokenizer(queries, add_special_tokens=False, truncation=True, max_length=max_length - 1)["input_ids"]
@@ -67,6 +87,25 @@ def log_likelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: 
             for i, value in zip(batch, summed.tolist()):
                 scores[i] = value
     return scores
+
+
+def generate_queries(model, tokenizer, passages: list[str], language: str, prompt: str, max_passage_length: int,
+                     max_new_tokens: int, batch_size: int) -> list[str]:
+    """A query in `language` for each passage: greedy decoding (deterministic), whitespace collapsed."""
+    import torch
+
+    queries = [""] * len(passages)
+    order = sorted(range(len(passages)), key=lambda i: len(passages[i]))
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(order), batch_size), desc=f"generating {language} queries", unit=" batches",
+                          disable=None):
+            batch = order[start:start + batch_size]
+            inputs = tokenizer([generator_input(prompt, language, passages[i]) for i in batch], truncation=True,
+                               max_length=max_passage_length, padding=True, return_tensors="pt").to(model.device)
+            output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+            for i, text in zip(batch, tokenizer.batch_decode(output, skip_special_tokens=True)):
+                queries[i] = " ".join(text.split())
+    return queries
 
 
 def build_tiny_generator(tokenizer_dir: Path, params: TinyModelParams, out: Path, record: dict | None = None) -> Path:
@@ -100,18 +139,22 @@ def base_model(config: Config) -> str:
     return str(out)
 
 
-def training_pairs(config: Config) -> list[tuple[str, str, str]]:
-    """(source, passage, query): mMARCO positives of each configured language, then MIRACL judged positives."""
+def training_pairs(config: Config) -> list[tuple[str, str, str, str]]:
+    """(source, query language, passage, query): mMARCO positives of each configured language (and the same
+    query in each cross language), then MIRACL judged positives. The language is the prompt's name for it."""
     params, layout = config.query_generator, ReleaseLayout(config.data_root)
-    pairs: list[tuple[str, str, str]] = []
+    pairs: list[tuple[str, str, str, str]] = []
     if params.mmarco:
         nmt = config.cross_encoder.nmt
         mmarco = MMarcoLayout(nmt.root, nmt.translation)
         by_query = group_triples(mmarco.triples_path())
         for language, count in params.mmarco.items():
-            queries, collection = mmarco.queries(language), mmarco.collection(language)
-            for qid in sorted(by_query)[:count]:
-                pairs.append((f"mmarco:{language}", collection[by_query[qid][0]], queries[qid]))
+            collection = mmarco.collection(language)
+            for written in [language] + [c for c in params.mmarco_cross_languages if c != language]:
+                queries = mmarco.queries(written)
+                source = f"mmarco:{language}" + (f">{written}" if written != language else "")
+                for qid in sorted(by_query)[:count]:
+                    pairs.append((source, written, collection[by_query[qid][0]], queries[qid]))
     for lang, language in config.languages.items():
         split = params.miracl_split
         if split not in language.splits or not layout.has_qrels(lang, split):
@@ -119,7 +162,7 @@ def training_pairs(config: Config) -> list[tuple[str, str, str]]:
         topics, qrels = layout.topics(lang, split), layout.qrels(lang, split)
         wanted = {(qid, d) for qid, judged in qrels.items() if qid in topics for d, rel in judged.items() if rel > 0}
         texts = fetch_passages(layout.corpus_dir(lang), {d for _, d in wanted})
-        pairs += [(f"miracl:{lang}", texts[d], topics[qid]) for qid, d in sorted(wanted)]
+        pairs += [(f"miracl:{lang}", language.name.lower(), texts[d], topics[qid]) for qid, d in sorted(wanted)]
     if not pairs:
         raise ConfigError("no (passage, query) pairs to train the query generator on")
     return pairs
@@ -132,16 +175,18 @@ def train(config: Config) -> Path:
 
     params, out = config.query_generator, model_dir(config)
     start, pairs = base_model(config), training_pairs(config)
+    # What the generator reads (prompt included) and writes: a change of either retrains it.
+    texts = [(source, generator_input(params.prompt, language, passage), query) for source, language, passage, query in pairs]
     inputs = {"base_model": params.base_model, "base_model_sha256": weights_sha256(Path(start)),
-              "params": plain(params), "pairs_sha256": hashlib.sha256(json.dumps(pairs).encode()).hexdigest()}
+              "params": plain(params), "pairs_sha256": hashlib.sha256(json.dumps(texts).encode()).hexdigest()}
     if up_to_date(out, inputs):
         return out
     set_seed(params.training.seed)
     tokenizer = AutoTokenizer.from_pretrained(start)
     model = AutoModelForSeq2SeqLM.from_pretrained(start)
-    encoded = tokenizer([p for _, p, _ in pairs], truncation=True, max_length=params.max_passage_length)
+    encoded = tokenizer([text for _, text, _ in texts], truncation=True, max_length=params.max_passage_length)
     dataset = datasets.Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
-                                          "labels": query_labels(tokenizer, [q for _, _, q in pairs], params.max_query_length)})
+                                          "labels": query_labels(tokenizer, [q for _, _, q in texts], params.max_query_length)})
     t = params.training
     args = Seq2SeqTrainingArguments(
         output_dir=str(checkpoints_dir(out)), num_train_epochs=t.epochs, learning_rate=t.learning_rate,
@@ -155,7 +200,7 @@ def train(config: Config) -> Path:
 
     save_model(lambda path: (model.save_pretrained(path), tokenizer.save_pretrained(path)), out, {"step": "qgen", "config": str(config.source), "collection": config.collection,
                            "inputs": inputs, "base_model": start, "pairs": len(pairs),
-                           "sources": sorted({s for s, _, _ in pairs})} | trained, t)
+                           "sources": sorted({s for s, _, _, _ in pairs})} | trained, t)
     log.info("qgen: %d pairs, %d steps, loss %.4f -> %s", len(pairs), result.global_step, result.training_loss, out)
     return out
 

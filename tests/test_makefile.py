@@ -145,3 +145,18 @@ def test_the_query_generator_recipe_trains_its_teacher_before_distilling_under_i
     assert order.index("stages.train_qgen") < order.index("stages.train_bi kd") < order.index("stages.train_bi miracl")
     assert '--model bi-qgen --lang "sw"' in result.stdout and '--model bi-qgen-kd --lang "sw"' in result.stdout
     assert "models/bi/" not in result.stdout and "--model bi " not in result.stdout
+
+
+@pytest.mark.parametrize("weight, trains_generator", [(0.5, True), (0.0, False)])
+def test_the_query_alignment_generator_is_trained_before_distilling_when_the_task_is_on(tmp_path, weight, trains_generator):
+    # The default (bi-encoder) teacher: only the alignment task asks for the trained generator.
+    config = write_config(tmp_path / "c.yaml", work_root=tmp_path / "work", bi_encoder={"distillation": {
+        "query_alignment": {"weight": weight, "generator": "trained:qgen"}}})
+    result = make("-n", "train-bi", f"CONFIG={config}")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "-m stages." in line and "stages.config" not in line]
+    order = [line.split("-m ")[1].split()[0] + (" " + line.split("--step ")[1].split()[0] if "--step" in line else "")
+             for line in lines]
+    assert ("stages.train_qgen" in order) == trains_generator
+    if trains_generator:
+        assert order.index("stages.train_qgen") < order.index("stages.train_bi kd")

@@ -6,6 +6,8 @@
 - runs:   TREC `qid Q0 docid rank score tag`
 - layout: where those files sit in the MIRACL release layout
 - mmarco: mMARCO's collections, queries and training triples (stages.formats.mmarco)
+- parallel: `english<TAB>target` parallel sentences (stages.formats.parallel)
+- keyed: append-only `key<TAB>...` tables of cached model output (stages.formats.keyed)
 
 Malformed input raises `DataFormatError`, whose message names the file, the line and what was expected.
 """

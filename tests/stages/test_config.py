@@ -60,3 +60,25 @@ def test_make_vars_lists_languages_and_splits(sample_config):
     text = make_vars(sample_config)
     assert f"ALL_LANGS := {' '.join(sample_config.languages)}" in text
     assert "SPLITS_yo := dev test-b" in text
+
+
+def test_make_vars_name_the_alignment_generator_only_when_the_task_is_on(sample_config):
+    import dataclasses
+
+    assert "BI_ALIGN_GENERATOR := \n" in make_vars(sample_config)  # weight 0: nothing to train first
+    qgen = load_config(REPO / "configs" / "recipes" / "qgen.yaml")
+    assert "BI_ALIGN_GENERATOR := trained:qgen\n" in make_vars(qgen)
+    distillation = dataclasses.replace(qgen.bi_encoder.distillation, query_alignment=dataclasses.replace(
+        qgen.bi_encoder.distillation.query_alignment, weight=0.0))
+    off = dataclasses.replace(qgen, bi_encoder=dataclasses.replace(qgen.bi_encoder, distillation=distillation))
+    assert "BI_ALIGN_GENERATOR := \n" in make_vars(off)
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "configs" / "recipes").glob("*.yaml")))
+def test_every_recipe_loads_under_its_own_names_with_its_files_in_the_repository(recipe):
+    config = load_config(REPO / "configs" / "recipes" / recipe)
+    bi = config.bi_encoder
+    assert bi.name != "bi" and bi.dense.name != "dense" and config.fusion.name != "fusion"  # beside the default
+    assert bi.name in config.fusion.systems and bi.dense.model == bi.name
+    for path in bi.distillation.token.parallel_files.values():
+        assert path.is_absolute() and path.is_file(), path  # relative to the repository, like data_root

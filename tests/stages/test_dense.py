@@ -1,4 +1,5 @@
-"""Dense retrieval: exact sharded search, approximate indexes, resumable float16 shards, the stage end to end."""
+"""Dense retrieval: exact sharded search, approximate indexes, resumable float16 shards, the stage end to end,
+and ColBERT-style MaxSim retrieval over token vectors."""
 import hashlib
 import json
 
@@ -6,8 +7,9 @@ import numpy as np
 import pytest
 
 from stages.config import ConfigError, StudentParams, load_config
-from stages.dense import (Encoder, build_hnsw, build_ivf, collection_dir, dense_language, dense_splits,
-                          encode_collection, read_shards, search_exact, search_index, shard_paths)
+from stages.dense import (Encoder, TokenCollection, build_hnsw, build_ivf, collection_dir, dense_language, dense_splits,
+                          encode_collection, read_shards, read_token_shards, search_exact, search_index, search_maxsim,
+                          shard_paths)
 from stages.ce_data import passage_text
 from stages.formats import ReleaseLayout, iter_corpus, read_run
 from stages.formats.runs import read_metadata
@@ -245,3 +247,87 @@ def test_configuration_errors_name_the_key_or_the_missing_model(tmp_path, bi_mod
     config = load_config(write_config(tmp_path / "other.yaml", work_root=tmp_path / "empty"))
     with pytest.raises(ConfigError, match="make train-bi"):
         dense_language(config, "sw", ["dev"], Encoder(tmp_path, 8))
+
+
+# ---------------------------------------------------------------- maxsim students: token vectors
+
+def brute_force_maxsim(query, passages):
+    """numpy's MaxSim of one query against every passage: each query token's best passage token, summed."""
+    return np.array([(query @ p.T).max(axis=1).sum() for p in passages], dtype=np.float32)
+
+
+def test_maxsim_search_with_every_token_hit_equals_brute_force_and_scores_fewer_candidates_exactly():
+    rng = np.random.default_rng(7)
+    lengths = [rng.integers(1, 6, size=4) for _ in range(3)]  # 3 shards of 4 passages, 1 to 5 tokens each
+    shards = [random_vectors(int(n.sum()), 8, 10 + i, np.float16) for i, n in enumerate(lengths)]
+    collection = TokenCollection(shards, [f"d{i}" for i in range(12)], lengths)
+    passages = [collection.passage_tokens(r) for r in range(12)]
+    assert np.array_equal(np.concatenate(passages), np.concatenate(shards).astype(np.float32))
+    queries = [random_vectors(3, 8, 20), random_vectors(2, 8, 21)]
+
+    def search_tokens(vectors, k):
+        return search_exact(vectors, shards, k)
+
+    scores, rows = search_maxsim(queries, collection, search_tokens, token_hits=1000, k=5)
+    for query, srow, rrow in zip(queries, scores, rows):
+        expected = brute_force_maxsim(query, passages)
+        order = np.lexsort((np.arange(12), -expected))[:5]
+        assert np.array_equal(rrow, order)
+        np.testing.assert_allclose(srow, expected[order], rtol=1e-5, atol=1e-5)
+    # One token hit each: only the passages owning a query token's nearest token are candidates, each scored exactly.
+    scores, rows = search_maxsim(queries, collection, search_tokens, token_hits=1, k=5)
+    for query, srow, rrow in zip(queries, scores, rows):
+        found = rrow[rrow >= 0]
+        assert 1 <= len(found) <= len(query) and np.isneginf(srow[len(found):]).all()
+        np.testing.assert_allclose(srow[:len(found)], brute_force_maxsim(query, passages)[found], rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def maxsim_model(tiny_model, tmp_path_factory):
+    from stages.bi_model import build_student
+
+    path = tmp_path_factory.mktemp("maxsim") / "bi-maxsim"
+    build_student(str(tiny_model), StudentParams(scoring="maxsim", token_dim=16, similarity="cosine",
+                                                 max_query_length=32, max_passage_length=64)).save(str(path))
+    (path / "training.json").write_text(json.dumps({"step": "miracl"}))
+    return path
+
+
+def test_a_maxsim_student_retrieves_the_passages_with_the_best_maxsim(tmp_path, maxsim_model):
+    from stages.bi_model import encode_tokens
+
+    config = stage_config(tmp_path, maxsim_model, maxsim_token_hits=100_000)  # every token a hit: exact
+    layout = ReleaseLayout(config.data_root)
+    encoder = Encoder(config.work_dir / "models" / "bi", batch_size=8, loader=Loads())
+    (out,) = dense_language(config, "sw", ["dev"], encoder)
+    run, topics = read_run(out), layout.topics("sw", "dev")
+    corpus = [p for _, _, p in iter_corpus(layout.corpus_dir("sw"))]
+
+    directory = collection_dir(config, "sw")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    collection = read_token_shards(directory, manifest)
+    assert manifest["scoring"] == "maxsim" and collection.docids == [p.docid for p in corpus]
+    assert manifest["tokens"] == len(collection.owner) and manifest["dimension"] == 16
+    fresh = encode_tokens(encoder.model, [passage_text(p) for p in corpus], "document", 8)
+    stored = [collection.passage_tokens(r) for r in range(len(corpus))]
+    assert [len(v) for v in stored] == [len(v) for v in fresh]
+    np.testing.assert_allclose(np.concatenate(stored), np.concatenate(fresh), rtol=1e-2, atol=1e-2)
+
+    qids = list(topics)
+    for qid, query in zip(qids, encode_tokens(encoder.model, [topics[q] for q in qids], "query", 8)):
+        expected = brute_force_maxsim(query, stored)
+        assert len(run[qid]) == len(corpus)  # hits (100) beyond the 50 passages: every passage ranked
+        for docid, score in run[qid].items():
+            assert score == pytest.approx(expected[collection.docids.index(docid)], rel=1e-4, abs=1e-4)
+    meta = read_metadata(out)
+    assert meta["inputs"]["scoring"] == "maxsim" and meta["inputs"]["token_hits"] == 100_000
+    again = Encoder(config.work_dir / "models" / "bi", batch_size=8, loader=Loads())
+    assert dense_language(config, "sw", ["dev"], again) == [out] and not again.loaded
+
+    few = stage_config(tmp_path / "few", maxsim_model, maxsim_token_hits=2)
+    for qid, hits in read_run(dense_language(few, "sw", ["dev"], encoder)[0]).items():
+        assert 1 <= len(hits) < len(corpus)  # candidates: the passages of each query token's 2 nearest tokens
+        assert all(score == pytest.approx(run[qid][d], rel=1e-4, abs=1e-4) for d, score in hits.items())
+    ivf = stage_config(tmp_path / "ivf", maxsim_model, maxsim_token_hits=100_000, index="ivf", ivf_lists=4, ivf_probe=4)
+    ivf_run = read_run(dense_language(ivf, "sw", ["dev"], encoder)[0])  # every list probed: the flat run
+    assert {q: list(h) for q, h in ivf_run.items()} == {q: list(h) for q, h in run.items()}

@@ -1,4 +1,5 @@
 """Distillation losses against hand values, a teacher that gets no gradient, and a student that learns."""
+import json
 import math
 
 import pytest
@@ -205,3 +206,41 @@ def test_separate_towers_with_prefixes_train_and_encode_queries_and_passages_apa
     as_query, as_passage = encode(saved, ["mto mrefu"], "query", 2), encode(saved, ["mto mrefu"], "document", 2)
     assert abs(float((as_query * as_query).sum()) - 1.0) < 1e-5  # cosine models come back normalised
     assert not (as_query == as_passage).all()  # two towers (and two prefixes) see the same text differently
+
+
+MAXSIM = StudentParams(scoring="maxsim", token_dim=16, similarity="cosine", max_query_length=32, max_passage_length=64)
+
+
+def test_a_maxsim_student_distilled_for_a_few_steps_changes_its_weights(tiny_model, tmp_path):
+    from stages.bi_model import build_student, is_multi_vector, load_encoder
+    from stages.train_bi import load_student
+
+    build_student(str(tiny_model), MAXSIM).save(str(tmp_path / "init"))
+    model = load_student(tmp_path / "init")
+    assert is_multi_vector(model)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    queries = [parallel(str(i), q, e, c) for i, (q, e, c) in enumerate(TOY)]
+    scores, embeddings = teacher_targets(queries, TeacherCache(tmp_path / "t", {"kind": "toy"}), OverlapTeacher, False)
+    params = DistillParams(temperature=1.0, representation_weight=0.0, contrastive_weight=0.5)
+    loss = make_distillation_loss(model, params, candidates=4, teacher_dim=None)
+    training = TrainParams(epochs=3, learning_rate=0.003, batch_size=6, warmup_ratio=0.0, save_steps=1000,
+                           logging_steps=1, seed=13)
+    train(model, {"ranking": Task(distillation_rows(queries, scores, embeddings, 3.0), loss)}, tmp_path / "kd", training,
+          {"step": "kd"})
+
+    trained = load_encoder(tmp_path / "kd", device="cpu")
+    assert is_multi_vector(trained)
+    after = dict(trained.named_parameters())
+    assert after.keys() == before.keys()
+    assert any(not torch.equal(before[name], after[name].detach()) for name in before)
+    history = json.loads((tmp_path / "kd" / "training.json").read_text())["log_history"]
+    assert history[0]["rank"] > 0 and history[0]["contrastive"] > 0  # both weighted terms were computed
+
+
+def test_the_representation_loss_with_a_maxsim_student_is_a_config_error(tiny_model):
+    from stages.bi_model import build_student
+    from stages.config import ConfigError
+
+    model = build_student(str(tiny_model), MAXSIM)
+    with pytest.raises(ConfigError, match=r"set bi_encoder\.distillation\.representation_weight to 0"):
+        make_distillation_loss(model, DistillParams(representation_weight=1.0), candidates=4, teacher_dim=8)
