@@ -541,11 +541,14 @@ def make_vars(config: Config) -> str:
         f"CE_TRAIN_LANGS := {' '.join(c for c, lang in config.languages.items() if ce.miracl.split in lang.splits)}",
     ]
     bi, alignment = config.bi_encoder, config.bi_encoder.distillation.query_alignment
+    token = bi.distillation.token
     lines += [
         f"BI_BASE := {bi.student.base_model}",
         f"BI_TEACHER := {bi.teacher.model}",
         # The query alignment task's generator, when the task is on (a trained:<name> one is trained first).
         f"BI_ALIGN_GENERATOR := {alignment.generator if alignment.weight > 0 else ''}",
+        # The token task's parallel-sentence files, when the task is on: an edited file retrains the kd step.
+        f"BI_PARALLEL_FILES := {' '.join(str(p) for p in token.parallel_files.values()) if token.weight > 0 else ''}",
         f"BI_KD_SPLIT := {bi.distillation.data.miracl_split}",
         f"BI_TRAIN_SPLIT := {bi.miracl.split}",
         f"BI_TRAIN_LANGS := {' '.join(c for c, lang in config.languages.items() if bi.miracl.split in lang.splits)}",

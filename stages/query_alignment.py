@@ -116,7 +116,7 @@ def weighted_loss(loss, weight: float, name: str):
     class WeightedLoss(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.loss = loss
+            self.loss, self.model = loss, loss.model  # the trainer swaps in its wrapped model (DDP) through .model
 
         def forward(self, features, labels):
             return {name: weight * self.loss(features, labels)}

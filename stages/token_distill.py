@@ -12,8 +12,9 @@ It is one more task of the kd step (stages.train_bi), switched on by `distillati
    - many-to-one: each target token takes its most similar English token (English tokens may repeat);
    - one-to-one: the most similar remaining pair is matched first and both tokens leave the pool, so
      each English token is used once and target tokens beyond the English length stay unaligned.
-   Alignments are computed once per aligner (its exact weights) and cached in
-   work/<collection>/alignments/<aligner>/alignments.tsv (`key<TAB>i:j,i:j,...`, token positions).
+   The transformer's own token vectors are compared (before a ColBERT projection, untrained then).
+   Alignments are computed once per aligner (its exact weights and settings) and cached in
+   work/<collection>/alignments/<aligner>-<digest>/alignments.tsv (`key<TAB>i:j,i:j,...`, positions).
 2. Teacher targets: the English teacher reads the English side. A student English token's target is
    the mean of the teacher's vectors of the tokens that cover the same characters (the two tokenizers
    differ; with one tokenizer it is the token's own vector). Student tokens with no teacher token (a
@@ -48,7 +49,7 @@ log = logging.getLogger("stages.token_distill")
 ALIGNMENTS = ("many-to-one", "one-to-one")
 LOSSES = ("mse", "l1")
 CHUNK = 256  # texts aligned between two appends to the cache
-MARKERS = "▁Ġ#"  # word-piece markers of sentencepiece, byte-level BPE and WordPiece
+LONE_MARKERS = ("▁", "Ġ")  # word-start markers of sentencepiece and byte-level BPE, as tokens of their own
 
 
 @dataclass(frozen=True)
@@ -118,50 +119,60 @@ def greedy_alignment(target_vectors: np.ndarray, english_vectors: np.ndarray, mo
     """(target token, English token) index pairs by cosine similarity, matched `mode`-wise."""
     if mode not in ALIGNMENTS:
         raise ConfigError(f"bi_encoder.distillation.token.alignment must be one of {', '.join(ALIGNMENTS)}, got {mode!r}")
-    unit = lambda v: v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)  # noqa: E731
-    similarity = unit(target_vectors) @ unit(english_vectors).T
+    import torch
+    from sentence_transformers.util import cos_sim
+
+    similarity = cos_sim(torch.as_tensor(target_vectors), torch.as_tensor(english_vectors)).numpy()
     return (align_many_to_one if mode == "many-to-one" else align_one_to_one)(similarity)
 
 
 # ---------------------------------------------------------------- reading text with a model
 
-def query_tokenizer(model):
-    """The tokenizer that reads queries (the query tower's, for separate towers)."""
+def query_encoder(model):
+    """The transformer that reads queries (the query tower's, for separate towers)."""
     first = model[0]
-    if hasattr(first, "sub_modules"):  # a Router: one tower per task
-        first = first.sub_modules["query"][0]
-    return first.tokenizer
+    return first.sub_modules["query"][0] if hasattr(first, "sub_modules") else first  # a Router: one tower per task
 
 
-def read_as_queries(model, texts: list[str], batch_size: int, desc: str | None = None) -> list[tuple[Tokens, np.ndarray]]:
+def query_features(model, texts: list[str]) -> dict:
+    """The model's own preprocessing of `texts` as a query column (prompt, query task, length cap), on its device."""
+    prompt = model.prompts.get("query") or None
+    features = model.preprocess(texts, prompt=prompt, task="query")
+    return {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()} | {"task": "query"}
+
+
+def read_as_queries(model, texts: list[str], batch_size: int, desc: str | None = None,
+                    encoder_only: bool = False) -> list[tuple[Tokens, np.ndarray]]:
     """Each text read as training reads a query column: its tokens and the model's token vectors.
 
-    The model's own preprocess (prompt, query task, length cap) gives the tokens, so positions match
-    the training batches; the tokenizer's character offsets say which text each token covers.
+    The model's own preprocess gives the tokens, so positions match the training batches; the
+    tokenizer's character offsets say which text each token covers. `encoder_only`: the transformer's
+    token vectors, before any projection (a ColBERT head is untrained when alignments are made).
     """
     import torch
 
-    prompt = model.prompts.get("query") or ""
-    tokenizer, special = query_tokenizer(model), set(query_tokenizer(model).all_special_ids)
+    prompt, encoder = model.prompts.get("query") or "", query_encoder(model)
+    tokenizer = encoder.tokenizer
+    special = set(tokenizer.all_special_ids)
     out, was_training = [], model.training
     model.eval()  # no dropout: alignments and targets are a function of the weights
     with torch.inference_mode():
         for start in tqdm(range(0, len(texts), batch_size), desc=desc, unit=" batches", disable=None if desc else True):
             batch = texts[start:start + batch_size]
-            features = model.preprocess(batch, prompt=prompt or None, task="query")
-            features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
-            vectors = model({**features, "task": "query"})["token_embeddings"].float().cpu().numpy()
-            offsets = tokenizer([prompt + t for t in batch], return_offsets_mapping=True)["offset_mapping"]
+            features = query_features(model, batch)
+            output = encoder(dict(features)) if encoder_only else model(dict(features))
+            vectors = output["token_embeddings"].float().cpu().numpy()
+            unpadded = tokenizer([prompt + t for t in batch], return_offsets_mapping=True)
             for row, text in enumerate(batch):
                 real = np.flatnonzero(features["attention_mask"][row].cpu().numpy())
                 ids = features["input_ids"][row].cpu().numpy()[real].tolist()
-                full = tokenizer(prompt + text)["input_ids"]
+                full, offsets = unpadded["input_ids"][row], unpadded["offset_mapping"][row]
                 content, spans = [], []
                 surface = tokenizer.convert_ids_to_tokens(ids)
                 for p, token in enumerate(ids):
                     # A lone word-start marker ("▁") claims the next character's offsets but carries no word.
-                    if p < len(full) and full[p] == token and token not in special and surface[p].strip(MARKERS):
-                        begin, end = offsets[row][p]
+                    if p < len(full) and full[p] == token and token not in special and surface[p] not in LONE_MARKERS:
+                        begin, end = offsets[p]
                         if end > begin and begin >= len(prompt):
                             content.append(p)
                             spans.append((begin - len(prompt), end - len(prompt)))
@@ -196,7 +207,13 @@ class AlignmentCache:
 
 
 def parse_pairs(row: list[str]) -> list[tuple[int, int]]:
-    return [tuple(int(x) for x in pair.split(":")) for pair in row[1].split(",") if pair] if row[1] else []
+    pairs = []
+    for pair in filter(None, row[1].split(",")):
+        target, sep, english = pair.partition(":")
+        if not sep or ":" in english:
+            raise ValueError(f"{pair!r} is not 'target:english'")
+        pairs.append((int(target), int(english)))
+    return pairs
 
 
 def pair_key(text: ParallelText) -> str:
@@ -204,9 +221,12 @@ def pair_key(text: ParallelText) -> str:
 
 
 def open_alignment_cache(config: Config, aligner: Path, mode: str) -> AlignmentCache:
+    from stages.formats.hashing import file_sha256
     from stages.training import weights_sha256
 
-    identity = {"aligner": str(aligner), "weights_sha256": weights_sha256(aligner), "alignment": mode}
+    # The aligner's record names its student settings (prompt, length caps, towers): positions depend on them.
+    identity = {"aligner": str(aligner), "weights_sha256": weights_sha256(aligner),
+                "record_sha256": file_sha256(aligner / "training.json"), "alignment": mode}
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     return AlignmentCache(config.work_dir / "alignments" / f"{model_slug(aligner.name)}-{digest}", identity)
 
@@ -217,8 +237,8 @@ def alignments(model, texts: list[ParallelText], mode: str, cache: AlignmentCach
     log.info("alignments %s: %d of %d text pairs cached", cache.folder, len(texts) - len(missing), len(texts))
     for start in tqdm(range(0, len(missing), CHUNK), desc="alignments", unit=" chunks", disable=None if missing else True):
         chunk = missing[start:start + CHUNK]
-        target = read_as_queries(model, [t.target for t in chunk], batch_size)
-        english = read_as_queries(model, [t.english for t in chunk], batch_size)
+        target = read_as_queries(model, [t.target for t in chunk], batch_size, encoder_only=True)
+        english = read_as_queries(model, [t.english for t in chunk], batch_size, encoder_only=True)
         rows = {}
         for text, (t_tokens, t_vectors), (e_tokens, e_vectors) in zip(chunk, target, english):
             pairs = greedy_alignment(t_vectors[list(t_tokens.content)], e_vectors[list(e_tokens.content)], mode)
@@ -236,11 +256,13 @@ def token_targets(student, teacher, texts: list[ParallelText], pairs: list[list[
     english_tokens = read_as_queries(student, [t.english for t in texts], batch_size)
     teacher_read = read_as_queries(teacher, [t.english for t in texts], batch_size, desc="teacher tokens")
     out = []
-    for aligned, (t_tokens, _), (e_tokens, _), (teacher_tokens, teacher_vectors) in zip(
-            pairs, target_tokens, english_tokens, teacher_read):
-        spans = dict(zip(e_tokens.content, e_tokens.spans))
+    for text, aligned, (t_tokens, _), (e_tokens, _), (teacher_tokens, teacher_vectors) in zip(
+            texts, pairs, target_tokens, english_tokens, teacher_read):
         means = dict(zip(e_tokens.content, covering_mean(e_tokens.spans, teacher_tokens, teacher_vectors)))
-        kept = [(i, means[j]) for i, j in aligned if j in spans and means[j] is not None]
+        if not all(i in t_tokens.content and j in means for i, j in aligned):
+            raise ConfigError(f"cached alignment of {text.target!r} names tokens the student does not read there; "
+                              "remove work/<collection>/alignments/ (the student's tokens changed)")
+        kept = [(i, means[j]) for i, j in aligned if means[j] is not None]
         width = teacher_vectors.shape[1]
         out.append(TokenTargets(t_tokens.input_ids, np.array([i for i, _ in kept], dtype=np.int64),
                                 np.stack([v for _, v in kept]).astype(np.float32) if kept else np.zeros((0, width), np.float32)))
@@ -283,8 +305,9 @@ def make_token_loss(model, targets: list[TokenTargets], params: TokenDistillPara
                 first = int(torch.nonzero(mask)[0])
                 ids = column["input_ids"][b][mask.bool()].tolist()
                 if tuple(ids) != target.input_ids:
-                    raise RuntimeError(f"token targets of row {row} were computed for other tokens than training reads; "
-                                       "the student's tokenizer, prompt or length changed")
+                    raise RuntimeError(f"token targets of row {row} were computed for other tokens than training reads "
+                                       f"({len(target.input_ids)} tokens {list(target.input_ids)[:12]}..., training "
+                                       f"reads {len(ids)}: {ids[:12]}...): the text must be tokenized as a query")
                 students.append(vectors[b, first + torch.as_tensor(target.positions, dtype=torch.long, device=vectors.device)])
                 teachers.append(torch.as_tensor(target.vectors, device=vectors.device))
             student = torch.cat(students)
@@ -300,9 +323,8 @@ def token_width(model) -> int:
     """The width of the vectors the model puts in `token_embeddings` (after any projection)."""
     import torch
 
-    features = model.preprocess(["a"], task="query")
     with torch.inference_mode():
-        return int(model({**features, "task": "query"})["token_embeddings"].shape[-1])
+        return int(model(query_features(model, ["a"]))["token_embeddings"].shape[-1])
 
 
 def token_task_inputs(config: Config, texts: list[ParallelText], aligner: Path) -> dict:
@@ -320,6 +342,9 @@ def token_texts(config: Config, queries: list[ParallelQuery]) -> list[ParallelTe
     params, bi = config.bi_encoder.distillation.token, config.bi_encoder
     if params.weight <= 0:
         return []
+    if params.loss not in LOSSES or params.alignment not in ALIGNMENTS:
+        raise ConfigError(f"bi_encoder.distillation.token: loss must be one of {', '.join(LOSSES)} (got {params.loss!r}) "
+                          f"and alignment one of {', '.join(ALIGNMENTS)} (got {params.alignment!r})")
     if bi.teacher.kind != "bi-encoder":
         raise ConfigError("token-level distillation reads the teacher's token vectors: it needs "
                           f"bi_encoder.teacher.kind bi-encoder, not {bi.teacher.kind!r}")
@@ -365,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         texts = parallel_texts(params, distillation_queries(config))
         pairs = alignments(student, texts, params.alignment, open_alignment_cache(config, aligner, params.alignment),
                            config.bi_encoder.encode_batch_size)
-        tokenizer, shown = query_tokenizer(student), list(zip(texts, pairs))[:args.show]
+        tokenizer, shown = query_encoder(student).tokenizer, list(zip(texts, pairs))[:args.show]
         for text, aligned in shown:
             (target, _), (english, _) = read_as_queries(student, [text.target, text.english], 2)
             words = [f"{tokenizer.convert_ids_to_tokens(target.input_ids[i])}->"

@@ -13,6 +13,9 @@ the target-language query. One batch gives three weighted losses, each sentence-
   teacher's embedding of the English one (a learned projection when the widths differ);
 - contrastive (optional): MultipleNegativesRankingLoss with the teacher's top candidate as the
   positive, the other candidates as hard negatives, and the batch's other passages.
+Token-level distillation (optional, `distillation.token`, DR.DECR; stages.token_distill): a task whose
+batches are target-language texts of parallel text, each aligned token learning the teacher's vector of
+its English token (MSE or L1 times its weight).
 Query alignment (optional, `distillation.query_alignment`, arXiv 2303.14991; stages.query_alignment): a
 second task whose batches pair each target-language query with the query a generator wrote (in English
 by default) from the teacher's best candidate, under MultipleNegativesRankingLoss times its weight.
@@ -203,7 +206,6 @@ def train(model, tasks: dict[str, Task], out: Path, params: TrainParams, record:
         else (SentenceTransformerTrainer, SentenceTransformerTrainingArguments)
     routes = {name: task.routes() for name, task in tasks.items()}
     prompts = {name: {c: model.prompts[r] for c, r in route.items() if model.prompts.get(r)} for name, route in routes.items()}
-    is_routed = any(type(m).__name__ == "Router" for m in model.children())
     data = {name: datasets.Dataset.from_dict(task.columns) for name, task in tasks.items()}
     losses = {name: task.loss for name, task in tasks.items()}
     if len(tasks) == 1:  # a single dataset keeps the plain (column -> value) form of each setting
@@ -217,7 +219,7 @@ def train(model, tasks: dict[str, Task], out: Path, params: TrainParams, record:
         warmup_ratio=params.warmup_ratio, save_steps=params.save_steps, save_total_limit=2,
         logging_steps=params.logging_steps, seed=params.seed, data_seed=params.seed, report_to="none",
         disable_tqdm=None, batch_sampler=BatchSamplers.NO_DUPLICATES, prompts=prompts if any_prompt(prompts) else None,
-        router_mapping=routes if is_routed or multi_vector else None, **precision_flags(params.precision))
+        router_mapping=routes, **precision_flags(params.precision))  # routes: each column's length cap and tower
     trainer = trainer_class(model=model, args=args, train_dataset=data, loss=losses, callbacks=callbacks)
     result, trained = run_trainer(trainer, out)
     rows = {name: len(next(iter(task.columns.values()))) for name, task in tasks.items()}
@@ -239,6 +241,9 @@ def build_init(config: Config) -> Path:
     inputs = {"base_model": student.base_model, "base_model_sha256": weights_sha256(Path(base)), "student": plain(student)}
     if up_to_date(out, inputs):
         return out
+    from transformers import set_seed
+
+    set_seed(config.bi_encoder.distillation.training.seed)  # new layers (a ColBERT projection) start the same each build
     save_model(build_student(base, student).save, out, {"step": "init", "config": str(config.source),
                                                           "inputs": inputs, "base_model": base})
     log.info("%s: %s with %s pooling, %s similarity -> %s", out.name, student.base_model, student.pooling, student.similarity, out)

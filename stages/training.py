@@ -37,8 +37,17 @@ def precision_flags(precision: str) -> dict:
 
 
 def weights_sha256(model: Path) -> str | None:
-    """Hash of a local model's weights (None for a hub name), so a run can name the exact model."""
-    files = sorted(model.glob("*.safetensors")) + sorted(model.glob("*.bin")) if model.is_dir() else []
+    """Hash of a local model's weights (None for a hub name), so a run can name the exact model.
+
+    Weights in module subfolders count too (a Router's towers, a ColBERT projection); a model with
+    weights only at the top hashes as it always did.
+    """
+    if not model.is_dir():
+        return None
+    top = sorted(model.glob("*.safetensors")) + sorted(model.glob("*.bin"))
+    nested = sorted(p for pattern in ("*/**/*.safetensors", "*/**/*.bin") for p in model.glob(pattern)
+                    if checkpoints_dir(model).name not in p.parts)
+    files = top + nested
     if not files:
         return None
     return hashlib.sha256("".join(file_sha256(path) for path in files).encode()).hexdigest()

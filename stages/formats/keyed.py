@@ -43,8 +43,31 @@ def read_keyed(path: Path, key_field: int, fields: int, expected: str,
 
 
 def append_keyed(path: Path, rows: list[list[str]]) -> None:
-    """Append rows (their fields must hold no tab or newline) and sync them to disk."""
+    """Append rows (their fields must hold no tab or newline) and sync them to disk.
+
+    An unfinished last line (a run died while writing it) is cut off first, so the new rows start a line.
+    """
+    drop_unfinished_tail(path)
     with open(path, "a", encoding="utf-8") as out:
         out.write("".join("\t".join(row) + "\n" for row in rows))
         out.flush()
         os.fsync(out.fileno())
+
+
+def drop_unfinished_tail(path: Path, block: int = 1 << 16) -> None:
+    """Truncate `path` after its last newline (reading back from the end, a block at a time)."""
+    if not path.is_file():
+        return
+    with open(path, "r+b") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        position = end
+        while position > 0:
+            start = max(0, position - block)
+            handle.seek(start)
+            newline = handle.read(position - start).rfind(b"\n")
+            if newline >= 0:
+                if start + newline + 1 < end:
+                    handle.truncate(start + newline + 1)
+                return
+            position = start
+        handle.truncate(0)

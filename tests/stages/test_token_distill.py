@@ -156,3 +156,76 @@ def test_the_loss_refuses_tokens_other_than_those_its_targets_were_computed_for(
     unprompted = [student.preprocess([TEXTS[0].target], task="query") | {"task": "query"}]
     with pytest.raises(RuntimeError, match="other tokens than training reads"):
         loss(unprompted, torch.tensor([0]))
+
+
+LONG = [ParallelText("file:sw", "The Nile river is the longest river of Africa.", "Mto Nile ni mto mrefu zaidi barani Afrika."),
+        ParallelText("file:sw", "Kilimanjaro is a very tall mountain.", "Kilimanjaro ni mlima mrefu sana."),
+        ParallelText("file:sw", "Cats sleep many hours every day.", "Paka hulala masaa mengi kila siku.")]
+
+
+def token_training(student, english_teacher, texts, tmp_path, epochs=1):
+    from stages.train_bi import Task, train
+
+    pairs = alignments(student, texts, "many-to-one", AlignmentCache(tmp_path / "a", {"aligner": "tiny"}), 4)
+    targets = token_targets(student, english_teacher, texts, pairs, 4)
+    columns = {"target": [t.target for t in texts], "label": list(range(len(texts)))}
+    training = TrainParams(epochs=epochs, learning_rate=0.01, batch_size=3, warmup_ratio=0.0, save_steps=1000,
+                           logging_steps=1, seed=13)
+    out = train(student, {"tokens": Task(columns, make_token_loss(student, targets, TokenDistillParams(weight=1.0)),
+                                          query_columns=("target",))}, tmp_path / "kd", training, {"step": "kd"})
+    return targets, out
+
+
+def test_a_text_longer_than_the_query_cap_trains_as_it_was_aligned(tiny_model, english_teacher, tmp_path):
+    from stages.bi_model import build_student
+
+    student = build_student(str(tiny_model), StudentParams(max_query_length=6))
+    targets, out = token_training(student, english_teacher, LONG, tmp_path)
+    assert all(len(t.input_ids) == 6 for t in targets)  # cut at the query cap, at alignment and in training alike
+    assert (out / "training.json").is_file()
+
+
+def test_a_maxsim_student_aligns_on_its_transformer_and_learns_through_its_projection(tiny_model, english_teacher, tmp_path):
+    from stages.bi_model import build_student
+    from stages.formats.jsonfile import read_json
+
+    student = build_student(str(tiny_model), StudentParams(scoring="maxsim", token_dim=8, similarity="cosine"))
+    (tokens, encoder_vectors), = read_as_queries(student, [LONG[0].target], 4, encoder_only=True)
+    (same, scored_vectors), = read_as_queries(student, [LONG[0].target], 4)
+    assert tokens == same and encoder_vectors.shape[1] == 64 and scored_vectors.shape[1] == 8
+    assert np.allclose(np.linalg.norm(scored_vectors, axis=1), 1.0, atol=1e-5)  # what MaxSim scores: unit vectors
+    _, out = token_training(student, english_teacher, LONG, tmp_path, epochs=2)
+    logged = [row["tokens"] for row in read_json(out / "training.json")["log_history"] if "tokens" in row]
+    assert len(logged) == 2 and all(value > 0 for value in logged)
+
+
+def test_separate_towers_read_the_query_tower_with_its_prompt(tiny_model):
+    from stages.bi_model import build_student
+
+    student = build_student(str(tiny_model), StudentParams(shared_towers=False, query_prefix="query: ",
+                                                           passage_prefix="passage: "))
+    (tokens, vectors), = read_as_queries(student, ["Mto Nile ni mrefu."], 4)
+    features = student.preprocess(["Mto Nile ni mrefu."], prompt="query: ", task="query")
+    assert list(tokens.input_ids) == features["input_ids"][0].tolist() and len(vectors) == len(tokens.input_ids)
+    assert "".join("Mto Nile ni mrefu."[b:e] for b, e in tokens.spans) == "MtoNilenimrefu."
+
+
+def test_the_alignment_cache_belongs_to_the_aligners_settings_and_reports_bad_lines(tmp_path):
+    from stages.config import load_config
+    from stages.formats import DataFormatError
+    from stages.token_distill import open_alignment_cache
+    from tests.helpers import write_config
+
+    config = load_config(write_config(tmp_path / "c.yaml", work_root=tmp_path / "work"))
+    aligner = tmp_path / "bi-init"
+    aligner.mkdir()
+    (aligner / "model.safetensors").write_bytes(b"weights")
+    (aligner / "training.json").write_text('{"inputs": {"student": {"query_prefix": ""}}}')
+    plain = open_alignment_cache(config, aligner, "many-to-one").folder
+    (aligner / "training.json").write_text('{"inputs": {"student": {"query_prefix": "query: "}}}')
+    prompted = open_alignment_cache(config, aligner, "many-to-one")
+    assert prompted.folder != plain  # same weights, another prompt: token positions differ, so another cache
+
+    prompted.path.write_text("k1\t1:2,3:4\nk2\t1:2:3\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"alignments.tsv:2: expected 'key<TAB>i:j,i:j,...'"):
+        open_alignment_cache(config, aligner, "many-to-one")

@@ -23,3 +23,11 @@ def test_an_unfinished_last_line_is_dropped_and_a_malformed_one_names_its_line(t
     table.write_text("k1\tone\n", encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"scores.tsv:1: expected 'key<TAB>score'"):
         read_keyed(table, 0, 2, "key<TAB>score", lambda row: float(row[1]))
+
+
+def test_an_append_after_an_interrupted_run_starts_on_a_new_line(tmp_path):
+    table = tmp_path / "scores.tsv"
+    table.write_text("k1\t1.0\nk2\t2.", encoding="utf-8")
+    append_keyed(table, [["k3", "3.0"]])
+    assert table.read_text(encoding="utf-8") == "k1\t1.0\nk3\t3.0\n"  # the unfinished k2 line is gone, not glued
+    assert read_keyed(table, 0, 2, "key<TAB>score", lambda row: float(row[1])) == {"k1": 1.0, "k3": 3.0}
