@@ -160,3 +160,15 @@ def test_the_query_alignment_generator_is_trained_before_distilling_when_the_tas
     assert ("stages.train_qgen" in order) == trains_generator
     if trains_generator:
         assert order.index("stages.train_qgen") < order.index("stages.train_bi kd")
+
+
+def test_the_token_task_makes_distillation_depend_on_its_parallel_files(tmp_path):
+    missing = tmp_path / "sw.tsv"
+    config = write_config(tmp_path / "c.yaml", work_root=tmp_path / "work", bi_encoder={"distillation": {
+        "token": {"weight": 1.0, "parallel_files": {"sw": str(missing)}}}})
+    result = make("-n", "train-bi", f"CONFIG={config}")
+    assert result.returncode != 0 and str(missing) in result.stderr  # a prerequisite of the kd model
+    missing.write_text("The river.\tMto.\n", encoding="utf-8")
+    result = make("-n", "train-bi", f"CONFIG={config}")
+    assert result.returncode == 0, result.stderr
+    assert "stages.train_bi --config" in result.stdout and "--step kd" in result.stdout
