@@ -320,6 +320,9 @@ def train_miracl(config: Config) -> Path:
               "groups_sha256": hashlib.sha256(json.dumps([asdict(g) for g in groups]).encode()).hexdigest()}
     if up_to_date(out, inputs):
         return out
+    from transformers import set_seed
+
+    set_seed(bi.miracl_training.seed)  # layers the checkpoint lacks (an unused pooler) start the same each run
     model = load_student(start)
     record = {"step": "miracl", "config": str(config.source), "collection": config.collection, "inputs": inputs,
               "base_model": str(start), "sources": sorted({g.source for g in groups})}

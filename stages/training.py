@@ -90,6 +90,8 @@ def save_model(save: Callable[[str], None], out: Path, record: dict, params: Tra
     staging = out.with_name(out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     save(str(staging))
+    # The record names the exact weights, so whatever hashes the record (a run's inputs) sees new weights.
+    record = record | {"weights_sha256": weights_sha256(staging)}
     write_json(staging / record_name, record | ({"train_params": plain(params)} if params else {}))
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
