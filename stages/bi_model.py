@@ -125,17 +125,22 @@ def saved_multi_vector(path: str | Path) -> bool:
     return isinstance(settings, dict) and settings.get("model_type") == "MultiVectorEncoder"
 
 
+def encoder_class(path: str | Path):
+    """The class that loads the model saved at `path`: MultiVectorEncoder or SentenceTransformer."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.multi_vector_encoder import MultiVectorEncoder
+
+    return MultiVectorEncoder if saved_multi_vector(path) else SentenceTransformer
+
+
 def load_encoder(path: str | Path, device: str | None = None):
     """A saved bi-encoder (student or teacher), in bfloat16 on a GPU that supports it: a MultiVectorEncoder
     for a maxsim student, a SentenceTransformer otherwise."""
     import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.multi_vector_encoder import MultiVectorEncoder
 
     cuda = torch.cuda.is_available()
     kwargs = {"torch_dtype": torch.bfloat16} if cuda and torch.cuda.is_bf16_supported() else {}
-    kind = MultiVectorEncoder if saved_multi_vector(path) else SentenceTransformer
-    return kind(str(path), device=device or ("cuda" if cuda else "cpu"), model_kwargs=kwargs)
+    return encoder_class(path)(str(path), device=device or ("cuda" if cuda else "cpu"), model_kwargs=kwargs)
 
 
 def encode(model, texts: list[str], kind: str, batch_size: int, desc: str | None = None) -> np.ndarray:

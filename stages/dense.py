@@ -422,6 +422,7 @@ def search_maxsim(queries: list[np.ndarray], collection: TokenCollection,
         hits = token_rows[end - len(query):end].ravel()
         candidates = np.unique(collection.owner[hits[hits >= 0]])
         scores = maxsim_scores(query, [collection.passage_tokens(r) for r in candidates])
+        # Merged with the empty slots, so fewer than k candidates still give k columns (-1 / -inf after them).
         top_scores, top_rows = merge_top_k(np.concatenate([scores, best_scores[i]])[None],
                                            np.concatenate([candidates, best_rows[i]])[None], k)
         best_scores[i], best_rows[i] = top_scores[0], top_rows[0]

@@ -141,20 +141,42 @@ def query_features(model, texts: list[str]) -> dict:
     return {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()} | {"task": "query"}
 
 
+def tokens_of(model, texts: list[str], features: dict | None = None) -> list[Tokens]:
+    """Each text's tokens as training reads it as a query, with the characters behind its own tokens.
+
+    The model's own preprocess gives the ids, so positions match the training batches; the
+    tokenizer's character offsets say which text each token covers (prompt and specials left out).
+    """
+    prompt, tokenizer = model.prompts.get("query") or "", query_encoder(model).tokenizer
+    features = features if features is not None else query_features(model, texts)
+    special = set(tokenizer.all_special_ids)
+    unpadded = tokenizer([prompt + t for t in texts], return_offsets_mapping=True)
+    out = []
+    for row in range(len(texts)):
+        real = np.flatnonzero(features["attention_mask"][row].cpu().numpy())
+        ids = features["input_ids"][row].cpu().numpy()[real].tolist()
+        full, offsets = unpadded["input_ids"][row], unpadded["offset_mapping"][row]
+        surface = tokenizer.convert_ids_to_tokens(ids)
+        content, spans = [], []
+        for p, token in enumerate(ids):
+            # A lone word-start marker ("▁") claims the next character's offsets but carries no word.
+            if p < len(full) and full[p] == token and token not in special and surface[p] not in LONE_MARKERS:
+                begin, end = offsets[p]
+                if end > begin and begin >= len(prompt):
+                    content.append(p)
+                    spans.append((begin - len(prompt), end - len(prompt)))
+        out.append(Tokens(tuple(ids), tuple(content), tuple(spans)))
+    return out
+
+
 def read_as_queries(model, texts: list[str], batch_size: int, desc: str | None = None,
                     encoder_only: bool = False) -> list[tuple[Tokens, np.ndarray]]:
-    """Each text read as training reads a query column: its tokens and the model's token vectors.
-
-    The model's own preprocess gives the tokens, so positions match the training batches; the
-    tokenizer's character offsets say which text each token covers. `encoder_only`: the transformer's
-    token vectors, before any projection (a ColBERT head is untrained when alignments are made).
-    """
+    """Each text read as training reads a query column: its tokens (`tokens_of`) and the model's token
+    vectors. `encoder_only`: the transformer's vectors, before any projection (a ColBERT head is
+    untrained when alignments are made)."""
     import torch
 
-    prompt, encoder = model.prompts.get("query") or "", query_encoder(model)
-    tokenizer = encoder.tokenizer
-    special = set(tokenizer.all_special_ids)
-    out, was_training = [], model.training
+    encoder, out, was_training = query_encoder(model), [], model.training
     model.eval()  # no dropout: alignments and targets are a function of the weights
     with torch.inference_mode():
         for start in tqdm(range(0, len(texts), batch_size), desc=desc, unit=" batches", disable=None if desc else True):
@@ -162,21 +184,9 @@ def read_as_queries(model, texts: list[str], batch_size: int, desc: str | None =
             features = query_features(model, batch)
             output = encoder(dict(features)) if encoder_only else model(dict(features))
             vectors = output["token_embeddings"].float().cpu().numpy()
-            unpadded = tokenizer([prompt + t for t in batch], return_offsets_mapping=True)
-            for row, text in enumerate(batch):
-                real = np.flatnonzero(features["attention_mask"][row].cpu().numpy())
-                ids = features["input_ids"][row].cpu().numpy()[real].tolist()
-                full, offsets = unpadded["input_ids"][row], unpadded["offset_mapping"][row]
-                content, spans = [], []
-                surface = tokenizer.convert_ids_to_tokens(ids)
-                for p, token in enumerate(ids):
-                    # A lone word-start marker ("▁") claims the next character's offsets but carries no word.
-                    if p < len(full) and full[p] == token and token not in special and surface[p] not in LONE_MARKERS:
-                        begin, end = offsets[p]
-                        if end > begin and begin >= len(prompt):
-                            content.append(p)
-                            spans.append((begin - len(prompt), end - len(prompt)))
-                out.append((Tokens(tuple(ids), tuple(content), tuple(spans)), vectors[row][real]))
+            mask = features["attention_mask"].cpu().numpy()
+            for row, tokens in enumerate(tokens_of(model, batch, features)):
+                out.append((tokens, vectors[row][np.flatnonzero(mask[row])]))  # padding left out, either side
     model.train(was_training)
     return out
 
@@ -252,11 +262,11 @@ def alignments(model, texts: list[ParallelText], mode: str, cache: AlignmentCach
 def token_targets(student, teacher, texts: list[ParallelText], pairs: list[list[tuple[int, int]]],
                   batch_size: int) -> list[TokenTargets]:
     """Per text, the aligned target positions and the teacher vectors of their English tokens."""
-    target_tokens = read_as_queries(student, [t.target for t in texts], batch_size)
-    english_tokens = read_as_queries(student, [t.english for t in texts], batch_size)
+    target_tokens = tokens_of(student, [t.target for t in texts])  # the student's tokens only: no forward pass
+    english_tokens = tokens_of(student, [t.english for t in texts])
     teacher_read = read_as_queries(teacher, [t.english for t in texts], batch_size, desc="teacher tokens")
     out = []
-    for text, aligned, (t_tokens, _), (e_tokens, _), (teacher_tokens, teacher_vectors) in zip(
+    for text, aligned, t_tokens, e_tokens, (teacher_tokens, teacher_vectors) in zip(
             texts, pairs, target_tokens, english_tokens, teacher_read):
         means = dict(zip(e_tokens.content, covering_mean(e_tokens.spans, teacher_tokens, teacher_vectors)))
         if not all(i in t_tokens.content and j in means for i, j in aligned):
@@ -392,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
                            config.bi_encoder.encode_batch_size)
         tokenizer, shown = query_encoder(student).tokenizer, list(zip(texts, pairs))[:args.show]
         for text, aligned in shown:
-            (target, _), (english, _) = read_as_queries(student, [text.target, text.english], 2)
+            target, english = tokens_of(student, [text.target, text.english])
             words = [f"{tokenizer.convert_ids_to_tokens(target.input_ids[i])}->"
                      f"{tokenizer.convert_ids_to_tokens(english.input_ids[j])}" for i, j in aligned]
             print(f"[{text.source}] {text.target} | {text.english}\n  {' '.join(words)}")

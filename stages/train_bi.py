@@ -253,12 +253,9 @@ def build_init(config: Config) -> Path:
 def load_student(path: Path):
     """A saved student in float32 for training (mixed precision comes from the trainer's flags): a
     MultiVectorEncoder for a maxsim student, a SentenceTransformer otherwise."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.multi_vector_encoder import MultiVectorEncoder
+    from stages.bi_model import encoder_class
 
-    from stages.bi_model import saved_multi_vector
-
-    return (MultiVectorEncoder if saved_multi_vector(path) else SentenceTransformer)(str(path))
+    return encoder_class(path)(str(path))
 
 
 def previous_model(config: Config, step: str) -> Path:

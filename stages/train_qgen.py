@@ -198,9 +198,9 @@ def train(config: Config) -> Path:
                              data_collator=DataCollatorForSeq2Seq(tokenizer, model=model))
     result, trained = run_trainer(trainer, out)
 
-    save_model(lambda path: (model.save_pretrained(path), tokenizer.save_pretrained(path)), out, {"step": "qgen", "config": str(config.source), "collection": config.collection,
-                           "inputs": inputs, "base_model": start, "pairs": len(pairs),
-                           "sources": sorted({s for s, _, _, _ in pairs})} | trained, t)
+    record = {"step": "qgen", "config": str(config.source), "collection": config.collection, "inputs": inputs,
+              "base_model": start, "pairs": len(pairs), "sources": sorted({s for s, _, _, _ in pairs})}
+    save_model(lambda path: (model.save_pretrained(path), tokenizer.save_pretrained(path)), out, record | trained, t)
     log.info("qgen: %d pairs, %d steps, loss %.4f -> %s", len(pairs), result.global_step, result.training_loss, out)
     return out
 

@@ -196,9 +196,13 @@ def test_a_maxsim_student_aligns_on_its_transformer_and_learns_through_its_proje
     (same, scored_vectors), = read_as_queries(student, [LONG[0].target], 4)
     assert tokens == same and encoder_vectors.shape[1] == 64 and scored_vectors.shape[1] == 8
     assert np.allclose(np.linalg.norm(scored_vectors, axis=1), 1.0, atol=1e-5)  # what MaxSim scores: unit vectors
+    projection = next(m for m in student if type(m).__name__ == "Dense")
+    before = {name: p.detach().clone() for name, p in projection.named_parameters()}
     _, out = token_training(student, english_teacher, LONG, tmp_path, epochs=2)
     logged = [row["tokens"] for row in read_json(out / "training.json")["log_history"] if "tokens" in row]
     assert len(logged) == 2 and all(value > 0 for value in logged)
+    # The token loss reads the scored (projected) vectors, so the ColBERT projection is trained by it.
+    assert any(not torch.equal(before[name], p) for name, p in projection.named_parameters())
 
 
 def test_separate_towers_read_the_query_tower_with_its_prompt(tiny_model):
