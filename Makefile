@@ -37,7 +37,8 @@ VENV_STAMP := $(VENV)/.installed
 CONFIG ?= configs/sample.yaml
 DATA ?=
 SPLIT ?=
-CONFIG_ARGS := --config $(CONFIG) $(if $(DATA),--data $(abspath $(DATA)))
+MODELS ?=
+CONFIG_ARGS := --config $(CONFIG) $(if $(DATA),--data $(abspath $(DATA))) $(if $(MODELS),--models $(abspath $(MODELS)))
 FAISS_EXTRA := $(if $(shell command -v nvidia-smi 2>/dev/null),gpu,cpu)
 
 comma := ,
@@ -62,7 +63,7 @@ test: $(VENV_STAMP) ## run the test suite (no network, no GPU)
 
 # Languages, splits and the work folder come from the config (and DATA), via a generated include.
 PLAN_DIR ?= work/.make
-PLAN := $(PLAN_DIR)/$(subst /,_,$(CONFIG))$(if $(DATA),@$(subst /,_,$(abspath $(DATA)))).mk
+PLAN := $(PLAN_DIR)/$(subst /,_,$(CONFIG))$(if $(DATA),@$(subst /,_,$(abspath $(DATA))))$(if $(MODELS),+models).mk
 NO_PLAN_GOALS := help setup test clean-all doctor
 ifneq ($(filter-out $(NO_PLAN_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
 include $(PLAN)
@@ -152,10 +153,17 @@ check: ## build every system's runs, then compare their scores with the expected
 
 # Base model (the project-built tiny one offline) -> mMARCO step (ce-nmt) -> MIRACL step (ce). Each
 # stage skips work whose recorded inputs are unchanged, so a config edit elsewhere retrains nothing.
-MODELS := $(WORK_DIR)/models
-TINY_MODEL := $(MODELS)/tiny-xlmr/config.json
-CE_NMT_MODEL := $(MODELS)/ce-nmt/training.json
-CE_MODEL := $(MODELS)/ce/training.json
+# MODELS=<folder>: models trained on another collection (e.g. MODELS=work/miracl-mini/models) rerank and
+# retrieve this one. They are inputs then, never rebuilt: their rules lose their prerequisites (`trains`
+# keeps them without MODELS), and a missing one stops make with its path.
+MODELS_DIR := $(if $(MODELS),$(abspath $(MODELS)),$(WORK_DIR)/models)
+trains = $(if $(MODELS),,$(1))
+define train_recipe
+$(if $(MODELS),@echo "no model at $@: MODELS=$(MODELS) must hold the models trained on another collection (train them there: make train-ce train-bi)" >&2; exit 2,$(1))
+endef
+TINY_MODEL := $(WORK_DIR)/models/tiny-xlmr/config.json
+CE_NMT_MODEL := $(MODELS_DIR)/ce-nmt/training.json
+CE_MODEL := $(MODELS_DIR)/ce/training.json
 CE_NMT_DATA := $(wildcard $(CE_NMT_ROOT)/triples.train.ids.small.tsv $(CE_NMT_ROOT)/*/collections/*.tsv $(CE_NMT_ROOT)/*/queries/train/*.tsv)
 CE_TRAIN_RUNS := $(foreach l,$(CE_TRAIN_LANGS),$(if $(filter $(CE_TRAIN_SPLIT),$(call topic_splits,$(l))),$(RUNS)/bm25/run.bm25.$(l).$(CE_TRAIN_SPLIT).txt))
 # Reranked splits: all with topics but the one the model was trained on.
@@ -164,11 +172,11 @@ rerank_splits = $(filter-out $(CE_TRAIN_SPLIT),$(call topic_splits,$(1)))
 $(TINY_MODEL): $(CONFIG)
 	$(PY) -m stages.tiny_model $(CONFIG_ARGS)
 
-$(CE_NMT_MODEL): $(if $(filter tiny,$(CE_BASE)),$(TINY_MODEL)) $(CE_NMT_DATA) $(CONFIG)
-	$(PY) -m stages.train_ce $(CONFIG_ARGS) --step nmt
+$(CE_NMT_MODEL): $(call trains,$(if $(filter tiny,$(CE_BASE)),$(TINY_MODEL)) $(CE_NMT_DATA) $(CONFIG))
+	$(call train_recipe,$(PY) -m stages.train_ce $(CONFIG_ARGS) --step nmt)
 
-$(CE_MODEL): $(CE_NMT_MODEL) $(CE_TRAIN_RUNS) $(CONFIG)
-	$(PY) -m stages.train_ce $(CONFIG_ARGS) --step miracl
+$(CE_MODEL): $(call trains,$(CE_NMT_MODEL) $(CE_TRAIN_RUNS) $(CONFIG))
+	$(call train_recipe,$(PY) -m stages.train_ce $(CONFIG_ARGS) --step miracl)
 
 # One process per model reranks every selected language (torch and the model load once); languages
 # outside the selection get a rule of their own, for the pooled fusion tuning that may need them.
@@ -203,31 +211,31 @@ rerank-ce-runs: $(CE_RUNS)
 
 # Student before training (bi-init) -> cross-lingual distillation from the English teacher (bi-kd)
 # -> MIRACL fine-tuning (bi). The teacher's scores are cached under work/<collection>/teacher/.
-BI_INIT_MODEL := $(MODELS)/$(BI_NAME)-init/training.json
-BI_KD_MODEL := $(MODELS)/$(BI_NAME)-kd/training.json
-BI_MODEL := $(MODELS)/$(BI_NAME)/training.json
+BI_INIT_MODEL := $(MODELS_DIR)/$(BI_NAME)-init/training.json
+BI_KD_MODEL := $(MODELS_DIR)/$(BI_NAME)-kd/training.json
+BI_MODEL := $(MODELS_DIR)/$(BI_NAME)/training.json
 BI_KD_RUNS := $(foreach l,$(ALL_LANGS),$(if $(filter $(BI_KD_SPLIT),$(call topic_splits,$(l))),$(RUNS)/bm25/run.bm25.$(l).$(BI_KD_SPLIT).txt))
 BI_KD_TOPICS := $(wildcard $(DATA_ROOT)/miracl-v1.0-*/topics/topics-en.miracl-v1.0-*-$(BI_KD_SPLIT).tsv)
 BI_TRAIN_RUNS := $(foreach l,$(BI_TRAIN_LANGS),$(if $(filter $(BI_TRAIN_SPLIT),$(call topic_splits,$(l))),$(RUNS)/bm25/run.bm25.$(l).$(BI_TRAIN_SPLIT).txt))
 
-$(BI_INIT_MODEL): $(if $(filter tiny,$(BI_BASE)),$(TINY_MODEL)) $(CONFIG)
-	$(PY) -m stages.train_bi $(CONFIG_ARGS) --step init
+$(BI_INIT_MODEL): $(call trains,$(if $(filter tiny,$(BI_BASE)),$(TINY_MODEL)) $(CONFIG))
+	$(call train_recipe,$(PY) -m stages.train_bi $(CONFIG_ARGS) --step init)
 
 # A teacher this project trains (teacher.model: trained:<name>) is built first, and so is the query
 # alignment task's generator (distillation.query_alignment.generator, when its weight is above 0).
-trained_model = $(if $(filter trained:%,$(1)),$(MODELS)/$(patsubst trained:%,%,$(1))/training.json)
+trained_model = $(if $(filter trained:%,$(1)),$(MODELS_DIR)/$(patsubst trained:%,%,$(1))/training.json)
 BI_TEACHER_MODEL := $(call trained_model,$(BI_TEACHER))
 BI_ALIGN_GENERATOR_MODEL := $(call trained_model,$(BI_ALIGN_GENERATOR))
-QGEN_MODEL := $(MODELS)/qgen/training.json
+QGEN_MODEL := $(MODELS_DIR)/qgen/training.json
 
-$(QGEN_MODEL): $(if $(filter tiny,$(QGEN_BASE)),$(TINY_MODEL)) $(CE_TRAIN_RUNS) $(CE_NMT_DATA) $(CONFIG)
-	$(PY) -m stages.train_qgen $(CONFIG_ARGS)
+$(QGEN_MODEL): $(call trains,$(if $(filter tiny,$(QGEN_BASE)),$(TINY_MODEL)) $(CE_TRAIN_RUNS) $(CE_NMT_DATA) $(CONFIG))
+	$(call train_recipe,$(PY) -m stages.train_qgen $(CONFIG_ARGS))
 
-$(BI_KD_MODEL): $(BI_INIT_MODEL) $(BI_TEACHER_MODEL) $(BI_ALIGN_GENERATOR_MODEL) $(BI_PARALLEL_FILES) $(BI_KD_RUNS) $(BI_KD_TOPICS) $(CE_NMT_DATA) $(CONFIG)
-	$(PY) -m stages.train_bi $(CONFIG_ARGS) --step kd
+$(BI_KD_MODEL): $(call trains,$(BI_INIT_MODEL) $(BI_TEACHER_MODEL) $(BI_ALIGN_GENERATOR_MODEL) $(BI_PARALLEL_FILES) $(BI_KD_RUNS) $(BI_KD_TOPICS) $(CE_NMT_DATA) $(CONFIG))
+	$(call train_recipe,$(PY) -m stages.train_bi $(CONFIG_ARGS) --step kd)
 
-$(BI_MODEL): $(BI_KD_MODEL) $(BI_TRAIN_RUNS) $(CONFIG)
-	$(PY) -m stages.train_bi $(CONFIG_ARGS) --step miracl
+$(BI_MODEL): $(call trains,$(BI_KD_MODEL) $(BI_TRAIN_RUNS) $(CONFIG))
+	$(call train_recipe,$(PY) -m stages.train_bi $(CONFIG_ARGS) --step miracl)
 
 $(eval $(call reranker,$(BI_NAME),$(BI_MODEL),stages.rerank_bi))
 $(eval $(call reranker,$(BI_NAME)-kd,$(BI_KD_MODEL),stages.rerank_bi))
@@ -240,7 +248,7 @@ BI_RUNS := $(foreach l,$(LANGS),$(foreach s,$(filter $(call rerank_splits,$(l)),
 dense_targets = $(foreach l,$(1),$(foreach s,$(call rerank_splits,$(l)),$(RUNS)/$(DENSE_NAME)/run.$(DENSE_NAME).$(l).$(s).txt))
 define dense_rules
 ifneq ($(call dense_targets,$(1)),)
-$(call dense_targets,$(1)) &: $(MODELS)/$(DENSE_MODEL)/training.json $(foreach l,$(1),$(call corpus_files,$(l)) $(foreach s,$(call rerank_splits,$(l)),$(call topics_file,$(l),$(s)))) $(CONFIG)
+$(call dense_targets,$(1)) &: $(MODELS_DIR)/$(DENSE_MODEL)/training.json $(foreach l,$(1),$(call corpus_files,$(l)) $(foreach s,$(call rerank_splits,$(l)),$(call topics_file,$(l),$(s)))) $(CONFIG)
 	$(PY) -m stages.dense $(CONFIG_ARGS) --lang "$(1)" --split "$(RERANK_SPLIT_ARG)"
 endif
 endef
@@ -327,6 +335,13 @@ report: ## dev tables (nDCG@10, Recall@100) per language and system, bar chart, 
 compare: ## significance of the fused run against each input run, per language (ranx compare)
 	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs SPLIT=$(EVAL_ON)
 	$(PY) -m ensemble.compare $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
+
+# One training step again, in a scratch folder, scored on dev every EVERY steps (stages/learning_curve.py).
+# The step's own model is built first, and with it everything the step reads.
+learning-curve: ## a training step's dev nDCG@10 curve: make learning-curve MODEL=bi-kd [EVERY=4] (ce-nmt, ce, bi-kd, bi)
+	@test -n "$(MODEL)" || { echo "usage: make learning-curve MODEL=<ce-nmt, ce, $(BI_NAME)-kd or $(BI_NAME)> [EVERY=4]" >&2; exit 2; }
+	@$(MAKE) --no-print-directory -j$(JOBS) $(WORK_DIR)/models/$(MODEL)/training.json $(foreach l,$(ALL_LANGS),$(if $(call has_dev,$(l)),$(RUNS)/bm25/run.bm25.$(l).$(EVAL_SPLIT).txt))
+	$(PY) -m stages.learning_curve $(CONFIG_ARGS) --model $(MODEL) --every $(or $(EVERY),4)
 
 # ---------------------------------------------------------------- diagnostics and benchmarks
 

@@ -16,7 +16,7 @@ import warnings
 
 from ensemble.fusion import truncate
 from stages.cli import run_stage
-from stages.config import Config, add_config_arguments, load_config
+from stages.config import Config, add_config_arguments, config_from_args
 from stages.evaluate import ranx_module
 from stages.formats import ReleaseLayout, atomic_write, read_run
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         split = args.split or config.evaluation.split
         layout = ReleaseLayout(config.data_root)
         sections = [f"# {config.fusion.name} against its inputs, {config.collection} {split} "

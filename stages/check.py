@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from stages.config import Config, ConfigError, add_config_arguments, load_config
+from stages.config import Config, ConfigError, add_config_arguments, config_from_args
 from stages.formats.atomic import atomic_write
 
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", action="store_true", help="write the current scores into the expected table")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         langs = config.select_languages(args.lang)
         split = args.split or config.evaluation.split
         if config.expected_scores is None:

@@ -131,11 +131,19 @@ class TrainParams:
     batch_size: int = 16
     gradient_accumulation: int = 1
     warmup_ratio: float = 0.1
-    # "auto": bf16 where the GPU supports it, fp16 on other GPUs, float32 on CPU.
+    # "auto": bf16 where the GPU supports it, fp16 on other GPUs; on a CPU bf16 where its measured bf16 matmul
+    # rate is well above float32 (stages.precision), else float32.
     precision: str = "auto"
     save_steps: int = 500
     logging_steps: int = 50
     seed: int = 13
+    # Keep the input embedding table fixed. A pretrained multilingual model's table is most of its weights
+    # (e5-small: 96M of 118M, 250k pieces): AdamW over it is most of a CPU step, and a few hundred training
+    # queries touch few of its rows.
+    freeze_embeddings: bool = False
+    # Attention-probability dropout while training (None: the model's own). On a CPU, torch's fused attention
+    # has no dropout path: with it a BERT forward pass took twice as long here (2.0 s against 1.2 s, 32 pairs).
+    attention_dropout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,9 @@ class CrossEncoderParams:
     # Reranking: BM25 hits rescored per query, and pairs per forward pass.
     rerank_depth: int = 100
     rerank_batch_size: int = 32
+    # Reranking precision: auto (bf16 on a GPU, or on a CPU whose bf16 matmul measured faster: stages.precision),
+    # bf16, fp16 or fp32.
+    rerank_precision: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -290,6 +301,8 @@ class BiEncoderParams:
     miracl_training: TrainParams = field(default_factory=TrainParams)
     rerank_depth: int = 100
     encode_batch_size: int = 64
+    # Precision of encoding for reranking and dense retrieval (as cross_encoder.rerank_precision).
+    encode_precision: str = "auto"
     dense: DenseParams = field(default_factory=DenseParams)
 
 
@@ -320,7 +333,8 @@ class QueryGeneratorParams:
 class SubmissionParams:
     # The leaderboard tag, in every line and in the file names (run.miracl.<tag>.<lang>.<split>.txt).
     tag: str = "miracl-pipeline"
-    # The system whose test runs are submitted.
+    # The system whose test runs are submitted, or "auto": the fused run or one of its inputs, whichever has
+    # the best dev estimate (submissions.choose).
     system: str = "fusion"
 
 
@@ -339,10 +353,16 @@ class Config:
     cross_encoder: CrossEncoderParams = field(default_factory=CrossEncoderParams)
     bi_encoder: BiEncoderParams = field(default_factory=BiEncoderParams)
     query_generator: QueryGeneratorParams = field(default_factory=QueryGeneratorParams)
+    # Model specs replaced by others wherever a model is named (stages.bi_model.resolve_model): point a
+    # Hugging Face name at a local folder, or at a packaged stand-in on a machine without the hub.
+    model_paths: dict[str, str] = field(default_factory=dict)
     # Processes over which `LANG=all` fans out (make -j).
     jobs: int = 2
     expected_scores: Path | None = None
     source: Path | None = None
+    # Trained models read from another collection's folder (`MODELS=` / `--models`): rerank and retrieve a
+    # new collection (a surprise language) with models trained on MIRACL. None: this collection's own.
+    models_root: Path | None = None
 
     @property
     def collection(self) -> str:
@@ -352,6 +372,16 @@ class Config:
     @property
     def work_dir(self) -> Path:
         return self.work_root / self.collection
+
+    @property
+    def own_models_dir(self) -> Path:
+        """Where this collection's training stages write their models."""
+        return self.work_dir / "models"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where reranking and retrieval read trained models: MODELS= when given, else this collection's own."""
+        return self.models_root or self.own_models_dir
 
     def run_path(self, system: str, lang: str, split: str) -> Path:
         """Where every stage writes, and every later stage reads, a system's run."""
@@ -477,8 +507,9 @@ def _language_entries(raw: dict, where: str) -> dict:
     return entries
 
 
-def load_config(path: str | Path | None = None, data_root: str | Path | None = None) -> Config:
-    """Read a config file (default: the embedded sample) and apply the `DATA=` override."""
+def load_config(path: str | Path | None = None, data_root: str | Path | None = None,
+                models_root: str | Path | None = None) -> Config:
+    """Read a config file (default: the embedded sample) and apply the `DATA=` and `MODELS=` overrides."""
     path = Path(path) if path else DEFAULT_CONFIG
     raw = _read_yaml(path)
     where = str(path)
@@ -501,13 +532,25 @@ def load_config(path: str | Path | None = None, data_root: str | Path | None = N
     token = dataclasses.replace(token, parallel_files=files)
     config = dataclasses.replace(config, bi_encoder=dataclasses.replace(
         bi, distillation=dataclasses.replace(bi.distillation, token=token)))
-    return dataclasses.replace(config, source=path)
+    if models_root:
+        models_root = (Path.cwd() / Path(models_root).expanduser()).resolve()
+        if not models_root.is_dir():
+            raise ConfigError(f"MODELS={models_root} is not a folder; point it at the models folder of the collection "
+                              f"they were trained on, e.g. work/miracl-mini/models")
+    return dataclasses.replace(config, source=path, models_root=models_root or None)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The config a stage's command line names (add_config_arguments)."""
+    return load_config(args.config, args.data, getattr(args, "models", None))
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, lang: bool = True, split: bool = True) -> None:
     """The arguments every stage shares: the config file, the data override, the selection."""
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: the embedded sample)")
     parser.add_argument("--data", default=None, help="root of a MIRACL release (overrides data_root)")
+    parser.add_argument("--models", default=None, help="trained models of another collection (a models folder under "
+                        "work/<collection>/) to rerank and retrieve with; default: this collection's own")
     if lang:
         parser.add_argument("--lang", default="all", help="'all', or language codes separated by spaces or commas")
     if split:
@@ -535,7 +578,7 @@ def make_vars(config: Config) -> str:
     ]
     ce = config.cross_encoder
     lines += [
-        f"CE_BASE := {ce.base_model}",
+        f"CE_BASE := {config.model_paths.get(ce.base_model, ce.base_model)}",
         f"CE_NMT_ROOT := {ce.nmt.root}",
         f"CE_TRAIN_SPLIT := {ce.miracl.split}",
         f"CE_TRAIN_LANGS := {' '.join(c for c, lang in config.languages.items() if ce.miracl.split in lang.splits)}",
@@ -543,7 +586,7 @@ def make_vars(config: Config) -> str:
     bi, alignment = config.bi_encoder, config.bi_encoder.distillation.query_alignment
     token = bi.distillation.token
     lines += [
-        f"BI_BASE := {bi.student.base_model}",
+        f"BI_BASE := {config.model_paths.get(bi.student.base_model, bi.student.base_model)}",
         f"BI_TEACHER := {bi.teacher.model}",
         # The query alignment task's generator, when the task is on (a trained:<name> one is trained first).
         f"BI_ALIGN_GENERATOR := {alignment.generator if alignment.weight > 0 else ''}",
@@ -555,7 +598,7 @@ def make_vars(config: Config) -> str:
         f"BI_NAME := {bi.name}",
         f"DENSE_MODEL := {bi.dense.model}",
         f"DENSE_NAME := {bi.dense.name}",
-        f"QGEN_BASE := {config.query_generator.base_model}",
+        f"QGEN_BASE := {config.model_paths.get(config.query_generator.base_model, config.query_generator.base_model)}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -579,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(parser, lang=False, split=False)
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2

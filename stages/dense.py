@@ -43,11 +43,12 @@ from tqdm import tqdm
 
 from stages.ce_data import passage_text
 from stages.cli import run_stage
-from stages.config import Config, ConfigError, DenseParams, add_config_arguments, load_config
+from stages.config import Config, ConfigError, DenseParams, add_config_arguments, config_from_args
 from stages.formats import ReleaseLayout, Run, atomic_write, corpus_files, describe_files, iter_corpus, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
 from stages.formats.runs import read_metadata
+from stages.training import check_tokenizer_fits
 
 INDEX_TYPES = ("flat", "ivf", "hnsw")
 SEED = 13  # the IVF training sample
@@ -58,7 +59,7 @@ log = logging.getLogger("stages.dense")
 
 def model_path(config: Config) -> Path:
     """The trained student that encodes: work/<collection>/models/<bi_encoder.dense.model>."""
-    return config.work_dir / "models" / config.bi_encoder.dense.model
+    return config.models_dir / config.bi_encoder.dense.model
 
 
 def collection_dir(config: Config, lang: str) -> Path:
@@ -101,8 +102,9 @@ def check_params(params: DenseParams) -> None:
 class Encoder:
     """The bi-encoder, loaded at first use: a stage with nothing to do never loads torch or the model."""
 
-    def __init__(self, path: Path, batch_size: int, loader: Callable[[Path], object] | None = None):
-        self.path, self.batch_size = Path(path), batch_size
+    def __init__(self, path: Path, batch_size: int, loader: Callable[[Path], object] | None = None,
+                 precision: str = "fp32"):
+        self.path, self.batch_size, self.precision = Path(path), batch_size, precision
         self.loader = loader
         self._model = None
 
@@ -123,26 +125,26 @@ class Encoder:
         """float32 vectors, one row per text; kind is query or document."""
         from stages.bi_model import encode
 
-        return encode(self.model, texts, kind, self.batch_size)
+        return encode(self.model, texts, kind, self.batch_size, precision=self.precision)
 
     def encode_tokens(self, texts: list[str], kind: str) -> list[np.ndarray]:
         """A multi-vector model's float32 token vectors, one (tokens, width) array per text."""
         from stages.bi_model import encode_tokens
 
-        return encode_tokens(self.model, texts, kind, self.batch_size)
+        return encode_tokens(self.model, texts, kind, self.batch_size, precision=self.precision)
 
 
 # ---------------------------------------------------------------- encoding the collection
 
-def collection_identity(config: Config, lang: str) -> dict:
+def collection_identity(config: Config, lang: str, precision: str = "fp32") -> dict:
     """What the stored vectors depend on: the model (its training record and, for a maxsim model, its
-    kind) and the corpus files."""
+    kind), the precision it computed in, and the corpus files."""
     from stages.bi_model import saved_multi_vector
 
     path = model_path(config)
     corpus = ReleaseLayout(config.data_root).corpus_dir(lang)
     identity = {"model": str(path), "model_sha256": file_sha256(path / "training.json"),
-                "shard_size": config.bi_encoder.dense.shard_size,
+                "shard_size": config.bi_encoder.dense.shard_size, "precision": precision,
                 "corpus": describe_files(corpus_files(corpus))}  # as the BM25 stage: no full read per call
     return identity | ({"scoring": "maxsim"} if saved_multi_vector(path) else {})
 
@@ -496,9 +498,10 @@ def dense_language(config: Config, lang: str, splits: list[str], encoder: Encode
     path = model_path(config)
     if not (path / "training.json").is_file():
         raise ConfigError(f"no trained bi-encoder at {path}; `make train-bi` trains it")
+    check_tokenizer_fits(path)
     multi_vector = saved_multi_vector(path)
     layout = ReleaseLayout(config.data_root)
-    identity = collection_identity(config, lang)
+    identity = collection_identity(config, lang, encoder.precision)
     pending, written = [], []
     for split in splits:
         out = config.run_path(params.name, lang, split)
@@ -544,8 +547,9 @@ def dense_language(config: Config, lang: str, splits: list[str], encoder: Encode
             "system": params.name, "language": lang, "split": split, "config": str(config.source),
             "collection": config.collection, "index": params.index, "passages": len(docids),
             "dimension": manifest["dimension"], "inputs": inputs,
-            "model_training": {key: training.get(key) for key in ("step", "base_model", "steps", "train_loss")}
-            if isinstance(training, dict) else {}})
+            "model_training": {key: training.get(key) for key in ("step", "collection", "base_model", "steps", "train_loss")}
+            if isinstance(training, dict) else {},
+            "models": {"folder": str(path.parent), "trained_on": training.get("collection") if isinstance(training, dict) else None}})
         log.info("%s %s: %d queries searched (%s, top %d of %d passages) -> %s", lang, split, len(run), params.index,
                  k, len(docids), out)
         written.append(out)
@@ -558,9 +562,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         check_params(config.bi_encoder.dense)
-        encoder = Encoder(model_path(config), config.bi_encoder.encode_batch_size)
+        from stages.precision import resolve
+
+        encoder = Encoder(model_path(config), config.bi_encoder.encode_batch_size,
+                          precision=resolve(config.bi_encoder.encode_precision, config.work_root))
         for lang in config.select_languages(args.lang):
             for path in dense_language(config, lang, dense_splits(config, lang, args.split), encoder):
                 print(path)

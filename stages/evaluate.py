@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from stages.cli import run_stage
-from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, load_config
+from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, config_from_args
 from stages.formats import ReleaseLayout, read_run
 from stages.formats.atomic import atomic_write
 from stages.formats.qrels import Qrels
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         split = args.split or config.evaluation.split
         result = evaluate_systems(config, config.select_languages(args.lang), split)
         if not result["scores"]:

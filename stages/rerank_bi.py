@@ -27,7 +27,7 @@ log = logging.getLogger("stages.rerank_bi")
 
 
 def rerank(model, topics: dict[str, str], shortlist: dict[str, list[str]], texts: dict[str, str],
-           batch_size: int, desc: str = "rerank") -> Run:
+           batch_size: int, desc: str = "rerank", precision: str = "fp32") -> Run:
     """{qid: {docid: query·passage}} over exactly the shortlisted candidates of each topic (MaxSim for a
     multi-vector model)."""
     from stages.bi_model import encode, is_multi_vector
@@ -35,9 +35,9 @@ def rerank(model, topics: dict[str, str], shortlist: dict[str, list[str]], texts
     qids = [qid for qid in shortlist if qid in topics]
     docids = sorted({d for qid in qids for d in shortlist[qid]})
     if is_multi_vector(model):
-        return rerank_maxsim(model, qids, docids, topics, shortlist, texts, batch_size, desc)
-    query_vectors = encode(model, [topics[q] for q in qids], "query", batch_size)
-    passage_vectors = encode(model, [texts[d] for d in docids], "document", batch_size, desc=desc)
+        return rerank_maxsim(model, qids, docids, topics, shortlist, texts, batch_size, desc, precision)
+    query_vectors = encode(model, [topics[q] for q in qids], "query", batch_size, precision=precision)
+    passage_vectors = encode(model, [texts[d] for d in docids], "document", batch_size, desc=desc, precision=precision)
     row = {d: i for i, d in enumerate(docids)}
     run: Run = {}
     for qid, vector in zip(qids, query_vectors):
@@ -48,13 +48,13 @@ def rerank(model, topics: dict[str, str], shortlist: dict[str, list[str]], texts
 
 
 def rerank_maxsim(model, qids: list[str], docids: list[str], topics: dict[str, str], shortlist: dict[str, list[str]],
-                  texts: dict[str, str], batch_size: int, desc: str) -> Run:
+                  texts: dict[str, str], batch_size: int, desc: str, precision: str = "fp32") -> Run:
     """{qid: {docid: MaxSim(query tokens, passage tokens)}}, each passage encoded once."""
     from stages.bi_model import encode_tokens, maxsim_scores
 
-    query_tokens = encode_tokens(model, [topics[q] for q in qids], "query", batch_size)
+    query_tokens = encode_tokens(model, [topics[q] for q in qids], "query", batch_size, precision=precision)
     passage_tokens = dict(zip(docids, encode_tokens(model, [texts[d] for d in docids], "document", batch_size,
-                                                    desc=desc)))
+                                                    desc=desc, precision=precision)))
     run: Run = {}
     for qid, tokens in zip(qids, query_tokens):
         scores = maxsim_scores(tokens, [passage_tokens[d] for d in shortlist[qid]])
@@ -63,8 +63,11 @@ def rerank_maxsim(model, qids: list[str], docids: list[str], topics: dict[str, s
 
 
 def rerank_language(config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict) -> list[Path]:
+    from stages.precision import resolve
+
     bi = config.bi_encoder
     model_path, training = trained_model(config, model_name, "train-bi")
+    precision = resolve(bi.encode_precision, config.work_root)
 
     def load_reranker():
         from stages.bi_model import load_encoder
@@ -72,10 +75,11 @@ def rerank_language(config: Config, model_name: str, lang: str, splits: list[str
         if "model" not in model_cache:
             model_cache["model"] = load_encoder(model_path)
         return lambda topics, shortlist, texts, desc: rerank(model_cache["model"], topics, shortlist, texts,
-                                                             bi.encode_batch_size, desc)
+                                                             bi.encode_batch_size, desc, precision)
 
-    record = {k: training.get(k) for k in ("step", "base_model", "sources", "teacher", "train_loss", "steps")}
-    return rerank_splits(config, model_name, model_path, lang, splits, bi.rerank_depth, {}, load_reranker, record)
+    record = {k: training.get(k) for k in ("step", "collection", "base_model", "sources", "teacher", "train_loss", "steps")}
+    return rerank_splits(config, model_name, model_path, lang, splits, bi.rerank_depth, {"precision": precision},
+                         load_reranker, record)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,13 +32,16 @@ def load_model(path: Path, max_length: int):
     return CrossEncoder(str(path), num_labels=1, max_length=max_length, model_kwargs=kwargs)
 
 
-def score_pairs(model, pairs: list[tuple[str, str]], batch_size: int, desc: str = "rerank") -> list[float]:
-    """Model scores in the order of `pairs`, computed in batches of similar length."""
+def score_pairs(model, pairs: list[tuple[str, str]], batch_size: int, desc: str = "rerank",
+                precision: str = "fp32") -> list[float]:
+    """Model scores in the order of `pairs`, computed in batches of similar length under `precision`."""
     import torch
+
+    from stages.precision import autocast
 
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
     scores = [0.0] * len(pairs)
-    with torch.inference_mode(), tqdm(total=len(pairs), desc=desc, unit=" pairs", mininterval=2, disable=None) as bar:
+    with torch.inference_mode(), autocast(precision), tqdm(total=len(pairs), desc=desc, unit=" pairs", mininterval=2, disable=None) as bar:
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
             values = model.predict([pairs[i] for i in batch], batch_size=len(batch), activation_fn=torch.nn.Identity(),
@@ -50,10 +53,10 @@ def score_pairs(model, pairs: list[tuple[str, str]], batch_size: int, desc: str 
 
 
 def rerank(model, topics: dict[str, str], shortlist: dict[str, list[str]], texts: dict[str, str],
-           batch_size: int, desc: str = "rerank") -> Run:
+           batch_size: int, desc: str = "rerank", precision: str = "fp32") -> Run:
     """{qid: {docid: score}} over exactly the shortlisted candidates of each topic."""
     keys = [(qid, docid) for qid, docids in shortlist.items() if qid in topics for docid in docids]
-    scores = score_pairs(model, [(topics[qid], texts[docid]) for qid, docid in keys], batch_size, desc)
+    scores = score_pairs(model, [(topics[qid], texts[docid]) for qid, docid in keys], batch_size, desc, precision)
     run: Run = {qid: {} for qid in shortlist if qid in topics}
     for (qid, docid), score in zip(keys, scores):
         run[qid][docid] = score
@@ -61,18 +64,21 @@ def rerank(model, topics: dict[str, str], shortlist: dict[str, list[str]], texts
 
 
 def rerank_language(config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict) -> list[Path]:
+    from stages.precision import resolve
+
     ce = config.cross_encoder
     model_path, training = trained_model(config, model_name, "train-ce")
+    precision = resolve(ce.rerank_precision, config.work_root)
 
     def load_reranker():
         if "model" not in model_cache:
             model_cache["model"] = load_model(model_path, ce.max_length)
         return lambda topics, shortlist, texts, desc: rerank(model_cache["model"], topics, shortlist, texts,
-                                                             ce.rerank_batch_size, desc)
+                                                             ce.rerank_batch_size, desc, precision)
 
-    record = {k: training.get(k) for k in ("step", "base_model", "base_model_sha256", "loss", "groups", "sources",
+    record = {k: training.get(k) for k in ("step", "collection", "base_model", "base_model_sha256", "loss", "groups", "sources",
                                            "train_loss", "steps")}
-    return rerank_splits(config, model_name, model_path, lang, splits, ce.rerank_depth, {"max_length": ce.max_length},
+    return rerank_splits(config, model_name, model_path, lang, splits, ce.rerank_depth, {"max_length": ce.max_length, "precision": precision},
                          load_reranker, record)
 
 

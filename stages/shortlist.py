@@ -15,11 +15,12 @@ from pathlib import Path
 
 from stages.ce_data import passage_text
 from stages.cli import run_stage
-from stages.config import Config, ConfigError, add_config_arguments, load_config
+from stages.config import Config, ConfigError, add_config_arguments, config_from_args
 from stages.formats import ReleaseLayout, Run, iter_corpus, read_run, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json
 from stages.formats.runs import read_metadata
+from stages.training import check_tokenizer_fits
 
 log = logging.getLogger("stages.shortlist")
 Reranker = Callable[[dict[str, str], dict[str, list[str]], dict[str, str], str], Run]
@@ -41,9 +42,11 @@ def fetch_passages(corpus_dir: Path, docids: set[str]) -> dict[str, str]:
 
 def trained_model(config: Config, name: str, make_target: str) -> tuple[Path, dict]:
     """A model folder under work/<collection>/models and its training record."""
-    path = config.work_dir / "models" / name
+    path = config.models_dir / name
     if not (path / "training.json").is_file():
-        raise ConfigError(f"no trained model at {path}; `make {make_target}` trains it")
+        where = f" (MODELS={config.models_root})" if config.models_root else ""
+        raise ConfigError(f"no trained model at {path}{where}; `make {make_target}` trains it")
+    check_tokenizer_fits(path)
     return path, read_json(path / "training.json")
 
 
@@ -69,7 +72,8 @@ def rerank_splits(config: Config, system: str, model_path: Path, lang: str, spli
         run = load_reranker()(topics, shortlist, texts, f"{lang} {split}")
         write_run(run, out, tag=f"{system}-{record.get('step', '')}", metadata={
             "system": system, "language": lang, "split": split, "config": str(config.source),
-            "collection": config.collection, "inputs": inputs, "model_training": record})
+            "collection": config.collection, "inputs": inputs, "model_training": record,
+            "models": {"folder": str(model_path.parent), "trained_on": record.get("collection")}})
         log.info("%s %s: %d queries reranked by %s -> %s", lang, split, len(run), system, out)
         written.append(out)
     return written
@@ -84,7 +88,7 @@ def rerank_main(argv: list[str] | None, module, default_model: str, models: str)
     args = parser.parse_args(argv)
 
     def body():
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         layout, cache = ReleaseLayout(config.data_root), {}
         for lang in config.select_languages(args.lang):
             splits = [s for s in config.select_splits(lang, args.split) if layout.topics_path(lang, s).is_file()]

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from stages.bi_data import ParallelQuery, distillation_queries
 from stages.cli import run_stage
-from stages.config import Config, ConfigError, TeacherParams, add_config_arguments, load_config, plain
+from stages.config import Config, ConfigError, TeacherParams, add_config_arguments, config_from_args, plain
 from stages.formats.jsonfile import read_json, write_json
 from stages.formats.keyed import append_keyed, read_keyed
 
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         cache, load = open_cache(config)
         queries = distillation_queries(config)
         teacher_targets(queries, cache, load, config.bi_encoder.distillation.representation_weight > 0)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from stages.cli import run_stage
-from stages.config import Config, TinyModelParams, add_config_arguments, load_config, plain
+from stages.config import Config, TinyModelParams, add_config_arguments, config_from_args, plain
 from stages.formats import ReleaseLayout, iter_corpus
 from stages.formats.mmarco import MMarcoLayout
 from stages.formats.jsonfile import read_json
@@ -31,7 +31,7 @@ NAME = "tiny-xlmr"
 
 
 def model_dir(config: Config) -> Path:
-    return config.work_dir / "models" / NAME
+    return config.own_models_dir / NAME
 
 
 def training_text(config: Config) -> Iterator[str]:
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.tiny_model", description=__doc__.splitlines()[0])
     add_config_arguments(parser, lang=False, split=False)
     args = parser.parse_args(argv)
-    return run_stage(log, lambda: print(ensure_tiny_model(load_config(args.config, args.data))))
+    return run_stage(log, lambda: print(ensure_tiny_model(config_from_args(args))))
 
 
 if __name__ == "__main__":

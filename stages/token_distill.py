@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from stages.bi_data import ParallelQuery
 from stages.cli import run_stage
-from stages.config import Config, ConfigError, TokenDistillParams, add_config_arguments, load_config, plain
+from stages.config import Config, ConfigError, TokenDistillParams, add_config_arguments, config_from_args, plain
 from stages.formats.keyed import append_keyed, read_keyed
 from stages.formats.parallel import read_parallel
 from stages.teacher import claim_folder, model_slug
@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         from stages.bi_model import load_encoder
         from stages.train_bi import previous_model
 
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         params = config.bi_encoder.distillation.token
         aligner = previous_model(config, "kd")
         student = load_encoder(aligner)

@@ -41,10 +41,10 @@ from pathlib import Path
 from stages.bi_data import ParallelQuery, distillation_queries
 from stages.ce_data import as_rows, miracl_groups
 from stages.cli import run_stage
-from stages.config import Config, ConfigError, DistillParams, TrainParams, add_config_arguments, load_config, plain
+from stages.config import Config, ConfigError, DistillParams, TrainParams, add_config_arguments, config_from_args, plain
 from stages.formats.hashing import file_sha256
 from stages.token_distill import build_token_task, token_task_inputs, token_texts
-from stages.training import checkpoints_dir, precision_flags, run_trainer, save_model, up_to_date, weights_sha256
+from stages.training import checkpoints_dir, precision_flags, prepare_for_training, resolved_params, run_trainer, training_models_dir, save_model, up_to_date, weights_sha256
 
 log = logging.getLogger("stages.train_bi")
 STEPS = {"init": "-init", "kd": "-kd", "miracl": ""}  # model folder: bi_encoder.name + this
@@ -52,7 +52,7 @@ COSINE_SCALE = 20.0  # cosine scores times 20 as logits: sentence-transformers' 
 
 
 def model_dir(config: Config, step: str) -> Path:
-    return config.work_dir / "models" / (config.bi_encoder.name + STEPS[step])
+    return training_models_dir(config) / (config.bi_encoder.name + STEPS[step])
 
 
 def scaled_pairwise_cos_sim(a, b):
@@ -201,6 +201,7 @@ def train(model, tasks: dict[str, Task], out: Path, params: TrainParams, record:
     from stages.bi_model import is_multi_vector
 
     set_seed(params.seed)
+    prepare_for_training(model, params)
     multi_vector = is_multi_vector(model)
     trainer_class, arguments_class = (MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments) if multi_vector \
         else (SentenceTransformerTrainer, SentenceTransformerTrainingArguments)
@@ -245,7 +246,8 @@ def build_init(config: Config) -> Path:
 
     set_seed(config.bi_encoder.distillation.training.seed)  # new layers (a ColBERT projection) start the same each build
     save_model(build_student(base, student).save, out, {"step": "init", "config": str(config.source),
-                                                          "inputs": inputs, "base_model": base})
+                                                          "collection": config.collection, "inputs": inputs,
+                                                          "base_model": base})
     log.info("%s: %s with %s pooling, %s similarity -> %s", out.name, student.base_model, student.pooling, student.similarity, out)
     return out
 
@@ -265,12 +267,13 @@ def previous_model(config: Config, step: str) -> Path:
     return start
 
 
-def train_kd(config: Config) -> Path:
+def train_kd(config: Config, out: Path | None = None, callbacks: list | None = None) -> Path:
     from stages.query_alignment import alignment_task_rows, weighted_loss
     from stages.teacher import open_cache, teacher_targets
 
     bi, kd = config.bi_encoder, config.bi_encoder.distillation
-    start, out = previous_model(config, "kd"), model_dir(config, "kd")
+    start, out = previous_model(config, "kd"), out or model_dir(config, "kd")
+    training = resolved_params(kd.training, config.work_root)
     queries = distillation_queries(config)
     if not queries:
         raise ConfigError("no parallel queries for distillation: configure bi_encoder.distillation.data "
@@ -279,7 +282,7 @@ def train_kd(config: Config) -> Path:
     scores, embeddings = teacher_targets(queries, cache, load_teacher, kd.representation_weight > 0)
     columns = distillation_rows(queries, scores, embeddings, bi.teacher.score_scale)
     inputs = {"start": str(start), "start_sha256": file_sha256(start / "training.json"), "teacher": cache.folder.name,
-              "distillation": plain(kd), "score_scale": bi.teacher.score_scale,
+              "distillation": plain(kd) | {"training": plain(training)}, "score_scale": bi.teacher.score_scale,
               "rows_sha256": hashlib.sha256(json.dumps(columns).encode()).hexdigest()}
     parallel = token_texts(config, queries)
     if parallel:
@@ -302,18 +305,19 @@ def train_kd(config: Config) -> Path:
         tasks["query_alignment"] = Task(alignment, loss, query_columns=("query", "generated"))
     record = {"step": "kd", "config": str(config.source), "collection": config.collection, "inputs": inputs,
               "base_model": str(start), "sources": sorted({q.source for q in queries}), "teacher": cache.folder.name}
-    return train(model, tasks, out, kd.training, record)
+    return train(model, tasks, out, training, record, callbacks)
 
 
-def train_miracl(config: Config) -> Path:
+def train_miracl(config: Config, out: Path | None = None, callbacks: list | None = None) -> Path:
     bi = config.bi_encoder
-    start, out = previous_model(config, "miracl"), model_dir(config, "miracl")
+    start, out = previous_model(config, "miracl"), out or model_dir(config, "miracl")
+    training = resolved_params(bi.miracl_training, config.work_root)
     groups = miracl_groups(config, list(config.languages), bi.miracl, bi.negatives)
     if not groups:
         raise ConfigError(f"no MIRACL {bi.miracl.split} groups to fine-tune the bi-encoder on")
     columns = as_rows(groups, "listwise")
     inputs = {"start": str(start), "start_sha256": file_sha256(start / "training.json"), "miracl": plain(bi.miracl),
-              "negatives": bi.negatives, "train_params": plain(bi.miracl_training),
+              "negatives": bi.negatives, "train_params": plain(training),
               "groups_sha256": hashlib.sha256(json.dumps([asdict(g) for g in groups]).encode()).hexdigest()}
     if up_to_date(out, inputs):
         return out
@@ -324,7 +328,7 @@ def train_miracl(config: Config) -> Path:
     record = {"step": "miracl", "config": str(config.source), "collection": config.collection, "inputs": inputs,
               "base_model": str(start), "sources": sorted({g.source for g in groups})}
     return train(model, {"miracl": Task(columns, contrastive_loss(model, model.similarity_fn_name))}, out,
-                 bi.miracl_training, record)
+                 training, record, callbacks)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", choices=list(STEPS), required=True)
     args = parser.parse_args(argv)
     steps = {"init": build_init, "kd": train_kd, "miracl": train_miracl}
-    return run_stage(log, lambda: print(steps[args.step](load_config(args.config, args.data))))
+    return run_stage(log, lambda: print(steps[args.step](config_from_args(args))))
 
 
 if __name__ == "__main__":

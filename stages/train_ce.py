@@ -23,29 +23,27 @@ from pathlib import Path
 
 from stages.ce_data import Group, as_rows, miracl_groups, nmt_groups
 from stages.cli import run_stage
-from stages.config import Config, ConfigError, TrainParams, add_config_arguments, load_config, plain
-from stages.training import checkpoints_dir, precision_flags, run_trainer, save_model, up_to_date, weights_sha256
+from stages.config import Config, ConfigError, TrainParams, add_config_arguments, config_from_args, plain
+from stages.training import checkpoints_dir, precision_flags, prepare_for_training, resolved_params, run_trainer, training_models_dir, save_model, up_to_date, weights_sha256
 
 log = logging.getLogger("stages.train_ce")
 STEPS = {"nmt": "ce-nmt", "miracl": "ce"}
 
 
 def model_dir(config: Config, step: str) -> Path:
-    return config.work_dir / "models" / STEPS[step]
+    return training_models_dir(config) / STEPS[step]
 
 
 def base_model(config: Config, step: str) -> str:
-    """Where a step starts: the configured base model (the project-built tiny one by default), or ce-nmt."""
+    """Where a step starts: the configured base model (a model spec, stages.bi_model), or ce-nmt."""
     if step == "miracl":
         start = model_dir(config, "nmt")
         if not (start / "training.json").is_file():
             raise ConfigError(f"the MIRACL step starts from {start}, which is not trained yet (`make train-ce`)")
         return str(start)
-    if config.cross_encoder.base_model == "tiny":
-        from stages.tiny_model import ensure_tiny_model
+    from stages.bi_model import resolve_model
 
-        return str(ensure_tiny_model(config))
-    return config.cross_encoder.base_model
+    return resolve_model(config.cross_encoder.base_model, config)
 
 
 def make_loss(model, loss: str):
@@ -81,6 +79,7 @@ def train(groups: list[Group], start: str, out: Path, params: TrainParams, loss:
         raise ConfigError(f"no training groups for {out.name}")
     set_seed(params.seed)
     model = CrossEncoder(start, num_labels=1, max_length=max_length)
+    prepare_for_training(model, params)
     args = CrossEncoderTrainingArguments(
         output_dir=str(checkpoints_dir(out)), num_train_epochs=params.epochs, learning_rate=params.learning_rate,
         per_device_train_batch_size=params.batch_size, gradient_accumulation_steps=params.gradient_accumulation,
@@ -98,21 +97,25 @@ def train(groups: list[Group], start: str, out: Path, params: TrainParams, loss:
     return out
 
 
-def train_step(config: Config, step: str) -> Path:
-    """Train one step, unless its model exists from the same settings, base model and data."""
+def train_step(config: Config, step: str, out: Path | None = None, callbacks: list | None = None) -> Path:
+    """Train one step, unless its model exists from the same settings, base model and data (`out` and
+    `callbacks`: a scratch copy of the step with extra trainer callbacks, as stages.learning_curve trains)."""
     ce = config.cross_encoder
     if step == "nmt":
         groups, params, data = nmt_groups(config), ce.nmt_training, plain(ce.nmt)
     else:
         groups, params, data = miracl_groups(config, list(config.languages)), ce.miracl_training, plain(ce.miracl)
-    start, out = base_model(config, step), model_dir(config, step)
+    params = resolved_params(params, config.work_root)
+    start, out = base_model(config, step), out or model_dir(config, step)
     inputs = {"base_model": start, "base_model_sha256": weights_sha256(Path(start)), "loss": ce.loss,
               "max_length": ce.max_length, "negatives": ce.negatives, "data": data, "train_params": plain(params),
               "groups_sha256": hashlib.sha256(json.dumps([asdict(g) for g in groups]).encode()).hexdigest()}
     if up_to_date(out, inputs):
         return out
     record = {"step": step, "config": str(config.source), "collection": config.collection, "inputs": inputs}
-    return train(groups, start, out, params, ce.loss, ce.max_length, record)
+    if step == "nmt":  # the name in the config, beside the folder it resolved to (a model_paths stand-in, say)
+        record["base_model_spec"] = ce.base_model
+    return train(groups, start, out, params, ce.loss, ce.max_length, record, callbacks)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(parser, lang=False, split=False)
     parser.add_argument("--step", choices=list(STEPS), required=True)
     args = parser.parse_args(argv)
-    return run_stage(log, lambda: print(train_step(load_config(args.config, args.data), args.step)))
+    return run_stage(log, lambda: print(train_step(config_from_args(args), args.step)))
 
 
 if __name__ == "__main__":

@@ -30,12 +30,12 @@ from tqdm import tqdm
 
 from stages.ce_data import group_triples
 from stages.cli import run_stage
-from stages.config import Config, ConfigError, TinyModelParams, add_config_arguments, load_config, plain
+from stages.config import Config, ConfigError, TinyModelParams, add_config_arguments, config_from_args, plain
 from stages.formats import ReleaseLayout
 from stages.formats.jsonfile import read_json
 from stages.formats.mmarco import MMarcoLayout
 from stages.shortlist import fetch_passages
-from stages.training import checkpoints_dir, precision_flags, run_trainer, save_model, up_to_date, weights_sha256
+from stages.training import checkpoints_dir, precision_flags, resolved_params, run_trainer, training_models_dir, save_model, up_to_date, weights_sha256
 
 log = logging.getLogger("stages.train_qgen")
 NAME = "qgen"
@@ -43,7 +43,7 @@ TINY_NAME = "tiny-t5"
 
 
 def model_dir(config: Config) -> Path:
-    return config.work_dir / "models" / NAME
+    return training_models_dir(config) / NAME
 
 
 def generator_input(prompt: str, language: str, passage: str) -> str:
@@ -126,11 +126,13 @@ def build_tiny_generator(tokenizer_dir: Path, params: TinyModelParams, out: Path
 
 def base_model(config: Config) -> str:
     if config.query_generator.base_model != "tiny":
-        return config.query_generator.base_model
+        from stages.bi_model import resolve_model
+
+        return resolve_model(config.query_generator.base_model, config)
     from stages.tiny_model import ensure_tiny_model
 
     tokenizer_dir = ensure_tiny_model(config)
-    out = config.work_dir / "models" / TINY_NAME
+    out = config.own_models_dir / TINY_NAME
     # Rebuilt when the shape or the vocabulary changes (the tiny model records both in built_by.json).
     inputs = {"params": plain(config.tiny_model), "tokenizer": read_json(tokenizer_dir / "built_by.json")["inputs"]}
     built = out / "built_by.json"
@@ -174,11 +176,12 @@ def train(config: Config) -> Path:
                               Seq2SeqTrainingArguments, set_seed)
 
     params, out = config.query_generator, model_dir(config)
+    t = resolved_params(params.training, config.work_root)
     start, pairs = base_model(config), training_pairs(config)
     # What the generator reads (prompt included) and writes: a change of either retrains it.
     texts = [(source, generator_input(params.prompt, language, passage), query) for source, language, passage, query in pairs]
     inputs = {"base_model": params.base_model, "base_model_sha256": weights_sha256(Path(start)),
-              "params": plain(params), "pairs_sha256": hashlib.sha256(json.dumps(texts).encode()).hexdigest()}
+              "params": plain(params) | {"training": plain(t)}, "pairs_sha256": hashlib.sha256(json.dumps(texts).encode()).hexdigest()}
     if up_to_date(out, inputs):
         return out
     set_seed(params.training.seed)
@@ -187,7 +190,6 @@ def train(config: Config) -> Path:
     encoded = tokenizer([text for _, text, _ in texts], truncation=True, max_length=params.max_passage_length)
     dataset = datasets.Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
                                           "labels": query_labels(tokenizer, [q for _, _, q in texts], params.max_query_length)})
-    t = params.training
     args = Seq2SeqTrainingArguments(
         output_dir=str(checkpoints_dir(out)), num_train_epochs=t.epochs, learning_rate=t.learning_rate,
         per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.gradient_accumulation,
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.train_qgen", description=__doc__.splitlines()[0])
     add_config_arguments(parser, lang=False, split=False)
     args = parser.parse_args(argv)
-    return run_stage(log, lambda: print(train(load_config(args.config, args.data))))
+    return run_stage(log, lambda: print(train(config_from_args(args))))
 
 
 if __name__ == "__main__":

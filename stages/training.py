@@ -6,6 +6,7 @@ a step whose recorded inputs are unchanged.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -22,7 +23,17 @@ from stages.formats.jsonfile import read_json, write_json
 log = logging.getLogger("stages.training")
 
 
+def resolved_params(params: TrainParams, work_root: Path) -> TrainParams:
+    """`params` with `precision: auto` replaced by what it means on this machine (stages.precision): the
+    drivers resolve it before training, so training.json records, and the skip check compares, the precision
+    actually used."""
+    from stages.precision import resolve
+
+    return dataclasses.replace(params, precision=resolve(params.precision, work_root))
+
+
 def precision_flags(precision: str) -> dict:
+    """The Trainer's mixed-precision flags; an unresolved `auto` means mixed precision on GPUs only."""
     import torch
 
     if precision == "auto":
@@ -30,10 +41,61 @@ def precision_flags(precision: str) -> dict:
             return {}
         return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
     if precision in ("bf16", "fp16"):
-        return {precision: True}
+        if torch.cuda.is_available():
+            return {precision: True}
+        if precision == "fp16":
+            raise ConfigError("fp16 training needs a GPU; on a CPU use bf16, fp32 or auto")
+        return {"bf16": True, "use_cpu": True}  # the Trainer refuses bf16 without a GPU unless told it is on CPU
     if precision == "fp32":
         return {}
     raise ConfigError(f"training precision must be auto, bf16, fp16 or fp32, got {precision!r}")
+
+
+def freeze_input_embeddings(model) -> int:
+    """Stop gradients to the input embedding table of every Hugging Face model inside `model` (one per
+    tower); the trainer's optimizer then leaves them out. Returns how many weights were frozen."""
+    from transformers import PreTrainedModel
+
+    frozen = 0
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel):
+            table = module.get_input_embeddings()
+            if table is not None and table.weight.requires_grad:
+                table.weight.requires_grad_(False)
+                frozen += table.weight.numel()
+    return frozen
+
+
+def set_attention_dropout(model, probability: float) -> int:
+    """Set the attention-probability dropout of every BERT-style self-attention inside `model` (the saved
+    config keeps the model's own value); returns how many attention modules were changed."""
+    from torch import nn
+
+    changed = 0
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Dropout) and name.endswith("attention.self.dropout"):
+            module.p = probability
+            changed += 1
+    return changed
+
+
+def prepare_for_training(model, params: TrainParams) -> None:
+    """What TrainParams ask of the model itself before the trainer takes it: a frozen embedding table, the
+    attention dropout."""
+    if params.freeze_embeddings:
+        log.info("input embeddings frozen: %d weights", freeze_input_embeddings(model))
+    if params.attention_dropout is not None:
+        set_attention_dropout(model, params.attention_dropout)
+
+
+def training_models_dir(config) -> Path:
+    """Where a training stage writes: always this collection's own models folder. Models read from another
+    collection (MODELS=) are for reranking and retrieval; training over them would overwrite that
+    collection's models with ones trained on this collection's data."""
+    if config.models_root is not None:
+        raise ConfigError(f"MODELS={config.models_root} is for reranking and retrieval with models trained on "
+                          f"another collection; training writes {config.own_models_dir}: drop MODELS= to train")
+    return config.own_models_dir
 
 
 def weights_sha256(model: Path) -> str | None:
@@ -51,6 +113,30 @@ def weights_sha256(model: Path) -> str | None:
     if not files:
         return None
     return hashlib.sha256("".join(file_sha256(path) for path in files).encode()).hexdigest()
+
+
+def tokenizer_ids(tokenizer_file: Path) -> int:
+    """How many token ids a tokenizer.json can produce: its vocabulary and added tokens, highest id + 1."""
+    data = read_json(tokenizer_file)
+    vocab = data.get("model", {}).get("vocab", ())
+    added = [token.get("id", -1) for token in data.get("added_tokens", ())]
+    return max([len(vocab) - 1, *added]) + 1
+
+
+def check_tokenizer_fits(model: Path) -> None:
+    """Refuse a model folder whose tokenizer yields ids past its embedding table: a tokenizer copied from
+    another model (or a folder mixed from two collections) would index out of range or, worse, read the
+    wrong rows silently."""
+    for config_file in sorted(model.rglob("config.json")):
+        tokenizer_file = config_file.with_name("tokenizer.json")
+        if checkpoints_dir(model).name in config_file.parts or not tokenizer_file.is_file():
+            continue
+        rows = read_json(config_file).get("vocab_size")
+        ids = tokenizer_ids(tokenizer_file)
+        if isinstance(rows, int) and ids > rows:
+            raise ConfigError(f"{tokenizer_file} yields {ids} token ids but the model's embedding table in {config_file} "
+                              f"has {rows} rows: the tokenizer belongs to another model; rebuild {model} "
+                              f"(or point MODELS= at the folder it was trained in)")
 
 
 def checkpoints_dir(out: Path) -> Path:

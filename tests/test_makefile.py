@@ -1,9 +1,11 @@
 """The Makefile as the pipeline's map: language selection, the locale, file targets, fan-out."""
+import json
 import os
 import subprocess
 import tempfile
 
 import pytest
+import yaml
 
 from tests.helpers import REPO, TINY_LANGUAGES, make_release, write_config
 
@@ -172,3 +174,100 @@ def test_the_token_task_makes_distillation_depend_on_its_parallel_files(tmp_path
     result = make("-n", "train-bi", f"CONFIG={config}")
     assert result.returncode == 0, result.stderr
     assert "stages.train_bi --config" in result.stdout and "--step kd" in result.stdout
+
+
+def test_models_from_another_collection_are_inputs_never_trained(empty_work_config, tmp_path):
+    elsewhere = tmp_path / "other" / "models"
+    elsewhere.mkdir(parents=True)
+    result = make("-n", "rerank-ce", "rerank-bi", "dense", f"CONFIG={empty_work_config}", f"MODELS={elsewhere}",
+                  "LANG=sw", plan_dir=tmp_path)
+    # make -n still lists the missing models' recipes: they are the error that names the folder, not training
+    assert "-m stages.train_ce" not in result.stdout and "-m stages.train_bi" not in result.stdout
+    assert "-m stages.tiny_model" not in result.stdout
+    assert f"no model at {elsewhere}/ce/training.json: MODELS=" in result.stdout
+    # the model file alone: its rule has no prerequisites under MODELS, so nothing else is built first
+    run = make(str(elsewhere / "ce" / "training.json"), f"CONFIG={empty_work_config}", f"MODELS={elsewhere}",
+               plan_dir=tmp_path)
+    assert run.returncode != 0 and f"no model at {elsewhere}/ce/training.json" in run.stderr
+    assert "train them there: make train-ce train-bi" in run.stderr
+    assert not (tmp_path / "work").exists() or not list((tmp_path / "work").rglob("training.json"))
+
+
+def test_training_under_models_of_another_collection_is_refused(empty_work_config, tmp_path):
+    (tmp_path / "m").mkdir()
+    result = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "stages.train_ce", "--config",
+                             str(empty_work_config), "--models", str(tmp_path / "m"), "--step", "nmt"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert f"MODELS={tmp_path / 'm'} is for reranking and retrieval" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_cross_encoder_trained_on_one_collection_reranks_a_dev_only_one(tmp_path):
+    make_release(tmp_path / "a")
+    layout_b = make_release(tmp_path / "b")
+    for lang in ("en", "sw"):
+        layout_b.topics_path(lang, "train").unlink()
+    train_cfg = write_config(tmp_path / "a.yaml", work_root=tmp_path / "work", languages=TINY_LANGUAGES,
+                             cross_encoder={"nmt_training": {"epochs": 1}, "miracl_training": {"epochs": 1},
+                                            "negatives": 1, "miracl": {"split": "dev"}})  # the tiny release judges dev only
+    trained = make("train-ce", f"CONFIG={train_cfg}", f"DATA={tmp_path / 'a'}", "LANG=all", plan_dir=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    models = tmp_path / "work" / "a" / "models"
+    assert (models / "ce" / "training.json").is_file()
+
+    languages_b = {code: dict(language, splits=["dev"]) for code, language in TINY_LANGUAGES.items()}
+    cfg_b = write_config(tmp_path / "b.yaml", work_root=tmp_path / "work", languages=languages_b)
+    reranked = make("rerank-ce", "eval", f"CONFIG={cfg_b}", f"DATA={tmp_path / 'b'}", f"MODELS={models}", "LANG=all",
+                    plan_dir=tmp_path)
+    assert reranked.returncode == 0, reranked.stderr[-3000:]
+    assert "-m stages.train_ce" not in reranked.stdout
+    from stages.formats.runs import read_metadata
+
+    run_b = tmp_path / "work" / "b" / "runs" / "ce" / "run.ce.sw.dev.txt"
+    metadata = read_metadata(run_b)
+    assert metadata["collection"] == "b"
+    assert metadata["models"] == {"folder": str(models), "trained_on": "a"}
+    assert not (tmp_path / "work" / "b" / "models").exists()
+    assert "| ce " in reranked.stdout or "ce" in (tmp_path / "work" / "b" / "runs" / "eval.dev.csv").read_text()
+
+
+@pytest.mark.slow
+def test_the_real_configs_training_steps_run_offline_on_the_packaged_stand_in(tmp_path):
+    """configs/miracl-v1.0-offline.yaml through make: both cross-encoder steps and the three bi-encoder steps,
+    every hub checkpoint replaced by e5-small, shrunk to a few groups (the real settings otherwise)."""
+    make_release(tmp_path / "tiny")
+    offline = yaml.safe_load((REPO / "configs" / "miracl-v1.0-offline.yaml").read_text())
+    real = yaml.safe_load((REPO / "configs" / "miracl-v1.0.yaml").read_text())
+    only = lambda keep, names: {name: (2 if name in keep else 0) for name in names}  # noqa: E731
+    small = {"batch_size": 2, "gradient_accumulation": 1, "epochs": 1, "save_steps": 1000, "logging_steps": 1}
+    child = {
+        "extends": str(REPO / "configs" / "miracl-v1.0-offline.yaml"), "work_root": str(tmp_path / "work"),
+        "languages": TINY_LANGUAGES, "expected_scores": None, "jobs": 1,
+        "bm25": {"index_threads": 1, "search_threads": 1},
+        # the tiny release judges dev only: the MIRACL steps train on it here
+        "cross_encoder": {"negatives": 1, "miracl": {"split": "dev"}, "nmt_training": small, "miracl_training": small,
+                          "nmt": {"root": str(REPO / "data" / "mmarco-mini"),
+                                  "languages": only({"english", "spanish"}, real["cross_encoder"]["nmt"]["languages"])}},
+        "bi_encoder": {"negatives": 1, "miracl": {"split": "dev"}, "distillation": {
+            "training": small, "data": {"candidates": 2, "mmarco": only({"spanish"}, real["bi_encoder"]["distillation"]["data"]["mmarco"])}},
+            "miracl_training": small, "teacher": {"batch_size": 8}},
+    }
+    config = tmp_path / "offline.yaml"
+    config.write_text(yaml.safe_dump(child, allow_unicode=True))
+    trained = make("train-ce", "train-bi", f"CONFIG={config}", f"DATA={tmp_path / 'tiny'}", "LANG=all",
+                   timeout=1200, plan_dir=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    models = tmp_path / "work" / "tiny" / "models"
+    packaged = tmp_path / "work" / "packaged" / "multilingual-e5-small"
+    ce_nmt = json.loads((models / "ce-nmt" / "training.json").read_text())
+    bi_init = json.loads((models / "bi-init" / "training.json").read_text())
+    # the records keep the real names and the stand-in that was read
+    assert ce_nmt["base_model_spec"] == real["cross_encoder"]["base_model"]
+    assert offline["model_paths"][ce_nmt["base_model_spec"]] == "packaged:multilingual-e5-small"
+    assert ce_nmt["inputs"]["base_model"] == str(packaged)
+    assert bi_init["inputs"]["base_model"] == real["bi_encoder"]["student"]["base_model"]
+    assert bi_init["base_model"] == str(packaged)
+    for step in ("ce-nmt", "ce", "bi-kd", "bi"):
+        record = json.loads((models / step / "training.json").read_text())
+        assert record["steps"] >= 1 and any("loss" in entry for entry in record["log_history"]), step

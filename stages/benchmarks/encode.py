@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.cli import setup_logging
-from stages.config import Config, add_config_arguments, load_config
+from stages.config import Config, add_config_arguments, config_from_args
 from stages.formats import ReleaseLayout, atomic_write, iter_corpus
 
 log = logging.getLogger("stages.benchmarks.encode")
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="results folder (default: work/bench/encode)")
     args = parser.parse_args(argv)
     setup_logging()
-    config = load_config(args.config, args.data)
+    config = config_from_args(args)
     cuda = torch.cuda.is_available()
     args.passages = args.passages or (4000 if cuda else 192)
     args.batch_size = args.batch_size or config.bi_encoder.encode_batch_size

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from stages.config import Config, add_config_arguments, load_config
+from stages.config import Config, add_config_arguments, config_from_args
 from stages.formats import ReleaseLayout, atomic_write, iter_corpus
 
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(parser, lang=False, split=False)
     parser.add_argument("--model", default=None, help="a model folder to time instead of the configured shape")
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.data)
+    config = config_from_args(args)
     bench = config.bench
     root = config.work_root / "bench" / "rerank"
     root.mkdir(parents=True, exist_ok=True)

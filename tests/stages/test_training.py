@@ -1,10 +1,15 @@
-"""What the training stages share: the weights hash (subfolders included) and the record that names it."""
+"""What the training stages share: the weights hash (subfolders included), the record that names it, and the
+check that a model folder's tokenizer fits its embedding table."""
 import hashlib
+import json
 from pathlib import Path
 
+import pytest
+
+from stages.config import ConfigError
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json
-from stages.training import save_model, weights_sha256
+from stages.training import check_tokenizer_fits, save_model, tokenizer_ids, weights_sha256
 
 
 def write_weights(folder, files):
@@ -34,3 +39,41 @@ def test_a_saved_models_record_names_its_exact_weights(tmp_path):
     save_model(lambda path: write_weights(Path(path), {"model.safetensors": b"w2"}), out, {"step": "init"})
     second = read_json(out / "training.json")
     assert second["weights_sha256"] == weights_sha256(out) != first["weights_sha256"]
+
+
+def write_model_folder(folder: Path, rows: int, pieces: int, added_ids=()) -> Path:
+    """Only what the tokenizer check reads: the embedding rows and a Unigram tokenizer.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"vocab_size": rows}))
+    (folder / "tokenizer.json").write_text(json.dumps({
+        "model": {"type": "Unigram", "vocab": [[f"p{i}", 0.0] for i in range(pieces)]},
+        "added_tokens": [{"id": i, "content": f"<a{i}>"} for i in added_ids]}))
+    (folder / "training.json").write_text(json.dumps({"collection": "elsewhere"}))
+    return folder
+
+
+def test_a_tokenizer_within_the_embedding_table_passes(tmp_path):
+    # 8 pieces and an added token at id 9: ids 0..9, ten rows needed
+    model = write_model_folder(tmp_path / "ok", rows=10, pieces=8, added_ids=[9])
+    assert tokenizer_ids(model / "tokenizer.json") == 10
+    check_tokenizer_fits(model)
+
+
+def test_a_tokenizer_of_another_model_is_refused_naming_both_files(tmp_path):
+    model = write_model_folder(tmp_path / "mixed", rows=10, pieces=12)
+    with pytest.raises(ConfigError) as error:
+        check_tokenizer_fits(model)
+    message = str(error.value)
+    assert str(model / "tokenizer.json") in message and "12 token ids" in message
+    assert str(model / "config.json") in message and "10 rows" in message
+
+
+def test_a_reranker_refuses_a_models_folder_whose_tokenizer_does_not_match(tmp_path):
+    from stages.config import load_config
+    from stages.shortlist import trained_model
+    from tests.helpers import write_config
+
+    write_model_folder(tmp_path / "models" / "ce", rows=10, pieces=250)
+    config = load_config(write_config(tmp_path / "c.yaml", work_root=tmp_path / "work"), None, tmp_path / "models")
+    with pytest.raises(ConfigError, match="250 token ids"):
+        trained_model(config, "ce", "train-ce")
