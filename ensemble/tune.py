@@ -26,7 +26,7 @@ import yaml
 from ensemble.fusion import (ONE_PARAMETER, PARAMETER_FREE, TRAINED, WEIGHTED, align_runs, check_method, fuse_runs,
                              ranx_module, truncate)
 from stages.cli import run_stage
-from stages.config import Config, ConfigError, FusionParams, add_config_arguments, load_config
+from stages.config import Config, ConfigError, FusionParams, add_config_arguments, config_from_args
 from stages.formats import ReleaseLayout, atomic_write, read_run
 
 log = logging.getLogger("ensemble.tune")
@@ -135,8 +135,8 @@ def folds_of(n: int, folds: int, seed: int) -> list[np.ndarray]:
     return np.array_split(order, min(folds, n))
 
 
-def cross_validated(matrix: np.ndarray, folds: int, seed: int) -> float | None:
-    """k-fold estimate: tune on k-1 folds of queries, score the held-out fold; mean over all queries."""
+def held_out_scores(matrix: np.ndarray, folds: int, seed: int) -> np.ndarray | None:
+    """Each query's score under the setting tuned on the other folds (k-fold); None for fewer than 2 queries."""
     n = matrix.shape[1]
     if n < 2:
         return None
@@ -144,7 +144,13 @@ def cross_validated(matrix: np.ndarray, folds: int, seed: int) -> float | None:
     for fold in folds_of(n, folds, seed):
         train = np.setdiff1d(np.arange(n), fold)
         held_scores[fold] = matrix[best_setting(matrix, train), fold]
-    return float(held_scores.mean())
+    return held_scores
+
+
+def cross_validated(matrix: np.ndarray, folds: int, seed: int) -> float | None:
+    """k-fold estimate: tune on k-1 folds of queries, score the held-out fold; mean over all queries."""
+    held = held_out_scores(matrix, folds, seed)
+    return None if held is None else float(held.mean())
 
 
 @dataclass
@@ -199,13 +205,16 @@ def tune(data: TuningData, fusion: FusionParams) -> dict:
             fold_params = train_params(data.qrels, data.runs, fusion, train)
             fused = fuse_runs(data.runs, fusion.method, fusion.norm, fold_params, None, fusion.hits, qids=held_qids)
             held[fold] = query_scores(judged, fused, held_qids, tune_params.metric)
+        held = held if len(qids) > 1 else None
         return {"params": params, "in_sample": float(in_sample.mean()),
-                "cross_validated": float(held.mean()) if len(qids) > 1 else None, "settings_tried": "trained"}
+                "cross_validated": None if held is None else float(held.mean()), "held_out": held,
+                "settings_tried": "trained"}
     settings = candidates(fusion, len(fusion.systems))
     _, matrix = per_query_scores(data.qrels, data.runs, fusion, settings)
     chosen = best_setting(matrix)
+    held = held_out_scores(matrix, tune_params.folds, tune_params.seed)
     return {"params": settings[chosen], "in_sample": float(matrix[chosen].mean()),
-            "cross_validated": cross_validated(matrix, tune_params.folds, tune_params.seed),
+            "cross_validated": None if held is None else float(held.mean()), "held_out": held,
             "settings_tried": len(settings)}
 
 
@@ -215,7 +224,8 @@ def summarize(fusion: FusionParams, data: TuningData, tuned: dict, split: str) -
         "metric": fusion.tune.metric, "split": split, "queries": len(data.qids),
         "in_sample": round(tuned["in_sample"], 6), "cross_validated": _round(tuned["cross_validated"]),
         "settings_tried": tuned["settings_tried"],
-        "inputs": {system: round(score, 6) for system, score in data.baselines.items()},
+        # each input run's own dev score (not "inputs": that key holds the hashes the up-to-date check reads)
+        "input_scores": {system: round(score, 6) for system, score in data.baselines.items()},
     }
 
 
@@ -232,7 +242,7 @@ def tune_language(config: Config, lang: str) -> dict:
                 f"min_queries {fusion.tune.min_queries}"}
     entry = summarize(fusion, data, tune(data, fusion), config.evaluation.split)
     log.info("%s: %s %s -> %s %.4f in sample, %s cross-validated (inputs: %s)", lang, fusion.method,
-             _short(entry["params"]), fusion.tune.metric, entry["in_sample"], entry["cross_validated"], entry["inputs"])
+             _short(entry["params"]), fusion.tune.metric, entry["in_sample"], entry["cross_validated"], entry["input_scores"])
     return entry
 
 
@@ -245,7 +255,17 @@ def tune_pooled(config: Config) -> dict:
     if not parts:
         raise ConfigError(f"no language has judged {config.evaluation.split} queries to tune fusion on")
     data = pooled_data(parts)
-    entry = summarize(fusion, data, tune(data, fusion), config.evaluation.split) | {"languages": list(parts)}
+    tuned = tune(data, fusion)
+    entry = summarize(fusion, data, tuned, config.evaluation.split) | {"languages": list(parts)}
+    entry["input_scores_by_language"] = {lang: {system: round(score, 6) for system, score in d.baselines.items()}
+                                         for lang, d in parts.items()}
+    if tuned["held_out"] is not None:
+        # Each language's own mean of the pooled held-out scores: what a language falling back to these
+        # parameters can expect (stages average languages, not queries: submissions.choose compares these).
+        by_language = {lang: [] for lang in parts}
+        for qid, score in zip(data.qids, tuned["held_out"]):
+            by_language[qid.split("/", 1)[0]].append(float(score))
+        entry["cross_validated_by_language"] = {lang: round(float(np.mean(v)), 6) for lang, v in by_language.items() if v}
     log.info("pooled over %d languages: %s -> %.4f in sample, %s cross-validated", len(parts), _short(entry["params"]),
              entry["in_sample"], entry["cross_validated"])
     return entry
@@ -316,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         if args.pooled:
             path, inputs = params_path(config, POOLED), tuning_inputs(config, list(config.languages))
             if not up_to_date(path, inputs):

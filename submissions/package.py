@@ -3,7 +3,8 @@
     python -m submissions.package --lang all        # what `make submission LANG=all` ends with
 
 For every selected language and each of its test splits (test-a, or test-b for de and yo, as
-configured) that has topics: the submitted system's run (the fused one by default) is rewritten as
+configured) that has topics: the submitted system's run (`submission.system`: a system, or `auto` for
+the best dev estimate, submissions.choose) is rewritten as
 `run.miracl.<tag>.<lang>.<split>.txt` with the submission's tag and at most `hits` hits per query,
 then validated against the split's topics and the corpus. Only when every file passes is the bundle
 moved into place (`work/<collection>/submissions/<tag>.<selection>/`) beside its zip. The manifest
@@ -23,11 +24,12 @@ import zipfile
 from pathlib import Path
 
 from stages.cli import run_stage
-from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, load_config, plain
+from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, config_from_args, plain
 from stages.formats import ReleaseLayout, read_run, write_run
 from stages.formats.jsonfile import write_json
 from stages.formats.hashing import file_sha256 as sha256
 from stages.formats.runs import read_metadata
+from submissions.choose import submitted_system
 from submissions.validate import corpus_docids, validate_run
 
 log = logging.getLogger("submissions.package")
@@ -71,6 +73,7 @@ def package(config: Config, langs: list[str]) -> tuple[Path, Path]:
     """Write, validate and bundle the test runs of `langs`; returns (bundle folder, zip)."""
     sub = config.submission
     layout = ReleaseLayout(config.data_root)
+    system, choice = submitted_system(config, langs)
     name = f"{sub.tag}.{selection_name(config, langs)}"
     root = config.work_dir / "submissions"
     staging = root / f".{name}.tmp-{os.getpid()}"
@@ -84,9 +87,9 @@ def package(config: Config, langs: list[str]) -> tuple[Path, Path]:
                 log.warning("%s: no test split with topics; nothing to submit for it", lang)
             docids = corpus_docids(layout, lang) if splits else set()
             for split in splits:
-                source = config.run_path(sub.system, lang, split)
+                source = config.run_path(system, lang, split)
                 if not source.is_file():
-                    raise ConfigError(f"{lang} {split}: no {sub.system} run at {source}; `make submission` builds it")
+                    raise ConfigError(f"{lang} {split}: no {system} run at {source}; `make submission` builds it")
                 target = staging / f"run.miracl.{sub.tag}.{lang}.{split}.txt"
                 write_run(read_run(source), target, tag=sub.tag, depth=config.fusion.hits)
                 report = validate_run(target, layout.topics(lang, split), docids, config.fusion.hits)
@@ -100,7 +103,8 @@ def package(config: Config, langs: list[str]) -> tuple[Path, Path]:
             raise ConfigError(f"no test runs to submit for {' '.join(langs)}")
         write_json(staging / "manifest.json", {
             "tag": sub.tag, "languages": langs, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "git": git_state(), "config_file": str(config.source), "config": plain(config), "files": files})
+            "git": git_state(), "config_file": str(config.source), "config": plain(config), "system": system,
+            "choice": choice, "files": files})
         bundle, archive = root / name, root / f"{name}.zip"
         staging_zip = root / f".{name}.zip.tmp-{os.getpid()}"
         with zipfile.ZipFile(staging_zip, "w", zipfile.ZIP_DEFLATED) as zipped:
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
-        config = load_config(args.config, args.data)
+        config = config_from_args(args)
         bundle, archive = package(config, config.select_languages(args.lang))
         print(f"submission bundle: {bundle}\nready to upload:   {archive}")
 

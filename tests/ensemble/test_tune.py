@@ -98,7 +98,7 @@ def test_tune_language_records_parameters_scores_and_inputs(tiny_fusion):
     # x ranks q11 right, y ranks q12 right; weights (0.5, 0.5) tie q11 and put 2#0 first in q12.
     assert entry["method"] == "wsum" and entry["systems"] == ["x", "y"] and entry["queries"] == 2
     assert entry["settings_tried"] == 3
-    assert entry["in_sample"] >= max(entry["inputs"].values())
+    assert entry["in_sample"] >= max(entry["input_scores"].values())
     assert entry["cross_validated"] <= entry["in_sample"]
 
 
