@@ -31,6 +31,7 @@ from stages.formats import ReleaseLayout, read_run
 from stages.formats.jsonfile import write_json
 
 log = logging.getLogger("stages.learning_curve")
+CE_STEPS = ("ce-nmt", "ce")  # the cross-encoder's models; the bi-encoder's are named by bi_encoder.name
 
 
 @dataclass
@@ -65,7 +66,7 @@ def scorer(config: Config, model_name: str):
     """(depth, score(model, dev_set) -> run) of the reranker that serves `model_name`."""
     from stages.precision import resolve
 
-    if model_name.startswith("ce"):
+    if model_name in CE_STEPS:
         from stages.rerank_ce import rerank
 
         ce = config.cross_encoder
@@ -141,7 +142,7 @@ def curve_callback(sets: dict[str, DevSet], score, every: int, points_file: Path
 
 def train_with_curve(config: Config, model_name: str, out: Path, callback) -> Path:
     """Train `model_name`'s step into `out`, as its make target would, with `callback` on the trainer."""
-    if model_name in ("ce-nmt", "ce"):
+    if model_name in CE_STEPS:
         from stages.train_ce import train_step
 
         return train_step(config, "nmt" if model_name == "ce-nmt" else "miracl", out, [callback])
@@ -154,7 +155,7 @@ def train_with_curve(config: Config, model_name: str, out: Path, callback) -> Pa
 def steps(config: Config) -> list[str]:
     """The models a training step makes (bi-init trains nothing)."""
     bi = config.bi_encoder.name
-    return ["ce-nmt", "ce", f"{bi}-kd", bi]
+    return [*CE_STEPS, f"{bi}-kd", bi]
 
 
 def write_curve(points: list[dict], model_name: str, out_dir: Path, record: dict) -> dict[str, Path]:

@@ -7,6 +7,7 @@ a step whose recorded inputs are unchanged.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -127,10 +128,18 @@ def check_tokenizer_fits(model: Path) -> None:
     """Refuse a model folder whose tokenizer yields ids past its embedding table: a tokenizer copied from
     another model (or a folder mixed from two collections) would index out of range or, worse, read the
     wrong rows silently."""
-    for config_file in sorted(model.rglob("config.json")):
-        tokenizer_file = config_file.with_name("tokenizer.json")
-        if checkpoints_dir(model).name in config_file.parts or not tokenizer_file.is_file():
-            continue
+    pairs = tuple((str(c), str(c.with_name("tokenizer.json")), c.stat().st_mtime_ns,
+                   c.with_name("tokenizer.json").stat().st_mtime_ns)
+                  for c in sorted(Path(model).rglob("config.json"))
+                  if checkpoints_dir(Path(model)).name not in c.parts and c.with_name("tokenizer.json").is_file())
+    _check_pairs(str(model), pairs)
+
+
+@functools.lru_cache(maxsize=64)
+def _check_pairs(model: str, pairs: tuple) -> None:
+    # Cached by the files' mtimes: a reranker asks once per language, and e5's tokenizer.json is 17 MB of JSON.
+    for config_name, tokenizer_name, _, _ in pairs:
+        config_file, tokenizer_file = Path(config_name), Path(tokenizer_name)
         rows = read_json(config_file).get("vocab_size")
         ids = tokenizer_ids(tokenizer_file)
         if isinstance(rows, int) and ids > rows:

@@ -2,6 +2,7 @@
 check that a model folder's tokenizer fits its embedding table."""
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,15 @@ def test_a_tokenizer_of_another_model_is_refused_naming_both_files(tmp_path):
     message = str(error.value)
     assert str(model / "tokenizer.json") in message and "12 token ids" in message
     assert str(model / "config.json") in message and "10 rows" in message
+
+
+def test_a_replaced_tokenizer_is_checked_again_not_served_from_the_cache(tmp_path):
+    model = write_model_folder(tmp_path / "m", rows=10, pieces=8)
+    check_tokenizer_fits(model)
+    write_model_folder(model, rows=10, pieces=12)  # same folder, a tokenizer of another model copied in
+    os.utime(model / "tokenizer.json", ns=(1, 10**18))  # a new mtime, whatever the filesystem's resolution
+    with pytest.raises(ConfigError, match="12 token ids"):
+        check_tokenizer_fits(model)
 
 
 def test_a_reranker_refuses_a_models_folder_whose_tokenizer_does_not_match(tmp_path):
