@@ -5,7 +5,7 @@
 #   make bm25 LANG=all              BM25 runs for every language and split with topics
 #   make eval                       nDCG@10 / Recall@100 table on dev for every system with runs
 #
-# Inputs: CONFIG=configs/<x>.yaml, DATA=<MIRACL release root>, LANG=all|"ja yo"|ja,yo, SPLIT=dev.
+# Inputs: CONFIG=configs/<x>.yaml, DATA=<MIRACL release root>, LANG=all|"ja yo"|ja,yo, SPLIT=dev, VERBOSE=1.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -16,9 +16,17 @@ MAKEFLAGS += --no-builtin-rules
 # LANG is also the locale. Take it as the language selection only when it comes from the command
 # line, then give every recipe a UTF-8 locale (a JVM under LANG=all reads and writes ASCII).
 ifeq ($(origin LANG),command line)
-SELECT := $(LANG)
+SELECT := $(strip $(LANG))
+ifeq ($(SELECT),)
+$(error LANG= is empty: give LANG=all, or language codes such as LANG="ja yo" or LANG=ja,yo)
+endif
 else
 SELECT := all
+endif
+ifeq ($(origin SPLIT),command line)
+ifeq ($(strip $(SPLIT)),)
+$(error SPLIT= is empty: give a split such as SPLIT=dev (train, dev, test-a, test-b), or leave SPLIT out for every configured split)
+endif
 endif
 override LANG := C.UTF-8
 export LANG
@@ -29,6 +37,16 @@ export PYTHONUTF8 := 1
 export OMP_WAIT_POLICY ?= PASSIVE
 # ranx compiles with numba at first use (~15 s); a persistent cache makes later calls fast.
 export NUMBA_CACHE_DIR := $(CURDIR)/work/.numba-cache
+# Quiet by default (stages/console.py): each stage prints a line per language; Java, Anserini, the Trainer and
+# library warnings go to the stage's log file under work/<collection>/logs/. VERBOSE=1 shows everything,
+# the commands included.
+VERBOSE ?=
+override VERBOSE := $(filter-out 0,$(VERBOSE))
+Q := $(if $(VERBOSE),,@)
+export PIPELINE_OUTPUT := $(if $(VERBOSE),verbose,quiet)
+export PIPELINE_LOG_DIR := $(CURDIR)/work/logs
+# Messages of the stages name make's variables (LANG=, SPLIT=) rather than their own flags (--lang, --split).
+export PIPELINE_FRONTEND := make
 
 PYTHON ?= python3
 VENV := .venv
@@ -66,20 +84,40 @@ PLAN_DIR ?= work/.make
 PLAN := $(PLAN_DIR)/$(subst /,_,$(CONFIG))$(if $(DATA),@$(subst /,_,$(abspath $(DATA))))$(if $(MODELS),+models).mk
 NO_PLAN_GOALS := help setup test clean-all doctor
 ifneq ($(filter-out $(NO_PLAN_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+ifneq ($(DATA),)
+ifeq ($(wildcard $(DATA)/.),)
+$(error DATA=$(DATA) is not a folder: point DATA= at a MIRACL release (miracl-v1.0-<lang>/, miracl-corpus-v1.0-<lang>/))
+endif
+endif
+ifeq ($(wildcard $(CONFIG)),)
+$(error CONFIG=$(CONFIG): no such file; the configs are in configs/ (sample.yaml, miracl-v1.0.yaml, ...))
+endif
 include $(PLAN)
 endif
 
-$(PLAN): $(CONFIG) $(wildcard configs/*.yaml) stages/config.py | $(VENV_STAMP)
+# A config the stages refuse makes a plan that stops make with the stages' message (and deletes itself, so
+# the next make asks again): one error, in the user's terms, without make's own complaints after it.
+$(PLAN): $(CONFIG) $(wildcard configs/*.yaml configs/recipes/*.yaml) stages/config.py | $(VENV_STAMP)
 	@mkdir -p $(@D)
-	$(PY) -m stages.config make-vars $(CONFIG_ARGS) > $@.tmp || { rm -f $@.tmp; exit 2; }
-	mv $@.tmp $@
+	@$(PY) -m stages.config make-vars $(CONFIG_ARGS) --plan $@ > $@.tmp || { rm -f $@.tmp; exit 2; }
+	@mv $@.tmp $@
 
-LANGS := $(if $(filter all,$(SELECT)),$(ALL_LANGS),$(subst $(comma),$(space),$(SELECT)))
+# Each language once, in the order given (the stages read the selection the same way).
+uniq = $(if $(1),$(firstword $(1)) $(call uniq,$(filter-out $(firstword $(1)),$(1))))
+LANGS := $(strip $(if $(filter all,$(SELECT)),$(ALL_LANGS),$(call uniq,$(subst $(comma),$(space),$(SELECT)))))
 ifneq ($(ALL_LANGS),)
 ifneq ($(filter-out $(ALL_LANGS),$(LANGS)),)
 $(error unknown language(s) in LANG: $(filter-out $(ALL_LANGS),$(LANGS)); $(CONFIG) defines: $(ALL_LANGS))
 endif
+# Splits any configured language has; SPLIT must name some of them.
+ALL_SPLITS := $(sort $(foreach l,$(ALL_LANGS),$(SPLITS_$(l))))
+ifneq ($(filter-out $(ALL_SPLITS),$(subst $(comma),$(space),$(SPLIT))),)
+$(error unknown split(s) in SPLIT: $(filter-out $(ALL_SPLITS),$(subst $(comma),$(space),$(SPLIT))); $(CONFIG) configures: $(ALL_SPLITS))
 endif
+export PIPELINE_LOG_DIR := $(WORK_DIR)/logs
+endif
+# What a *-runs target prints of the files it made sure of: nothing, or the list under VERBOSE=1.
+list_files = $(if $(VERBOSE),@printf '%s\n' $(1),@:)
 
 RUNS := $(WORK_DIR)/runs
 topics_file = $(DATA_ROOT)/miracl-v1.0-$(1)/topics/topics.miracl-v1.0-$(1)-$(2).tsv
@@ -96,7 +134,7 @@ define bm25_rules
 bm25_all_$(1) := $(foreach s,$(call topic_splits,$(1)),$(RUNS)/bm25/run.bm25.$(1).$(s).txt)
 ifneq ($$(bm25_all_$(1)),)
 $$(bm25_all_$(1)) &: $(call corpus_files,$(1)) $(foreach s,$(call topic_splits,$(1)),$(call topics_file,$(1),$(s))) $(CONFIG)
-	$(PY) -m stages.bm25 $(CONFIG_ARGS) --lang $(1) --split "$(call topic_splits,$(1))"
+	$(Q)$(PY) -m stages.bm25 $(CONFIG_ARGS) --lang $(1) --split "$(call topic_splits,$(1))"
 endif
 endef
 $(foreach l,$(ALL_LANGS),$(eval $(call bm25_rules,$(l))))
@@ -106,7 +144,7 @@ define rm3_rules
 rm3_all_$(1) := $(foreach s,$(call topic_splits,$(1)),$(RUNS)/bm25-rm3/run.bm25-rm3.$(1).$(s).txt)
 ifneq ($$(rm3_all_$(1)),)
 $$(rm3_all_$(1)) &: $$(bm25_all_$(1))
-	$(PY) -m stages.bm25 $(CONFIG_ARGS) --lang $(1) --split "$(call topic_splits,$(1))" --systems bm25-rm3
+	$(Q)$(PY) -m stages.bm25 $(CONFIG_ARGS) --lang $(1) --split "$(call topic_splits,$(1))" --systems bm25-rm3
 endif
 endef
 $(foreach l,$(ALL_LANGS),$(eval $(call rm3_rules,$(l))))
@@ -118,16 +156,16 @@ bm25: ## BM25 runs for LANG (default: all) and SPLIT (default: every split with 
 	@$(MAKE) --no-print-directory -j$(JOBS) bm25-runs
 
 bm25-runs: $(BM25_RUNS)
-	@printf '%s\n' $(BM25_RUNS)
+	$(call list_files,$(BM25_RUNS))
 
 bm25-rm3: ## BM25 with RM3 query expansion (same indexes) for LANG and SPLIT
 	@$(MAKE) --no-print-directory -j$(JOBS) bm25-rm3-runs
 
 bm25-rm3-runs: $(RM3_RUNS)
-	@printf '%s\n' $(RM3_RUNS)
+	$(call list_files,$(RM3_RUNS))
 
 index: ## only build the BM25 indexes of LANG
-	$(PY) -m stages.bm25 $(CONFIG_ARGS) --lang "$(LANGS)" --index-only
+	$(Q)$(PY) -m stages.bm25 $(CONFIG_ARGS) --lang "$(LANGS)" --index-only
 
 # ---------------------------------------------------------------- evaluation
 
@@ -136,7 +174,7 @@ EVAL_RUNS := $(foreach l,$(LANGS),$(if $(filter $(EVAL_ON),$(SPLITS_$(l))),$(RUN
 
 eval: ## nDCG@10 and Recall@100 per language (and average) on SPLIT (default: dev): BM25 and every system with runs
 	@$(MAKE) --no-print-directory -j$(JOBS) eval-inputs
-	$(PY) -m stages.evaluate $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
+	$(Q)$(PY) -m stages.evaluate $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
 
 eval-inputs: $(EVAL_RUNS)
 	@:
@@ -144,10 +182,16 @@ eval-inputs: $(EVAL_RUNS)
 # Every system's runs: what check and report evaluate.
 ALL_SYSTEM_RUNS := fused-runs rerank-ce-runs rerank-bi-runs dense-runs
 
-check: ## build every system's runs, then compare their scores with the expected table in configs/expected/
+check: check-runs ## build every system's runs, then compare their scores with the expected table in configs/expected/
+	$(Q)$(PY) -m stages.check $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
+
+# What check compares: every system's runs of the split, evaluated.
+check-runs:
 	@$(MAKE) --no-print-directory -j$(JOBS) $(ALL_SYSTEM_RUNS) SPLIT=$(EVAL_ON)
-	$(PY) -m stages.evaluate $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
-	$(PY) -m stages.check $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
+	$(Q)$(PY) -m stages.evaluate $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
+
+check-tolerance: check-runs ## measure check's tolerances for trained systems: train again under SEEDS="14 15" (slow)
+	$(Q)$(PY) -m stages.seed_spread $(CONFIG_ARGS) --seeds "$(or $(SEEDS),14 15)" --split $(EVAL_ON)
 
 # ---------------------------------------------------------------- cross-encoder
 
@@ -159,7 +203,7 @@ check: ## build every system's runs, then compare their scores with the expected
 MODELS_DIR := $(if $(MODELS),$(abspath $(MODELS)),$(WORK_DIR)/models)
 trains = $(if $(MODELS),,$(1))
 define train_recipe
-$(if $(MODELS),@echo "no model at $@: MODELS=$(MODELS) must hold the models trained on another collection (train them there: make train-ce train-bi)" >&2; exit 2,$(1))
+$(if $(MODELS),@echo "no model at $@: MODELS=$(MODELS) must hold the models trained on another collection (train them there: make train-ce train-bi)" >&2; exit 2,$(Q)$(1))
 endef
 TINY_MODEL := $(WORK_DIR)/models/tiny-xlmr/config.json
 CE_NMT_MODEL := $(MODELS_DIR)/ce-nmt/training.json
@@ -170,7 +214,7 @@ CE_TRAIN_RUNS := $(foreach l,$(CE_TRAIN_LANGS),$(if $(filter $(CE_TRAIN_SPLIT),$
 rerank_splits = $(filter-out $(CE_TRAIN_SPLIT),$(call topic_splits,$(1)))
 
 $(TINY_MODEL): $(CONFIG)
-	$(PY) -m stages.tiny_model $(CONFIG_ARGS)
+	$(Q)$(PY) -m stages.tiny_model $(CONFIG_ARGS)
 
 $(CE_NMT_MODEL): $(call trains,$(if $(filter tiny,$(CE_BASE)),$(TINY_MODEL)) $(CE_NMT_DATA) $(CONFIG))
 	$(call train_recipe,$(PY) -m stages.train_ce $(CONFIG_ARGS) --step nmt)
@@ -186,7 +230,7 @@ rerank_targets = $(foreach l,$(2),$(foreach s,$(call rerank_splits,$(l)),$(RUNS)
 define rerank_rules
 ifneq ($(call rerank_targets,$(1),$(2)),)
 $(call rerank_targets,$(1),$(2)) &: $(foreach l,$(2),$$(bm25_all_$(l))) $(3)
-	$(PY) -m $(4) $(CONFIG_ARGS) --model $(1) --lang "$(2)" --split "$(RERANK_SPLIT_ARG)"
+	$(Q)$(PY) -m $(4) $(CONFIG_ARGS) --model $(1) --lang "$(2)" --split "$(RERANK_SPLIT_ARG)"
 endif
 endef
 define reranker
@@ -205,7 +249,7 @@ rerank-ce: ## rerank LANG's BM25 runs with the cross-encoder before (ce-nmt) and
 	@$(MAKE) --no-print-directory -j$(JOBS) rerank-ce-runs
 
 rerank-ce-runs: $(CE_RUNS)
-	@printf '%s\n' $^
+	$(call list_files,$^)
 
 # ---------------------------------------------------------------- bi-encoder and dense retrieval
 
@@ -249,33 +293,33 @@ dense_targets = $(foreach l,$(1),$(foreach s,$(call rerank_splits,$(l)),$(RUNS)/
 define dense_rules
 ifneq ($(call dense_targets,$(1)),)
 $(call dense_targets,$(1)) &: $(MODELS_DIR)/$(DENSE_MODEL)/training.json $(foreach l,$(1),$(call corpus_files,$(l)) $(foreach s,$(call rerank_splits,$(l)),$(call topics_file,$(l),$(s)))) $(CONFIG)
-	$(PY) -m stages.dense $(CONFIG_ARGS) --lang "$(1)" --split "$(RERANK_SPLIT_ARG)"
+	$(Q)$(PY) -m stages.dense $(CONFIG_ARGS) --lang "$(1)" --split "$(RERANK_SPLIT_ARG)"
 endif
 endef
 $(eval $(call dense_rules,$(LANGS)))
 $(foreach l,$(filter-out $(LANGS),$(ALL_LANGS)),$(eval $(call dense_rules,$(l))))
 DENSE_RUNS := $(foreach l,$(LANGS),$(foreach s,$(filter $(call rerank_splits,$(l)),$(call run_splits,$(l))),$(RUNS)/$(DENSE_NAME)/run.$(DENSE_NAME).$(l).$(s).txt))
 
-train-bi: ## train the bi-encoder: distillation from the English teacher (models/bi-kd), then MIRACL train (models/bi)
+train-bi: ## train the bi-encoder: student built (models/bi-init), distilled from the English teacher (models/bi-kd), MIRACL train (models/bi)
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BI_MODEL) $(BI_INIT_MODEL)
 
 train-qgen: ## train the query generator (models/qgen), a teacher for configs/recipes/qgen.yaml
 	@$(MAKE) --no-print-directory $(QGEN_MODEL)
 
 teacher-scores: ## only compute (and cache) the English teacher's scores for distillation
-	$(PY) -m stages.teacher $(CONFIG_ARGS)
+	$(Q)$(PY) -m stages.teacher $(CONFIG_ARGS)
 
 rerank-bi: ## rerank LANG's BM25 runs with the student before training (bi-init), after distillation (bi-kd), after fine-tuning (bi)
 	@$(MAKE) --no-print-directory -j$(JOBS) rerank-bi-runs
 
 rerank-bi-runs: $(BI_RUNS)
-	@printf '%s\n' $^
+	$(call list_files,$^)
 
 dense: ## dense retrieval over LANG's whole corpus with the trained student and faiss
 	@$(MAKE) --no-print-directory -j$(JOBS) dense-runs
 
 dense-runs: $(DENSE_RUNS)
-	@printf '%s\n' $^
+	$(call list_files,$^)
 
 # ---------------------------------------------------------------- fusion and submissions
 
@@ -297,14 +341,14 @@ FUSED_RUNS := $(foreach l,$(LANGS),$(foreach s,$(call fuse_splits,$(l)),$(call s
 FUSE_INPUTS := $(foreach l,$(LANGS),$(foreach s,$(call fuse_splits,$(l)),$(call fusion_inputs,$(l),$(s))))
 
 $(POOLED_PARAMS): $(foreach l,$(ALL_LANGS),$(if $(call has_dev,$(l)),$(call fusion_inputs,$(l),$(EVAL_SPLIT)))) $(CONFIG)
-	$(PY) -m ensemble.tune $(CONFIG_ARGS) --pooled
+	$(Q)$(PY) -m ensemble.tune $(CONFIG_ARGS) --pooled
 
 $(TUNED_PARAMS) &: $(TUNE_INPUTS) $(CONFIG)
-	$(PY) -m ensemble.tune $(CONFIG_ARGS) --lang "$(LANGS)"
+	$(Q)$(PY) -m ensemble.tune $(CONFIG_ARGS) --lang "$(LANGS)"
 
 ifneq ($(FUSED_RUNS),)
 $(FUSED_RUNS) &: $(FUSE_INPUTS) $(TUNED_PARAMS)
-	$(PY) -m ensemble.fusion $(CONFIG_ARGS) --lang "$(LANGS)" --split "$(RERANK_SPLIT_ARG)"
+	$(Q)$(PY) -m ensemble.fusion $(CONFIG_ARGS) --lang "$(LANGS)" --split "$(RERANK_SPLIT_ARG)"
 endif
 
 tune-fusion: ## re-tune the fusion parameters of LANG on dev (per language; pooled where dev is too small)
@@ -312,50 +356,78 @@ tune-fusion: ## re-tune the fusion parameters of LANG on dev (per language; pool
 	@$(MAKE) --no-print-directory -j$(JOBS) tune-fusion-files
 
 tune-fusion-files: $(TUNED_PARAMS)
-	@printf '%s\n' $^
+	$(call list_files,$^)
 
 fuse: ## fused runs of LANG for SPLIT (default: every split but train), tuning first where needed
 	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs
 
 fused-runs: $(FUSED_RUNS)
-	@printf '%s\n' $^
+	$(call list_files,$^)
+
+# The bundle's zip is a file target. Its inputs: the test runs of every system it may submit (with
+# submission.system auto: the fused run and each of its inputs, chosen by their dev estimates, so their dev
+# runs and the tuned parameters too). A second `make submission` with nothing changed runs nothing.
+TEST_SPLITS := $(filter test-%,$(ALL_SPLITS))
+test_splits = $(filter test-%,$(call topic_splits,$(1)))
+SUBMIT_SYSTEMS := $(if $(filter auto,$(SUBMISSION_SYSTEM)),$(FUSION_NAME) $(FUSION_SYSTEMS),$(SUBMISSION_SYSTEM))
+SUBMISSION_BUNDLE := $(WORK_DIR)/submissions/$(SUBMISSION_TAG).$(if $(filter-out $(LANGS),$(ALL_LANGS)),$(subst $(space),-,$(strip $(LANGS))),all)
+SUBMISSION_ZIP := $(SUBMISSION_BUNDLE).zip
+SUBMISSION_INPUTS := $(foreach l,$(LANGS),$(foreach sys,$(SUBMIT_SYSTEMS),$(foreach s,$(call test_splits,$(l)),$(call system_run,$(sys),$(l),$(s))))) \
+	$(if $(filter auto,$(SUBMISSION_SYSTEM)),$(TUNED_PARAMS) $(TUNE_INPUTS))
+
+$(SUBMISSION_ZIP): $(SUBMISSION_INPUTS) $(CONFIG)
+	$(Q)$(PY) -m submissions.package $(CONFIG_ARGS) --lang "$(LANGS)"
 
 submission: ## validated leaderboard bundle and zip of LANG's test runs (runs every missing stage first)
-	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs SPLIT="test-a test-b"
-	$(PY) -m submissions.package $(CONFIG_ARGS) --lang "$(LANGS)"
+	@test -n "$(TEST_SPLITS)" || { echo "$(CONFIG) configures no test split (test-a, test-b): nothing to submit" >&2; exit 2; }
+	@if $(MAKE) --no-print-directory -q $(SUBMISSION_ZIP) SPLIT="$(TEST_SPLITS)" 2>/dev/null; then \
+		echo "submission: nothing changed since the bundle was made"; \
+		printf 'submission bundle: %s/\nready to upload:   %s\n' "$(SUBMISSION_BUNDLE)" "$(SUBMISSION_ZIP)"; \
+	else \
+		$(MAKE) --no-print-directory -j$(JOBS) $(SUBMISSION_ZIP) SPLIT="$(TEST_SPLITS)"; \
+	fi
+
+# make validate checks its FILE before anything runs: one message, in make's terms.
+ifneq ($(filter validate,$(MAKECMDGOALS)),)
+ifeq ($(strip $(FILE)),)
+$(error make validate needs FILE=<run file>, e.g. make validate FILE=run.miracl.<tag>.sw.test-a.txt (LANG=sw SPLIT=test-a when the name does not say))
+endif
+ifeq ($(wildcard $(FILE)),)
+$(error make validate FILE=$(FILE): no such file)
+endif
+endif
 
 validate: $(VENV_STAMP) ## check a run file for the leaderboard: make validate FILE=path [LANG=xx SPLIT=test-a]
-	@test -n "$(FILE)" || { echo "usage: make validate FILE=run.<...>.<lang>.<split>.txt [LANG=xx SPLIT=...]"; exit 2; }
-	$(PY) -m submissions.validate $(CONFIG_ARGS) $(if $(filter-out all,$(SELECT)),--lang $(SELECT)) $(if $(SPLIT),--split $(SPLIT)) $(FILE)
+	$(Q)$(PY) -m submissions.validate $(CONFIG_ARGS) $(if $(filter-out all,$(SELECT)),--lang $(SELECT)) $(if $(SPLIT),--split $(SPLIT)) $(FILE)
 
 report: ## dev tables (nDCG@10, Recall@100) per language and system, bar chart, tuned weights
 	@$(MAKE) --no-print-directory -j$(JOBS) $(ALL_SYSTEM_RUNS) SPLIT=$(EVAL_ON)
-	$(PY) -m ensemble.report $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
+	$(Q)$(PY) -m ensemble.report $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
 
 compare: ## significance of the fused run against each input run, per language (ranx compare)
 	@$(MAKE) --no-print-directory -j$(JOBS) fused-runs SPLIT=$(EVAL_ON)
-	$(PY) -m ensemble.compare $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
+	$(Q)$(PY) -m ensemble.compare $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
 
 # One training step again, in a scratch folder, scored on dev every EVERY steps (stages/learning_curve.py).
 # The step's own model is built first, and with it everything the step reads.
 learning-curve: ## a training step's dev nDCG@10 curve: make learning-curve MODEL=bi-kd [EVERY=4] (ce-nmt, ce, bi-kd, bi)
 	@test -n "$(MODEL)" || { echo "usage: make learning-curve MODEL=<ce-nmt, ce, $(BI_NAME)-kd or $(BI_NAME)> [EVERY=4]" >&2; exit 2; }
 	@$(MAKE) --no-print-directory -j$(JOBS) $(WORK_DIR)/models/$(MODEL)/training.json $(foreach l,$(ALL_LANGS),$(if $(call has_dev,$(l)),$(RUNS)/bm25/run.bm25.$(l).$(EVAL_SPLIT).txt))
-	$(PY) -m stages.learning_curve $(CONFIG_ARGS) --model $(MODEL) --every $(or $(EVERY),4)
+	$(Q)$(PY) -m stages.learning_curve $(CONFIG_ARGS) --model $(MODEL) --every $(or $(EVERY),4)
 
 # ---------------------------------------------------------------- diagnostics and benchmarks
 
 doctor: $(VENV_STAMP) ## Java in use, library versions, each language's analyzer on a sample sentence
-	$(PY) -m stages.doctor $(CONFIG_ARGS) --lang "$(SELECT)"
+	$(Q)$(PY) -m stages.doctor $(CONFIG_ARGS) --lang "$(SELECT)"
 
 bench-bm25: ## indexing and retrieval throughput, ours beside Pyserini's command line (synthetic 200k passages)
-	$(PY) -m stages.benchmarks.bm25 $(CONFIG_ARGS)
+	$(Q)$(PY) -m stages.benchmarks.bm25 $(CONFIG_ARGS)
 
 bench-encode: ## bi-encoder passages/s (ours beside a plain loop) and faiss queries/s beside brute-force numpy
-	$(PY) -m stages.benchmarks.encode $(CONFIG_ARGS)
+	$(Q)$(PY) -m stages.benchmarks.encode $(CONFIG_ARGS)
 
 bench-rerank: ## cross-encoder pairs/s, ours beside CrossEncoder.predict, with FLOPs per pair and the matmul peak
-	$(PY) -m stages.benchmarks.rerank $(CONFIG_ARGS)
+	$(Q)$(PY) -m stages.benchmarks.rerank $(CONFIG_ARGS)
 
 # ---------------------------------------------------------------- housekeeping
 
@@ -368,6 +440,6 @@ clean-all: ## remove work/ and .venv/
 help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /  make \1\t/' | expand -t 24
 
-.PHONY: setup test bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check doctor bench-bm25 bench-rerank clean clean-all help \
+.PHONY: setup test bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check check-runs check-tolerance doctor bench-bm25 bench-rerank clean clean-all help \
 	tune-fusion tune-fusion-files fuse fused-runs submission validate report compare \
 	train-ce rerank-ce rerank-ce-runs train-bi train-qgen teacher-scores rerank-bi rerank-bi-runs dense dense-runs bench-encode

@@ -15,6 +15,7 @@ import sys
 import warnings
 
 from ensemble.fusion import truncate
+from stages.console import say
 from stages.cli import run_stage
 from stages.config import Config, add_config_arguments, config_from_args
 from stages.evaluate import ranx_module
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         out = config.work_dir / "reports" / f"compare.{split}.md"
         with atomic_write(out) as handle:
             handle.write("\n".join(sections))
-        print("\n".join(sections))
+        say("\n".join(sections))
         log.info("wrote %s", out)
 
     return run_stage(log, body)

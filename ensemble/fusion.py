@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.cli import run_stage
+from stages.console import Stopwatch, say
 from stages.config import ConfigError, FusionParams, add_config_arguments, config_from_args
 from stages.evaluate import ranx_module
 from stages.formats import ReleaseLayout, Run, read_run, write_run
@@ -117,10 +118,11 @@ def fuse_runs(runs: dict[str, Run], method: str, norm: str = "min-max", params: 
     return truncate(fused, hits)
 
 
-def fuse_language(config, layout, lang: str, split: str, tuned: dict) -> Path:
+def fuse_language(config, layout, lang: str, split: str, tuned: dict) -> tuple[Path, bool]:
     """Fuse the configured systems' runs of one language and split with its tuned parameters.
 
-    A fused run whose input runs and parameters are unchanged is kept as it is.
+    A fused run whose input runs and parameters are unchanged is kept as it is. Returns the run and
+    whether it was written now.
     """
     fusion: FusionParams = config.fusion
     paths = {system: config.run_path(system, lang, split) for system in fusion.systems}
@@ -132,7 +134,7 @@ def fuse_language(config, layout, lang: str, split: str, tuned: dict) -> Path:
     if out.is_file() and previous and previous.get("inputs") == inputs:
         log.info("%s %s: fused run up to date at %s", lang, split, out)
         os.utime(out)  # newer than its inputs again, so make stops asking for it
-        return out
+        return out, False
     runs = {system: truncate(read_run(path), fusion.depth) for system, path in paths.items()}
     alignment = align_runs(runs, list(layout.topics(lang, split)))
     for line in alignment.describe(list(runs)):
@@ -143,7 +145,7 @@ def fuse_language(config, layout, lang: str, split: str, tuned: dict) -> Path:
         "config": str(config.source), "collection": config.collection, "inputs": inputs,
         "tuned_from": tuned.get("source"), "alignment": alignment.describe(list(runs))})
     log.info("%s %s: fused %s with %s %s -> %s", lang, split, "+".join(runs), tuned["method"], tuned["params"], out)
-    return out
+    return out, True
 
 
 def _as_ranx(value):
@@ -161,11 +163,24 @@ def main(argv: list[str] | None = None) -> int:
     def body():
         config = config_from_args(args)
         layout = ReleaseLayout(config.data_root)
-        for lang in config.select_languages(args.lang):
-            tuned = load_tuned(params_path(config, lang))
-            for split in config.select_splits(lang, args.split):
-                if layout.topics_path(lang, split).is_file():
-                    print(fuse_language(config, layout, lang, split, tuned))
+        fused, kept, langs = [], 0, set()
+        with Stopwatch() as watch:
+            for lang in config.select_languages(args.lang):
+                tuned = load_tuned(params_path(config, lang))
+                for split in config.select_splits(lang, args.split):
+                    if layout.topics_path(lang, split).is_file():
+                        path, written = fuse_language(config, layout, lang, split, tuned)
+                        print(path)
+                        if written:
+                            fused.append(split)
+                            langs.add(lang)
+                        else:
+                            kept += 1
+        fusion = config.fusion
+        splits = " ".join(dict.fromkeys(fused))
+        say(f"fuse {fusion.name}: " + (f"{len(fused)} runs of {len(langs)} languages ({splits}) fused from "
+                                      f"{' + '.join(fusion.systems)} ({watch.text})" if fused else "runs up to date")
+            + (f"; {kept} up to date" if fused and kept else ""))
 
     return run_stage(log, body)
 

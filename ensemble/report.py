@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from stages.console import say
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, add_config_arguments, config_from_args
 from stages.evaluate import METRIC_LABELS, evaluate_systems
@@ -66,21 +67,41 @@ def _params_text(params: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items()) or "-"
 
 
-def bar_chart(frame: pd.DataFrame, title: str, path: Path) -> None:
+def chart_figure(frame: pd.DataFrame, title: str):
+    """Grouped bars, languages by system, the legend outside the plot area. A score of 0 is drawn as a marker
+    and labelled `0`; a missing score is labelled `n/a`, so the two never look alike (neither has a bar)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(8, 0.7 * len(frame)), 4))
+    fig, ax = plt.subplots(figsize=(max(8, 0.7 * len(frame)) + 2, 4))
     frame.plot.bar(ax=ax, width=0.8)
     ax.set_ylabel(title)
     ax.set_ylim(0, 1)
-    ax.legend(loc="upper left", ncols=len(frame.columns), fontsize="small")
+    # Outside, right of the axes: over the plot it hid the tallest bars.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize="small")
     ax.grid(axis="y", alpha=0.3)
+    for container, system in zip(ax.containers, frame.columns):
+        for patch, value in zip(container.patches, frame[system]):
+            x = patch.get_x() + patch.get_width() / 2
+            if pd.isna(value):
+                ax.annotate("n/a", (x, 0), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+                            rotation=90, fontsize="x-small", color="0.4")
+            elif value == 0:
+                ax.plot([x], [0], marker="v", color=patch.get_facecolor(), markersize=6, clip_on=False, zorder=3)
+                ax.annotate("0", (x, 0), xytext=(0, 5), textcoords="offset points", ha="center", va="bottom",
+                            fontsize="x-small")
     fig.tight_layout()
+    return fig
+
+
+def bar_chart(frame: pd.DataFrame, title: str, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = chart_figure(frame, title)
     with atomic_write(path, "wb") as out:
-        fig.savefig(out, format="png", dpi=120)
+        fig.savefig(out, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -112,7 +133,7 @@ def build_report(config: Config, langs: list[str], split: str) -> dict[str, Path
     with atomic_write(md) as out:
         out.write("\n".join(sections))
     written["markdown"] = md
-    print("\n".join(sections))
+    say("\n".join(sections))
     return written
 
 

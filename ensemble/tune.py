@@ -26,6 +26,7 @@ import yaml
 from ensemble.fusion import (ONE_PARAMETER, PARAMETER_FREE, TRAINED, WEIGHTED, align_runs, check_method, fuse_runs,
                              ranx_module, truncate)
 from stages.cli import run_stage
+from stages.console import Stopwatch, say
 from stages.config import Config, ConfigError, FusionParams, add_config_arguments, config_from_args
 from stages.formats import ReleaseLayout, atomic_write, read_run
 
@@ -271,6 +272,20 @@ def tune_pooled(config: Config) -> dict:
     return entry
 
 
+def describe(entry: dict) -> str:
+    """A tuned setting as one reads it: `wsum min-max, weights 0.2 0 0.4 0.4 0`."""
+    params = entry["params"]
+    if "weights" in params:
+        setting = "weights " + " ".join(f"{w:g}" for w in params["weights"])
+    else:
+        setting = _short(params) if params else "no parameters"
+    return f"{entry['method']} {entry['norm']}, {setting}"
+
+
+def _format(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 def _short(params: dict) -> str:
     text = str(params)
     return text if len(text) < 80 else text[:77] + "..."
@@ -337,17 +352,43 @@ def main(argv: list[str] | None = None) -> int:
 
     def body():
         config = config_from_args(args)
+        metric = config.fusion.tune.metric
         if args.pooled:
             path, inputs = params_path(config, POOLED), tuning_inputs(config, list(config.languages))
-            if not up_to_date(path, inputs):
-                write_params(path, tune_pooled(config) | {"inputs": inputs}, config, POOLED)
+            with Stopwatch() as watch:
+                kept = up_to_date(path, inputs)
+                if not kept:
+                    entry = tune_pooled(config)
+                    write_params(path, entry | {"inputs": inputs}, config, POOLED)
+            if kept:
+                say("tune fusion, pooled: up to date")
+            else:
+                say(f"tune fusion, pooled over {len(entry['languages'])} languages ({entry['queries']} dev queries): "
+                    f"{describe(entry)}, {metric} {entry['in_sample']:.4f} in sample, "
+                    f"{_format(entry['cross_validated'])} cross-validated ({watch.text})")
             print(path)
             return
+        fallback, kept = [], []
         for lang in config.select_languages(args.lang):
             path, inputs = params_path(config, lang), tuning_inputs(config, [lang])
-            if not up_to_date(path, inputs):
-                write_params(path, tune_language(config, lang) | {"inputs": inputs}, config, lang)
+            with Stopwatch() as watch:
+                if up_to_date(path, inputs):
+                    kept.append(lang)
+                    entry = None
+                else:
+                    entry = tune_language(config, lang)
+                    write_params(path, entry | {"inputs": inputs}, config, lang)
+            if entry is not None and "fallback" in entry:
+                fallback.append(lang)
+            elif entry is not None:
+                say(f"tune fusion {lang}: {entry['queries']} dev queries: {describe(entry)}, {metric} "
+                    f"{entry['in_sample']:.4f} in sample, {_format(entry['cross_validated'])} cross-validated ({watch.text})")
             print(path)
+        if fallback:
+            say(f"tune fusion {' '.join(fallback)}: fewer than {config.fusion.tune.min_queries} judged dev queries each, "
+                "so they take the pooled parameters")
+        if kept:
+            say(f"tune fusion {' '.join(kept)}: up to date")
 
     return run_stage(log, body)
 

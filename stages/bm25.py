@@ -19,13 +19,12 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from tqdm import tqdm
-
-from stages.cli import setup_logging
+from stages import console
+from stages.cli import run_stage
 from stages.config import BM25Params, Config, ConfigError, add_config_arguments, config_from_args
 from stages.formats import DataFormatError, ReleaseLayout, Run, corpus_files, describe_files, iter_corpus, write_run
 from stages.formats.hashing import file_sha256
@@ -72,7 +71,7 @@ def summarize_corpus(corpus_dir: Path, lang: str) -> CorpusSummary:
     files = corpus_files(corpus_dir)
     seen: dict[str, str] = {}
     count = 0
-    with tqdm(desc=f"{lang} validate corpus", unit=" passages", mininterval=2, disable=None) as bar:
+    with console.progress(desc=f"{lang} validate corpus", unit=" passages", mininterval=2) as bar:
         for path, number, passage in iter_corpus(files):
             where = seen.get(passage.docid)
             if where is not None:
@@ -101,7 +100,7 @@ def build_index(config: Config, lang: str, layout: ReleaseLayout) -> dict:
     manifest = read_json(target / "manifest.json")
     if manifest and manifest.get("analyzer") == language.analyzer and _corpus_unchanged(manifest, corpus_dir):
         log.info("%s: index up to date (%d passages) at %s", lang, manifest["documents"], target)
-        return manifest
+        return manifest | {"built_now": False}
 
     runtime = start_jvm()
     tokens = lucene.probe_language(language.analyzer, language.probe)
@@ -142,7 +141,7 @@ def build_index(config: Config, lang: str, layout: ReleaseLayout) -> dict:
         shutil.rmtree(target)
     os.replace(scratch, target)
     log.info("%s: indexed %d passages in %.1f s at %s", lang, documents, seconds, target)
-    return manifest
+    return manifest | {"built_now": True}
 
 
 # ---------------------------------------------------------------- search
@@ -151,7 +150,7 @@ def bm25_run(searcher, topics: dict[str, str], params: BM25Params, desc: str = "
     """Top-`hits` BM25 results for every topic, {qid: {docid: score}}; a topic with no hit maps to {}."""
     run: Run = {}
     qids = list(topics)
-    with tqdm(total=len(qids), desc=desc, unit=" queries", mininterval=2, disable=None) as bar:
+    with console.progress(total=len(qids), desc=desc, unit=" queries", mininterval=2) as bar:
         for start in range(0, len(qids), params.batch_size):
             batch = {qid: topics[qid] for qid in qids[start:start + params.batch_size]}
             for qid, hits in searcher.batch_search(batch, params.hits, params.search_threads).items():
@@ -164,10 +163,34 @@ def _file_sha256(path: Path) -> str:
     return file_sha256(path)[:16]
 
 
+@dataclass
+class LanguageRuns:
+    """What the stage did for one language: its runs, and the work it had to (re)do for them."""
+    lang: str
+    paths: list[Path] = field(default_factory=list)
+    indexed: int | None = None                                 # passages indexed now; None: index up to date
+    documents: int = 0
+    index_seconds: float = 0.0
+    searched: dict[str, int] = field(default_factory=dict)     # "<system> <split>" searched now -> queries
+    search_seconds: float = 0.0
+
+    def report(self, systems: tuple[str, ...]) -> str:
+        """The stage's one line for this language."""
+        parts = [f"indexed {self.indexed} passages ({console.seconds(self.index_seconds)})"] if self.indexed is not None else []
+        if self.searched:
+            splits = " ".join(dict.fromkeys(key.split()[1] for key in self.searched))
+            parts.append(f"{splits}: {sum(self.searched.values())} queries searched ({console.seconds(self.search_seconds)})")
+        elif self.paths:
+            parts.append("runs up to date")
+        return f"{' + '.join(systems)} {self.lang}: {'; '.join(parts) or f'index up to date ({self.documents} passages)'}"
+
+
 def search_language(config: Config, lang: str, splits: list[str], layout: ReleaseLayout, manifest: dict,
-                    system: str = SYSTEM) -> list[Path]:
+                    system: str = SYSTEM, outcome: LanguageRuns | None = None) -> list[Path]:
     """Write the run of each split; a run whose inputs and parameters are unchanged is kept."""
     from stages import lucene
+
+    outcome = outcome or LanguageRuns(lang)
 
     params = config.bm25
     rm3 = (params.rm3.fb_terms, params.rm3.fb_docs, params.rm3.original_query_weight) if system == RM3_SYSTEM else None
@@ -191,6 +214,7 @@ def search_language(config: Config, lang: str, splits: list[str], layout: Releas
                 written.append(out)
                 continue
             topics = layout.topics(lang, split)
+            started = time.perf_counter()
             if searcher is None:
                 searcher = lucene.Searcher(index_dir(config, lang), config.languages[lang].analyzer, params.k1, params.b, rm3)
             run = bm25_run(searcher, topics, params, desc=f"{lang} {split}")
@@ -205,6 +229,8 @@ def search_language(config: Config, lang: str, splits: list[str], layout: Releas
                 "analyzer": searcher.analyzer_name(),
             })
             log.info("%s %s: %d queries, run written to %s", lang, split, len(topics), out)
+            outcome.searched[f"{system} {split}"] = len(topics)
+            outcome.search_seconds += time.perf_counter() - started
             written.append(out)
     finally:
         if searcher is not None:
@@ -225,18 +251,24 @@ def resolve_splits(config: Config, lang: str, layout: ReleaseLayout, split_spec:
 
 
 def bm25_language(config: Config, lang: str, split_spec: str | None = None, index_only: bool = False,
-                  systems: tuple[str, ...] = (SYSTEM,)) -> list[Path]:
-    """Index one language and write the runs of each system (bm25, bm25-rm3); returns the run paths."""
+                  systems: tuple[str, ...] = (SYSTEM,)) -> LanguageRuns:
+    """Index one language and write the runs of each system (bm25, bm25-rm3); `.paths` are the runs."""
     layout = ReleaseLayout(config.data_root)
     splits = resolve_splits(config, lang, layout, split_spec)
+    outcome = LanguageRuns(lang)
+    started = time.perf_counter()
     manifest = build_index(config, lang, layout)
-    if index_only:
-        return []
-    return [path for system in systems for path in search_language(config, lang, splits, layout, manifest, system)]
+    outcome.documents = manifest["documents"]
+    if manifest["built_now"]:
+        outcome.indexed, outcome.index_seconds = manifest["documents"], time.perf_counter() - started
+    if not index_only:
+        for system in systems:
+            outcome.paths += search_language(config, lang, splits, layout, manifest, system, outcome)
+    return outcome
 
 
 def run_languages(config: Config, langs: list[str], split_spec: str | None, index_only: bool,
-                  systems: tuple[str, ...] = (SYSTEM,)) -> dict[str, list[Path] | Exception]:
+                  systems: tuple[str, ...] = (SYSTEM,)) -> dict[str, LanguageRuns | Exception]:
     """One language per process (each starts its own JVM), `config.jobs` at a time.
 
     A language that fails (bad input, an analyzer the JDK lacks) does not stop the others: its entry
@@ -251,10 +283,11 @@ def run_languages(config: Config, langs: list[str], split_spec: str | None, inde
     return dict(zip(langs, results))
 
 
-def _worker(config, lang, split_spec, index_only, systems) -> list[Path] | Exception:
+def _worker(config, lang, split_spec, index_only, systems) -> LanguageRuns | Exception:
     from stages.lucene import IndexCountMismatch, UnsupportedLanguage
 
-    setup_logging()
+    if not logging.getLogger().handlers:  # a fresh worker process: its output already goes where the parent's went
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return bm25_language(config, lang, split_spec, index_only, systems)
     except (DataFormatError, UnsupportedLanguage, IndexCountMismatch) as err:
@@ -269,25 +302,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", default=SYSTEM,
                         help=f"runs to write, space-separated: {SYSTEM}, {RM3_SYSTEM} (default: {SYSTEM})")
     args = parser.parse_args(argv)
-    setup_logging()
-    try:
+
+    def body():
         config = config_from_args(args)
         langs = config.select_languages(args.lang)
-        unknown = set(args.systems.split()) - {SYSTEM, RM3_SYSTEM}
+        systems = tuple(args.systems.split())
+        unknown = set(systems) - {SYSTEM, RM3_SYSTEM}
         if unknown:
             raise ConfigError(f"--systems: unknown {' '.join(sorted(unknown))}; this stage writes {SYSTEM} and {RM3_SYSTEM}")
-    except (ConfigError, DataFormatError) as err:
-        log.error("%s", err)
-        return 2
-    runs = run_languages(config, langs, args.split, args.index_only, tuple(args.systems.split()))
-    failed = {lang: err for lang, err in runs.items() if isinstance(err, Exception)}
-    for lang, paths in runs.items():
-        if lang not in failed:
-            for path in paths:
-                print(path)
-    for lang, err in failed.items():
-        log.error("%s failed: %s", lang, err)
-    return 2 if failed else 0
+        runs = run_languages(config, langs, args.split, args.index_only, systems)
+        failed = {lang: err for lang, err in runs.items() if isinstance(err, Exception)}
+        for lang, outcome in runs.items():
+            if lang not in failed:
+                console.say(outcome.report(systems))
+                for path in outcome.paths:
+                    print(path)
+        for lang, err in failed.items():
+            log.error("%s failed: %s", lang, err)
+        return 2 if failed else 0
+
+    return run_stage(log, body)
 
 
 if __name__ == "__main__":

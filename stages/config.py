@@ -571,6 +571,8 @@ def make_vars(config: Config) -> str:
         lines.append(f"SPLITS_{code} := {' '.join(language.splits)}")
     fusion = config.fusion
     lines += [
+        f"SUBMISSION_SYSTEM := {config.submission.system}",
+        f"SUBMISSION_TAG := {config.submission.tag}",
         f"FUSION_NAME := {fusion.name}",
         f"FUSION_SYSTEMS := {' '.join(fusion.systems)}",
         # Languages whose fusion parameters come from the pooled tuning (too few judged dev queries).
@@ -616,25 +618,36 @@ def pooled_languages(config: Config) -> list[str]:
     return pooled
 
 
+def error_plan(plan: str, message: str) -> str:
+    """A make include that deletes itself (so the next make asks again) and stops make with `message`."""
+    # One line: a line of the message reading `endef` would end the definition early.
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip()).replace("$", "$$")
+    return f"$(shell rm -f {plan})\ndefine PLAN_ERROR\n{text}\nendef\n$(error $(PLAN_ERROR))\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.config", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["make-vars", "show"])
+    parser.add_argument("--plan", default=None, help="make-vars for this include file: a config error becomes a plan "
+                        "that stops make with the message (exit 0), instead of an error of this command")
     add_config_arguments(parser, lang=False, split=False)
     args = parser.parse_args(argv)
+    from stages.formats import DataFormatError
+
     try:
         config = config_from_args(args)
-    except ConfigError as err:
+        if args.command == "make-vars" and not config.data_root.is_dir():
+            raise ConfigError(f"the data root {config.data_root} is not a folder; point DATA= at a MIRACL release "
+                              f"(miracl-v1.0-<lang>/, miracl-corpus-v1.0-<lang>/) or set data_root in {config.source}")
+        text = make_vars(config) if args.command == "make-vars" else \
+            yaml.safe_dump(plain(config), allow_unicode=True, sort_keys=False) + "\n"
+    except (ConfigError, DataFormatError) as err:
+        if args.plan and args.command == "make-vars":
+            sys.stdout.write(error_plan(args.plan, f"config error: {err}"))
+            return 0
         print(f"config error: {err}", file=sys.stderr)
         return 2
-    if args.command == "make-vars":
-        if not config.data_root.is_dir():
-            print(f"config error: the data root {config.data_root} is not a folder; point DATA= at a MIRACL "
-                  f"release (miracl-v1.0-<lang>/, miracl-corpus-v1.0-<lang>/) or set data_root in {config.source}",
-                  file=sys.stderr)
-            return 2
-        sys.stdout.write(make_vars(config))
-    else:
-        print(yaml.safe_dump(plain(config), allow_unicode=True, sort_keys=False))
+    sys.stdout.write(text)
     return 0
 
 

@@ -39,10 +39,11 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from stages import console
 from stages.ce_data import passage_text
 from stages.cli import run_stage
+from stages.console import LanguageWork
 from stages.config import Config, ConfigError, DenseParams, add_config_arguments, config_from_args
 from stages.formats import ReleaseLayout, Run, atomic_write, corpus_files, describe_files, iter_corpus, write_run
 from stages.formats.hashing import file_sha256
@@ -189,7 +190,7 @@ def encode_collection(corpus_dir: Path, directory: Path, identity: dict, shard_s
     passages = skipped = tokens = 0
     dimension = None
     number = -1
-    with tqdm(desc=desc, unit=" shards", mininterval=2, disable=None) as bar:
+    with console.progress(desc=desc, unit=" shards", mininterval=2) as bar:
         for number, chunk in enumerate(_chunks((p for _, _, p in iter_corpus(corpus_dir)), shard_size)):
             vectors_path, docids_path = shard_paths(directory, number)
             passages += len(chunk)
@@ -354,7 +355,7 @@ def sample_rows(shards: Sequence[np.ndarray], count: int, seed: int = SEED) -> n
 
 
 def _add_shards(index, shards: Sequence[np.ndarray], desc: str) -> None:
-    for shard in tqdm(shards, desc=desc, unit=" shards", mininterval=2, disable=None):
+    for shard in console.progress(shards, desc=desc, unit=" shards", mininterval=2):
         if len(shard):
             index.add(np.ascontiguousarray(shard, dtype=np.float32))
 
@@ -489,8 +490,10 @@ def _sha(data) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def dense_language(config: Config, lang: str, splits: list[str], encoder: Encoder) -> list[Path]:
-    """Write the dense run of each split of `lang` (encoding and indexing first, if needed)."""
+def dense_language(config: Config, lang: str, splits: list[str], encoder: Encoder,
+                   work: LanguageWork | None = None) -> list[Path]:
+    """Write the dense run of each split of `lang` (encoding and indexing first, if needed); `work` learns
+    what was done, for the stage's report line."""
     from stages.bi_model import saved_multi_vector
 
     params = config.bi_encoder.dense
@@ -503,6 +506,7 @@ def dense_language(config: Config, lang: str, splits: list[str], encoder: Encode
     layout = ReleaseLayout(config.data_root)
     identity = collection_identity(config, lang, encoder.precision)
     pending, written = [], []
+    work = work or LanguageWork(params.name, lang)
     for split in splits:
         out = config.run_path(params.name, lang, split)
         inputs = {"topics_sha256": file_sha256(layout.topics_path(lang, split)), "model": str(path),
@@ -514,6 +518,7 @@ def dense_language(config: Config, lang: str, splits: list[str], encoder: Encode
         if out.is_file() and previous and previous.get("inputs") == inputs:
             log.info("%s %s: dense run up to date at %s", lang, split, out)
             os.utime(out)
+            work.kept.append(split)
             written.append(out)
         else:
             pending.append((split, out, inputs))
@@ -521,9 +526,13 @@ def dense_language(config: Config, lang: str, splits: list[str], encoder: Encode
         return written
     directory = collection_dir(config, lang)
     encode_documents = encoder.encode_tokens if multi_vector else encoder.encode
-    manifest = encode_collection(layout.corpus_dir(lang), directory, identity, params.shard_size,
-                                 lambda texts: encode_documents(texts, "document"), f"{lang} encode",
-                                 token_vectors=multi_vector)
+
+    def encode_counted(texts):
+        work.count("passages encoded", len(texts))
+        return encode_documents(texts, "document")
+
+    manifest = encode_collection(layout.corpus_dir(lang), directory, identity, params.shard_size, encode_counted,
+                                 f"{lang} encode", token_vectors=multi_vector)
     if multi_vector:
         collection = read_token_shards(directory, manifest)
         shards, docids = collection.shards, collection.docids
@@ -552,6 +561,7 @@ def dense_language(config: Config, lang: str, splits: list[str], encoder: Encode
             "models": {"folder": str(path.parent), "trained_on": training.get("collection") if isinstance(training, dict) else None}})
         log.info("%s %s: %d queries searched (%s, top %d of %d passages) -> %s", lang, split, len(run), params.index,
                  k, len(docids), out)
+        work.written[split] = len(run)
         written.append(out)
     return written
 
@@ -569,8 +579,10 @@ def main(argv: list[str] | None = None) -> int:
         encoder = Encoder(model_path(config), config.bi_encoder.encode_batch_size,
                           precision=resolve(config.bi_encoder.encode_precision, config.work_root))
         for lang in config.select_languages(args.lang):
-            for path in dense_language(config, lang, dense_splits(config, lang, args.split), encoder):
+            work = LanguageWork(config.bi_encoder.dense.name, lang)
+            for path in dense_language(config, lang, dense_splits(config, lang, args.split), encoder, work):
                 print(path)
+            console.say(work.line())
 
     return run_stage(log, body)
 

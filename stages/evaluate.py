@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from stages.console import say
 from stages.cli import run_stage
 from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, config_from_args
 from stages.formats import ReleaseLayout, read_run
@@ -160,9 +161,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"no {split} runs under {config.work_dir / 'runs'}; run `make bm25` first")
         frame = to_frame(result)
         paths = save(result, frame, config.work_dir / "runs")
-        print(f"\n{config.collection}, {split} split\n")
-        print(frame.to_markdown(floatfmt=".4f"))
-        print(f"\nsaved: {', '.join(str(p) for p in paths.values())}")
+        say(f"\n{config.collection}, {split} split\n")
+        say(frame.to_markdown(floatfmt=".4f"))
+        say(f"\nsaved: {', '.join(str(p) for p in paths.values())}")
 
     return run_stage(log, body)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stages.console import say
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, add_config_arguments, config_from_args
 from stages.formats import ReleaseLayout, read_run
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body():
         paths = learning_curve(config_from_args(args), args.model, args.every)
-        print(paths["md"].read_text(encoding="utf-8"), end="")
+        say(paths["md"].read_text(encoding="utf-8").rstrip("\n"))
 
     return run_stage(log, body)
 

@@ -28,6 +28,7 @@ import logging
 import shutil
 import struct
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ import numpy as np
 
 from stages.cli import run_stage
 from stages.config import ConfigError, add_config_arguments, config_from_args
+from stages.console import say, seconds
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
 
@@ -361,7 +363,11 @@ def _ensure_locked(model: PackagedModel, weights: Path, tokenizer: Path, out: Pa
     elif record is not None:
         log.info("%s was built from other source files: rebuilding it", out)
     log.info("converting %s (%s) into %s", weights, model.weights_distribution, out)
-    return build_folder(model, weights, tokenizer, out, inputs)
+    started = time.perf_counter()
+    built = build_folder(model, weights, tokenizer, out, inputs)
+    say(f"packaged model {name}: built from {model.weights_distribution}'s weights and {model.tokenizer_distribution}'s "
+        f"tokenizer ({seconds(time.perf_counter() - started)})")
+    return built
 
 
 _SHA256: dict[tuple[str, int, int], str] = {}

@@ -74,8 +74,10 @@ def cpu_rates(work_root: Path) -> dict:
     rates = {name: round(measure_matmul(name), 1) for name in ("float32", "bfloat16")}
     record = {"identity": identity, "gflops": rates, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
     write_json(path, record)
-    log.info("this CPU (%s, %d threads): matmul %.0f GFLOP/s float32, %.0f bfloat16 -> recorded in %s",
-             identity["cpu"], identity["threads"], rates["float32"], rates["bfloat16"], path)
+    from stages.console import say
+
+    say(f"precision: this CPU ({identity['cpu']}, {identity['threads']} threads) multiplies matrices at "
+        f"{rates['float32']:.0f} GFLOP/s in float32 and {rates['bfloat16']:.0f} in bfloat16 (recorded in {path})")
     return record
 
 
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from stages.cli import run_stage
     from stages.config import add_config_arguments, config_from_args
+    from stages.console import say
 
     parser = argparse.ArgumentParser(prog="python -m stages.precision", description=__doc__.splitlines()[0])
     add_config_arguments(parser, lang=False, split=False)
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     def body():
         work_root = config_from_args(args).work_root
         record = cpu_rates(work_root)
-        print(f"{record['identity']['cpu']}, {record['identity']['threads']} threads, torch {record['identity']['torch']}: "
+        say(f"{record['identity']['cpu']}, {record['identity']['threads']} threads, torch {record['identity']['torch']}: "
               f"float32 {record['gflops']['float32']} GFLOP/s, bfloat16 {record['gflops']['bfloat16']} GFLOP/s "
               f"(measured {record['measured']}); precision auto -> {resolve('auto', work_root)}")
 

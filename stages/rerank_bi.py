@@ -62,7 +62,8 @@ def rerank_maxsim(model, qids: list[str], docids: list[str], topics: dict[str, s
     return run
 
 
-def rerank_language(config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict) -> list[Path]:
+def rerank_language(config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict,
+                    work=None) -> list[Path]:
     from stages.precision import resolve
 
     bi = config.bi_encoder
@@ -79,7 +80,7 @@ def rerank_language(config: Config, model_name: str, lang: str, splits: list[str
 
     record = {k: training.get(k) for k in ("step", "collection", "base_model", "sources", "teacher", "train_loss", "steps")}
     return rerank_splits(config, model_name, model_path, lang, splits, bi.rerank_depth, {"precision": precision},
-                         load_reranker, record)
+                         load_reranker, record, work)
 
 
 def main(argv: list[str] | None = None) -> int:

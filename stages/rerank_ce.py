@@ -15,8 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
+from stages import console
 from stages.config import Config
 from stages.formats import Run
 from stages.shortlist import rerank_main, rerank_splits, trained_model
@@ -41,7 +40,8 @@ def score_pairs(model, pairs: list[tuple[str, str]], batch_size: int, desc: str 
 
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
     scores = [0.0] * len(pairs)
-    with torch.inference_mode(), autocast(precision), tqdm(total=len(pairs), desc=desc, unit=" pairs", mininterval=2, disable=None) as bar:
+    with torch.inference_mode(), autocast(precision), console.progress(total=len(pairs), desc=desc, unit=" pairs",
+                                                                       mininterval=2) as bar:
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
             values = model.predict([pairs[i] for i in batch], batch_size=len(batch), activation_fn=torch.nn.Identity(),
@@ -63,7 +63,8 @@ def rerank(model, topics: dict[str, str], shortlist: dict[str, list[str]], texts
     return run
 
 
-def rerank_language(config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict) -> list[Path]:
+def rerank_language(config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict,
+                    work=None) -> list[Path]:
     from stages.precision import resolve
 
     ce = config.cross_encoder
@@ -79,7 +80,7 @@ def rerank_language(config: Config, model_name: str, lang: str, splits: list[str
     record = {k: training.get(k) for k in ("step", "collection", "base_model", "base_model_sha256", "loss", "groups", "sources",
                                            "train_loss", "steps")}
     return rerank_splits(config, model_name, model_path, lang, splits, ce.rerank_depth, {"max_length": ce.max_length, "precision": precision},
-                         load_reranker, record)
+                         load_reranker, record, work)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stages.ce_data import passage_text
+from stages import console
 from stages.cli import run_stage
+from stages.console import LanguageWork
 from stages.config import Config, ConfigError, add_config_arguments, config_from_args
 from stages.formats import ReleaseLayout, Run, iter_corpus, read_run, write_run
 from stages.formats.hashing import file_sha256
@@ -51,9 +53,12 @@ def trained_model(config: Config, name: str, make_target: str) -> tuple[Path, di
 
 
 def rerank_splits(config: Config, system: str, model_path: Path, lang: str, splits: list[str], depth: int,
-                  settings: dict, load_reranker: Callable[[], Reranker], record: dict) -> list[Path]:
-    """Rerank `lang`'s BM25 runs of `splits` as `system`; `load_reranker` is called only if a split needs work."""
+                  settings: dict, load_reranker: Callable[[], Reranker], record: dict,
+                  work: LanguageWork | None = None) -> list[Path]:
+    """Rerank `lang`'s BM25 runs of `splits` as `system`; `load_reranker` is called only if a split needs work.
+    `work` (the stage's report line) learns which splits were written and which were up to date."""
     layout, written = ReleaseLayout(config.data_root), []
+    work = work or LanguageWork(f"rerank {system}", lang)
     for split in splits:
         bm25_path, out = config.run_path("bm25", lang, split), config.run_path(system, lang, split)
         inputs = {"bm25_run": str(bm25_path), "bm25_sha256": file_sha256(bm25_path),
@@ -64,6 +69,7 @@ def rerank_splits(config: Config, system: str, model_path: Path, lang: str, spli
         if out.is_file() and previous and previous.get("inputs") == inputs:
             log.info("%s %s: %s run up to date at %s", lang, split, system, out)
             os.utime(out)
+            work.kept.append(split)
             written.append(out)
             continue
         topics = layout.topics(lang, split)
@@ -75,6 +81,8 @@ def rerank_splits(config: Config, system: str, model_path: Path, lang: str, spli
             "collection": config.collection, "inputs": inputs, "model_training": record,
             "models": {"folder": str(model_path.parent), "trained_on": record.get("collection")}})
         log.info("%s %s: %d queries reranked by %s -> %s", lang, split, len(run), system, out)
+        work.written[split] = len(run)
+        work.count("candidates scored", sum(len(shortlist[qid]) for qid in run))
         written.append(out)
     return written
 
@@ -92,7 +100,9 @@ def rerank_main(argv: list[str] | None, module, default_model: str, models: str)
         layout, cache = ReleaseLayout(config.data_root), {}
         for lang in config.select_languages(args.lang):
             splits = [s for s in config.select_splits(lang, args.split) if layout.topics_path(lang, s).is_file()]
-            for path in module.rerank_language(config, args.model, lang, splits, cache):
+            work = LanguageWork(f"rerank {args.model}", lang)
+            for path in module.rerank_language(config, args.model, lang, splits, cache, work):
                 print(path)
+            console.say(work.line())
 
     return run_stage(logging.getLogger(name), body)

@@ -23,12 +23,12 @@ import json
 import logging
 import re
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
-
+from stages import console
 from stages.bi_data import ParallelQuery, distillation_queries
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, TeacherParams, add_config_arguments, config_from_args, plain
@@ -209,13 +209,17 @@ def teacher_targets(queries: list[ParallelQuery], cache: TeacherCache, load_teac
     log.info("teacher cache %s: %d of %d pairs cached%s", cache.folder, len(wanted) - len(missing), len(wanted),
              f", {len(english) - len(missing_queries)} of {len(english)} English query embeddings" if with_embeddings else "")
     if missing or missing_queries:
+        started = time.perf_counter()
         teacher = load_teacher()
-        for start in tqdm(range(0, len(missing), CHUNK), desc="teacher scores", unit=" chunks", disable=None):
+        for start in console.progress(range(0, len(missing), CHUNK), desc="teacher scores", unit=" chunks"):
             chunk = missing[start:start + CHUNK]
             values = teacher.score([(wanted[k][2], wanted[k][3]) for k in chunk])
             cache.add_scores([(wanted[k][0], wanted[k][1], k, v) for k, v in zip(chunk, values)])
         if missing_queries:
             cache.add_embeddings([text_key(text) for text in missing_queries], teacher.embed(missing_queries))
+        console.say(f"teacher {cache.folder.name}: {len(missing)} pairs scored, {len(wanted) - len(missing)} cached"
+                    + (f", {len(missing_queries)} English queries embedded" if missing_queries else "")
+                    + f" ({console.seconds(time.perf_counter() - started)})")
     scores = [[cache.scores[text_key(q.english, p)] for p in q.teacher_passages] for q in queries]
     embeddings = np.stack([cache.embeddings[text_key(q.english)] for q in queries]) if with_embeddings else None
     return scores, embeddings

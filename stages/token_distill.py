@@ -36,8 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
-
+from stages import console
 from stages.bi_data import ParallelQuery
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, TokenDistillParams, add_config_arguments, config_from_args, plain
@@ -179,7 +178,7 @@ def read_as_queries(model, texts: list[str], batch_size: int, desc: str | None =
     encoder, out, was_training = query_encoder(model), [], model.training
     model.eval()  # no dropout: alignments and targets are a function of the weights
     with torch.inference_mode():
-        for start in tqdm(range(0, len(texts), batch_size), desc=desc, unit=" batches", disable=None if desc else True):
+        for start in console.progress(range(0, len(texts), batch_size), desc=desc, unit=" batches", disable=not desc):
             batch = texts[start:start + batch_size]
             features = query_features(model, batch)
             output = encoder(dict(features)) if encoder_only else model(dict(features))
@@ -245,7 +244,7 @@ def alignments(model, texts: list[ParallelText], mode: str, cache: AlignmentCach
     """Per text, (target position, English position) pairs over the model's query tokens; cached."""
     missing = [t for t in dict.fromkeys(texts) if pair_key(t) not in cache.alignments]
     log.info("alignments %s: %d of %d text pairs cached", cache.folder, len(texts) - len(missing), len(texts))
-    for start in tqdm(range(0, len(missing), CHUNK), desc="alignments", unit=" chunks", disable=None if missing else True):
+    for start in console.progress(range(0, len(missing), CHUNK), desc="alignments", unit=" chunks", disable=not missing):
         chunk = missing[start:start + CHUNK]
         target = read_as_queries(model, [t.target for t in chunk], batch_size, encoder_only=True)
         english = read_as_queries(model, [t.english for t in chunk], batch_size, encoder_only=True)

@@ -44,7 +44,9 @@ from stages.cli import run_stage
 from stages.config import Config, ConfigError, DistillParams, TrainParams, add_config_arguments, config_from_args, plain
 from stages.formats.hashing import file_sha256
 from stages.token_distill import build_token_task, token_task_inputs, token_texts
-from stages.training import checkpoints_dir, precision_flags, prepare_for_training, resolved_params, run_trainer, training_models_dir, save_model, up_to_date, weights_sha256
+from stages.console import say
+from stages.training import (prepare_for_training, resolved_params, run_trainer, save_model, trainer_arguments,
+                             training_models_dir, up_to_date, weights_sha256)
 
 log = logging.getLogger("stages.train_bi")
 STEPS = {"init": "-init", "kd": "-kd", "miracl": ""}  # model folder: bi_encoder.name + this
@@ -215,16 +217,14 @@ def train(model, tasks: dict[str, Task], out: Path, params: TrainParams, record:
     else:
         data = datasets.DatasetDict(data)
     args = arguments_class(
-        output_dir=str(checkpoints_dir(out)), num_train_epochs=params.epochs, learning_rate=params.learning_rate,
-        per_device_train_batch_size=params.batch_size, gradient_accumulation_steps=params.gradient_accumulation,
-        warmup_ratio=params.warmup_ratio, save_steps=params.save_steps, save_total_limit=2,
-        logging_steps=params.logging_steps, seed=params.seed, data_seed=params.seed, report_to="none",
-        disable_tqdm=None, batch_sampler=BatchSamplers.NO_DUPLICATES, prompts=prompts if any_prompt(prompts) else None,
-        router_mapping=routes, **precision_flags(params.precision))  # routes: each column's length cap and tower
+        **trainer_arguments(params, out), batch_sampler=BatchSamplers.NO_DUPLICATES,
+        prompts=prompts if any_prompt(prompts) else None,
+        router_mapping=routes)  # routes: each column's length cap and tower
     trainer = trainer_class(model=model, args=args, train_dataset=data, loss=losses, callbacks=callbacks)
     result, trained = run_trainer(trainer, out)
     rows = {name: len(next(iter(task.columns.values()))) for name, task in tasks.items()}
-    save_model(model.save, out, record | trained | {"rows": sum(rows.values()), "rows_per_task": rows}, params)
+    save_model(model.save, out, record | trained | {"rows": sum(rows.values()), "rows_per_task": rows}, params,
+               report=" + ".join(f"{n} {name} rows" for name, n in rows.items()))
     log.info("%s: %s rows, %d steps, loss %.4f -> %s", out.name, rows, result.global_step, result.training_loss, out)
     return out
 
@@ -248,6 +248,7 @@ def build_init(config: Config) -> Path:
     save_model(build_student(base, student).save, out, {"step": "init", "config": str(config.source),
                                                           "collection": config.collection, "inputs": inputs,
                                                           "base_model": base})
+    say(f"train {out.name}: built from {student.base_model} ({student.pooling} pooling, {student.similarity})")
     log.info("%s: %s with %s pooling, %s similarity -> %s", out.name, student.base_model, student.pooling, student.similarity, out)
     return out
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from stages.ce_data import Group, as_rows, miracl_groups, nmt_groups
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, TrainParams, add_config_arguments, config_from_args, plain
-from stages.training import checkpoints_dir, precision_flags, prepare_for_training, resolved_params, run_trainer, training_models_dir, save_model, up_to_date, weights_sha256
+from stages.training import (prepare_for_training, resolved_params, run_trainer, save_model, trainer_arguments,
+                             training_models_dir, up_to_date, weights_sha256)
 
 log = logging.getLogger("stages.train_ce")
 STEPS = {"nmt": "ce-nmt", "miracl": "ce"}
@@ -80,19 +81,15 @@ def train(groups: list[Group], start: str, out: Path, params: TrainParams, loss:
     set_seed(params.seed)
     model = CrossEncoder(start, num_labels=1, max_length=max_length)
     prepare_for_training(model, params)
-    args = CrossEncoderTrainingArguments(
-        output_dir=str(checkpoints_dir(out)), num_train_epochs=params.epochs, learning_rate=params.learning_rate,
-        per_device_train_batch_size=params.batch_size, gradient_accumulation_steps=params.gradient_accumulation,
-        warmup_ratio=params.warmup_ratio, save_steps=params.save_steps, save_total_limit=2,
-        logging_steps=params.logging_steps, seed=params.seed, data_seed=params.seed, report_to="none",
-        disable_tqdm=None, **precision_flags(params.precision))
+    args = CrossEncoderTrainingArguments(**trainer_arguments(params, out))
     dataset = datasets.Dataset.from_dict(as_rows(groups, loss))
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=make_loss(model, loss),
                                   callbacks=callbacks)
     result, trained = run_trainer(trainer, out)
     save_model(model.save_pretrained, out, record | trained | {
         "base_model": start, "base_model_sha256": weights_sha256(Path(start)), "loss": loss,
-        "groups": len(groups), "sources": sorted({g.source for g in groups})}, params)
+        "groups": len(groups), "sources": sorted({g.source for g in groups})}, params,
+        report=f"{len(groups)} groups of 1 + {len(groups[0].negatives)} passages")
     log.info("%s: %d groups, %d steps, loss %.4f -> %s", out.name, len(groups), result.global_step, result.training_loss, out)
     return out
 

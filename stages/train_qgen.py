@@ -26,8 +26,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
+from stages import console
 from stages.ce_data import group_triples
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, TinyModelParams, add_config_arguments, config_from_args, plain
@@ -35,7 +34,8 @@ from stages.formats import ReleaseLayout
 from stages.formats.jsonfile import read_json
 from stages.formats.mmarco import MMarcoLayout
 from stages.shortlist import fetch_passages
-from stages.training import checkpoints_dir, precision_flags, resolved_params, run_trainer, training_models_dir, save_model, up_to_date, weights_sha256
+from stages.training import (resolved_params, run_trainer, save_model, trainer_arguments, training_models_dir, up_to_date,
+                             weights_sha256)
 
 log = logging.getLogger("stages.train_qgen")
 NAME = "qgen"
@@ -74,7 +74,7 @@ def log_likelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: 
     scores = [0.0] * len(pairs)
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][1]))
     with torch.inference_mode():
-        for start in tqdm(range(0, len(order), batch_size), desc=desc, unit=" batches", disable=None if desc else True):
+        for start in console.progress(range(0, len(order), batch_size), desc=desc, unit=" batches", disable=not desc):
             batch = order[start:start + batch_size]
             inputs = tokenizer([pairs[i][1] for i in batch], truncation=True, max_length=max_passage_length,
                                padding=True, return_tensors="pt").to(model.device)
@@ -97,8 +97,8 @@ def generate_queries(model, tokenizer, passages: list[str], language: str, promp
     queries = [""] * len(passages)
     order = sorted(range(len(passages)), key=lambda i: len(passages[i]))
     with torch.inference_mode():
-        for start in tqdm(range(0, len(order), batch_size), desc=f"generating {language} queries", unit=" batches",
-                          disable=None):
+        for start in console.progress(range(0, len(order), batch_size), desc=f"generating {language} queries",
+                                      unit=" batches"):
             batch = order[start:start + batch_size]
             inputs = tokenizer([generator_input(prompt, language, passages[i]) for i in batch], truncation=True,
                                max_length=max_passage_length, padding=True, return_tensors="pt").to(model.device)
@@ -190,19 +190,15 @@ def train(config: Config) -> Path:
     encoded = tokenizer([text for _, text, _ in texts], truncation=True, max_length=params.max_passage_length)
     dataset = datasets.Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
                                           "labels": query_labels(tokenizer, [q for _, _, q in texts], params.max_query_length)})
-    args = Seq2SeqTrainingArguments(
-        output_dir=str(checkpoints_dir(out)), num_train_epochs=t.epochs, learning_rate=t.learning_rate,
-        per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.gradient_accumulation,
-        warmup_steps=t.warmup_ratio,  # transformers 5: a value below 1 is a fraction of the steps
-        save_steps=t.save_steps, save_total_limit=2, logging_steps=t.logging_steps,
-        seed=t.seed, data_seed=t.seed, report_to="none", disable_tqdm=None, **precision_flags(t.precision))
+    args = Seq2SeqTrainingArguments(**trainer_arguments(t, out))
     trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=dataset,
                              data_collator=DataCollatorForSeq2Seq(tokenizer, model=model))
     result, trained = run_trainer(trainer, out)
 
     record = {"step": "qgen", "config": str(config.source), "collection": config.collection, "inputs": inputs,
               "base_model": start, "pairs": len(pairs), "sources": sorted({s for s, _, _, _ in pairs})}
-    save_model(lambda path: (model.save_pretrained(path), tokenizer.save_pretrained(path)), out, record | trained, t)
+    save_model(lambda path: (model.save_pretrained(path), tokenizer.save_pretrained(path)), out, record | trained, t,
+               report=f"{len(pairs)} (passage, query) pairs")
     log.info("qgen: %d pairs, %d steps, loss %.4f -> %s", len(pairs), result.global_step, result.training_loss, out)
     return out
 

@@ -52,6 +52,33 @@ def precision_flags(precision: str) -> dict:
     raise ConfigError(f"training precision must be auto, bf16, fp16 or fp32, got {precision!r}")
 
 
+def trainer_arguments(params: TrainParams, out: Path) -> dict:
+    """The Hugging Face Trainer arguments every training stage sets the same way from its TrainParams."""
+    import torch
+
+    from stages.console import trainer_progress_flags
+
+    return {
+        "output_dir": str(checkpoints_dir(out)), "num_train_epochs": params.epochs, "learning_rate": params.learning_rate,
+        "per_device_train_batch_size": params.batch_size, "gradient_accumulation_steps": params.gradient_accumulation,
+        # transformers 5 takes the warmup fraction as a float warmup_steps (warmup_ratio is deprecated)
+        "warmup_steps": params.warmup_ratio, "save_steps": params.save_steps, "save_total_limit": 2,
+        "logging_steps": params.logging_steps, "seed": params.seed, "data_seed": params.seed, "report_to": "none",
+        # pinned memory only helps copies to a GPU; without one torch warns at every epoch
+        "dataloader_pin_memory": torch.cuda.is_available(),
+        **trainer_progress_flags(), **precision_flags(params.precision)}
+
+
+def report_training(out: Path, record: dict, what: str) -> None:
+    """The stage's one line for a trained model: data, steps, loss curve, precision, time."""
+    from stages.console import say, seconds
+
+    losses = [entry["loss"] for entry in record.get("log_history", ()) if "loss" in entry]
+    curve = f", loss {losses[0]:.3f} -> {losses[-1]:.3f}" if len(losses) > 1 else f", loss {losses[0]:.3f}" if losses else ""
+    precision = (record.get("train_params") or {}).get("precision", "")
+    say(f"train {out.name}: {what}, {record.get('steps')} steps{curve}, {precision} ({seconds(record.get('seconds', 0))})")
+
+
 def freeze_input_embeddings(model) -> int:
     """Stop gradients to the input embedding table of every Hugging Face model inside `model` (one per
     tower); the trainer's optimizer then leaves them out. Returns how many weights were frozen."""
@@ -156,7 +183,10 @@ def up_to_date(out: Path, inputs: dict) -> bool:
     """True (and training.json touched, so make stops asking) when `out` was trained from `inputs`."""
     done = out / "training.json"
     if done.is_file() and read_json(done).get("inputs") == inputs:
+        from stages.console import say
+
         log.info("%s is up to date", out)
+        say(f"train {out.name}: up to date")
         os.utime(done)
         return True
     return False
@@ -180,15 +210,18 @@ def run_trainer(trainer, out: Path) -> tuple[object, dict]:
 
 
 def save_model(save: Callable[[str], None], out: Path, record: dict, params: TrainParams | None = None,
-               record_name: str = "training.json") -> Path:
-    """Save through a staging folder with its record (training.json), replace `out`, drop the checkpoints."""
+               record_name: str = "training.json", report: str | None = None) -> Path:
+    """Save through a staging folder with its record (training.json), replace `out`, drop the checkpoints;
+    `report` (what the model was trained on) makes the stage's one line for it (report_training)."""
     staging = out.with_name(out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     save(str(staging))
     # The record names the exact weights, so whatever hashes the record (a run's inputs) sees new weights.
-    record = record | {"weights_sha256": weights_sha256(staging)}
-    write_json(staging / record_name, record | ({"train_params": plain(params)} if params else {}))
+    record = record | {"weights_sha256": weights_sha256(staging)} | ({"train_params": plain(params)} if params else {})
+    write_json(staging / record_name, record)
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
     shutil.rmtree(checkpoints_dir(out), ignore_errors=True)
+    if report is not None:
+        report_training(out, record, report)
     return out

@@ -21,18 +21,21 @@ import subprocess
 import sys
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from stages.cli import run_stage
+from stages.console import say
 from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, config_from_args, plain
 from stages.formats import ReleaseLayout, read_run, write_run
 from stages.formats.jsonfile import write_json
 from stages.formats.hashing import file_sha256 as sha256
 from stages.formats.runs import read_metadata
 from submissions.choose import submitted_system
-from submissions.validate import corpus_docids, validate_run
+from submissions.validate import LEADERBOARD_HITS, corpus_docids, validate_run
 
 log = logging.getLogger("submissions.package")
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: entries carry no build time
 
 
 class SubmissionInvalid(RuntimeError):
@@ -66,17 +69,59 @@ def traced_inputs(run_file: Path) -> dict:
 
 
 def selection_name(config: Config, langs: list[str]) -> str:
-    return "all" if langs == list(config.languages) else "-".join(langs)
+    return "all" if set(langs) == set(config.languages) else "-".join(langs)
 
 
-def package(config: Config, langs: list[str]) -> tuple[Path, Path]:
-    """Write, validate and bundle the test runs of `langs`; returns (bundle folder, zip)."""
+def created_time(files: list[dict]) -> str:
+    """When the newest submitted run was written (its metadata's `written`), so an unchanged bundle rebuilt
+    later is byte-identical; a run without that record counts by its file's modification time."""
+    stamps = []
+    for entry in files:
+        source = entry["source"]
+        written = (source.get("metadata") or {}).get("written")
+        stamps.append(written or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(Path(source["path"]).stat().st_mtime)))
+    return max(stamps)
+
+
+def write_zip(folder: Path, target: Path) -> None:
+    """A zip of the folder's files whose bytes depend on their names and contents only (fixed dates and modes)."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for path in sorted(folder.iterdir()):
+            info = zipfile.ZipInfo(path.name, date_time=ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zipped.writestr(info, path.read_bytes())
+
+
+def same_files(staged: Path, bundle: Path) -> bool:
+    """True when `bundle` holds exactly the staged files with the same bytes."""
+    if not bundle.is_dir():
+        return False
+    names = sorted(p.name for p in staged.iterdir())
+    return names == sorted(p.name for p in bundle.iterdir()) and all(
+        (staged / name).read_bytes() == (bundle / name).read_bytes() for name in names)
+
+
+@dataclass
+class Bundle:
+    folder: Path
+    archive: Path
+    system: str
+    choice: dict | None
+    files: list[dict]
+    rewritten: bool  # False: an identical bundle was already in place and was left untouched
+
+
+def package(config: Config, langs: list[str]) -> Bundle:
+    """Write, validate and bundle the test runs of `langs`. An identical bundle already in place is kept as it
+    is (not a byte of it rewritten)."""
     sub = config.submission
     layout = ReleaseLayout(config.data_root)
     system, choice = submitted_system(config, langs)
     name = f"{sub.tag}.{selection_name(config, langs)}"
     root = config.work_dir / "submissions"
     staging = root / f".{name}.tmp-{os.getpid()}"
+    staging_zip = root / f".{name}.zip.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     files, problems = [], []
@@ -91,8 +136,8 @@ def package(config: Config, langs: list[str]) -> tuple[Path, Path]:
                 if not source.is_file():
                     raise ConfigError(f"{lang} {split}: no {system} run at {source}; `make submission` builds it")
                 target = staging / f"run.miracl.{sub.tag}.{lang}.{split}.txt"
-                write_run(read_run(source), target, tag=sub.tag, depth=config.fusion.hits)
-                report = validate_run(target, layout.topics(lang, split), docids, config.fusion.hits)
+                write_run(read_run(source), target, tag=sub.tag, depth=LEADERBOARD_HITS)
+                report = validate_run(target, layout.topics(lang, split), docids, LEADERBOARD_HITS)
                 problems += report.problems
                 files.append({"file": target.name, "language": lang, "split": split, "queries": report.queries,
                               "lines": report.lines, "sha256": sha256(target), "source": traced_inputs(source)})
@@ -102,20 +147,33 @@ def package(config: Config, langs: list[str]) -> tuple[Path, Path]:
         if not files:
             raise ConfigError(f"no test runs to submit for {' '.join(langs)}")
         write_json(staging / "manifest.json", {
-            "tag": sub.tag, "languages": langs, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "tag": sub.tag, "languages": langs, "created": created_time(files),
             "git": git_state(), "config_file": str(config.source), "config": plain(config), "system": system,
             "choice": choice, "files": files})
         bundle, archive = root / name, root / f"{name}.zip"
-        staging_zip = root / f".{name}.zip.tmp-{os.getpid()}"
-        with zipfile.ZipFile(staging_zip, "w", zipfile.ZIP_DEFLATED) as zipped:
-            for path in sorted(staging.iterdir()):
-                zipped.write(path, arcname=path.name)
+        write_zip(staging, staging_zip)
+        if same_files(staging, bundle) and archive.is_file() and archive.read_bytes() == staging_zip.read_bytes():
+            log.info("%s and %s are up to date", bundle, archive)
+            os.utime(archive)  # newer than its inputs again (one was touched), so make stops asking for it
+            return Bundle(bundle, archive, system, choice, files, rewritten=False)
         shutil.rmtree(bundle, ignore_errors=True)
         staging.rename(bundle)
         staging_zip.replace(archive)
-        return bundle, archive
+        return Bundle(bundle, archive, system, choice, files, rewritten=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        staging_zip.unlink(missing_ok=True)
+
+
+def report(bundle: Bundle) -> None:
+    """The stage's last lines: what was submitted, why, and where the files are."""
+    langs = list(dict.fromkeys(f["language"] for f in bundle.files))
+    why = f" ({bundle.choice['reason']})" if bundle.choice else ""
+    state = "written" if bundle.rewritten else "up to date"
+    say(f"submission: {bundle.system}{why}")
+    say(f"submission: {len(bundle.files)} files for {len(langs)} languages, "
+        f"{sum(f['queries'] for f in bundle.files)} test queries, all valid; bundle {state}")
+    say(f"submission bundle: {bundle.folder}/\nready to upload:   {bundle.archive}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body():
         config = config_from_args(args)
-        bundle, archive = package(config, config.select_languages(args.lang))
-        print(f"submission bundle: {bundle}\nready to upload:   {archive}")
+        report(package(config, config.select_languages(args.lang)))
 
     return run_stage(log, body, errors=(SubmissionInvalid,))
 

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stages.console import option, say
 from stages.cli import run_stage
 from stages.config import KNOWN_SPLITS, ConfigError, add_config_arguments, config_from_args
 from stages.formats import DataFormatError, ReleaseLayout, iter_corpus
@@ -24,6 +25,8 @@ from stages.formats.runs import parse_run_line
 
 log = logging.getLogger("submissions.validate")
 
+# MIRACL's leaderboard reads at most 100 hits a query: a fact about the leaderboard, not a setting of the config.
+LEADERBOARD_HITS = 100
 NAME = re.compile(r"run\..+\.(?P<lang>[a-z]{2})\.(?P<split>" + "|".join(KNOWN_SPLITS) + r")\.txt")
 
 
@@ -49,9 +52,12 @@ class Report:
 
 
 def validate_run(path: str | Path, topics: dict[str, str] | None = None, docids: set[str] | None = None,
-                 max_hits: int = 100) -> Report:
+                 max_hits: int = LEADERBOARD_HITS) -> Report:
     """Every check of a leaderboard run file; the report lists what fails, line by line."""
     report = Report(Path(path))
+    if not report.path.is_file():  # one problem, not the empty-file and missing-topics ones that would follow
+        report.add(None, "no such file")
+        return report
     tag = None
     seen: dict[str, dict] = {}  # qid -> {"rank", "score", "docids"} of its last line
     finished: set[str] = set()
@@ -123,10 +129,16 @@ def validate_file(config, path: Path, lang: str | None = None, split: str | None
         match = NAME.fullmatch(path.name)
         if not match:
             raise ConfigError(f"{path}: cannot tell language and split from the name (run.<...>.<lang>.<split>.txt); "
-                              "give --lang and --split")
+                              f"give {option('lang')}<code> and {option('split')}<split>")
         lang, split = lang or match["lang"], split or match["split"]
+    if lang not in config.languages:
+        raise ConfigError(f"{path}: language {lang!r} is not configured in {config.source} "
+                          f"({option('lang')} one of {' '.join(config.languages)})")
+    if split not in config.languages[lang].splits:
+        raise ConfigError(f"{path}: split {split!r} is not configured for {lang} "
+                          f"({option('split')} one of {' '.join(config.languages[lang].splits)})")
     layout = ReleaseLayout(config.data_root)
-    return validate_run(path, layout.topics(lang, split), corpus_docids(layout, lang), config.fusion.hits)
+    return validate_run(path, layout.topics(lang, split), corpus_docids(layout, lang), LEADERBOARD_HITS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,10 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             lang = None if args.lang in ("", "all") else args.lang
             report = validate_file(config, path, lang, args.split)
             if report.ok:
-                print(f"ok  {path}: {report.queries} queries, {report.lines} lines")
+                say(f"ok  {path}: {report.queries} queries, {report.lines} lines")
             else:
                 failed += 1
-                print(f"BAD {path}:", *report.problems, sep="\n  ")
+                say("\n  ".join([f"BAD {path}:", *report.problems]))
         return 1 if failed else 0
 
     return run_stage(log, body)

@@ -16,6 +16,10 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_MIRACL = REPO.parent / "shared" / "data" / "miracl-v1.0"
 # ranx compiles with numba at first use; share the pipeline's persistent cache.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / "work" / ".numba-cache"))
+# `make test` exports make's output settings (quiet, a log folder in work/, LANG= in messages); the tests call
+# stages as Python does (verbose) unless a test is about the quiet output and sets them itself.
+for _name in ("PIPELINE_OUTPUT", "PIPELINE_LOG_DIR", "PIPELINE_FRONTEND"):
+    os.environ.pop(_name, None)
 
 from stages.config import load_config  # noqa: E402
 from tests.helpers import write_config  # noqa: E402

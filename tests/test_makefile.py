@@ -12,11 +12,13 @@ from tests.helpers import REPO, TINY_LANGUAGES, make_release, write_config
 SAMPLE_LANGS = "ar bn en es fa fi fr hi id ja ko ru sw te th zh de yo".split()
 
 
-def make(*args, env_lang="en_US.UTF-8", timeout=600, plan_dir=None):
+def make(*args, env_lang="en_US.UTF-8", timeout=600, plan_dir=None, verbose=True):
+    """make in the repository; verbose (VERBOSE=1: the commands echoed) unless a test is about the quiet output."""
     env = dict(os.environ, LANG=env_lang)
-    env.pop("MAKEFLAGS", None)
+    for name in ("MAKEFLAGS", "PIPELINE_OUTPUT", "PIPELINE_LOG_DIR", "PIPELINE_FRONTEND"):
+        env.pop(name, None)
     # Plans of throw-away configs go to a temporary folder, not to the repository's work/.make.
-    plan = [f"PLAN_DIR={plan_dir or tempfile.mkdtemp(prefix='make-plan-')}"]
+    plan = [f"PLAN_DIR={plan_dir or tempfile.mkdtemp(prefix='make-plan-')}"] + (["VERBOSE=1"] if verbose else [])
     return subprocess.run(["make", "--no-print-directory", *args, *plan], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -120,8 +122,21 @@ def test_submission_then_nothing_to_redo_then_a_new_topics_file_redoes_its_langu
     bundle = tmp_path / "work" / "tiny" / "submissions" / "miracl-pipeline.all"
     assert sorted(p.name for p in bundle.glob("run.*")) == [
         "run.miracl.miracl-pipeline.en.test-a.txt", "run.miracl.miracl-pipeline.sw.test-a.txt"]
-    again = make("submission", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}", "LANG=all")
-    assert again.returncode == 0 and "-m stages.bm25" not in again.stdout and "-m ensemble.tune" not in again.stdout
+    work = tmp_path / "work" / "tiny"
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in work.rglob("*") if p.is_file()}
+    again = make("submission", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}", "LANG=all", verbose=False)
+    assert again.returncode == 0 and again.stderr == ""
+    assert again.stdout.splitlines() == ["submission: nothing changed since the bundle was made",
+                                         f"submission bundle: {work / 'submissions' / 'miracl-pipeline.all'}/",
+                                         f"ready to upload:   {work / 'submissions' / 'miracl-pipeline.all.zip'}"]
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in work.rglob("*") if p.is_file()}
+    assert after == before  # not a file touched, logs included
+    # a bundle made again from the same runs is the same bytes: no clock in the manifest or the zip
+    archive = work / "submissions" / "miracl-pipeline.all.zip"
+    archive.unlink()
+    remade = make("submission", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}", "LANG=all")
+    assert remade.returncode == 0, remade.stderr[-3000:]
+    assert archive.read_bytes() == before[archive][1]
     write_lines(layout.topics_path("sw", "test-a"), ["41\tKilimanjaro", "42\tMlima"])
     third = make("submission", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}", "LANG=all")
     assert third.returncode == 0, third.stderr[-3000:]
@@ -132,8 +147,45 @@ def test_submission_then_nothing_to_redo_then_a_new_topics_file_redoes_its_langu
 def test_a_data_root_that_is_not_a_folder_stops_make_with_its_name(empty_work_config, tmp_path):
     result = make("-n", "bm25", f"CONFIG={empty_work_config}", f"DATA={tmp_path / 'nowhere'}", plan_dir=tmp_path)
     assert result.returncode != 0
-    assert f"the data root {tmp_path / 'nowhere'} is not a folder" in result.stderr
+    # one line, make's own: no plan is made, so nothing complains about a missing one after it
+    assert result.stderr.splitlines() == [
+        f"Makefile:{_line_of('is not a folder: point DATA=')}: *** DATA={tmp_path / 'nowhere'} is not a folder: point "
+        "DATA= at a MIRACL release (miracl-v1.0-<lang>/, miracl-corpus-v1.0-<lang>/).  Stop."]
     assert list(tmp_path.glob("*.mk*")) == []
+
+
+def test_a_data_root_in_the_config_that_is_not_a_folder_is_one_error_and_no_plan_stays(tmp_path):
+    config = write_config(tmp_path / "c.yaml", work_root=tmp_path / "work", data_root=tmp_path / "nowhere")
+    result = make("-n", "bm25", f"CONFIG={config}", plan_dir=tmp_path)
+    assert result.returncode != 0
+    (line,) = result.stderr.splitlines()
+    assert f"config error: the data root {tmp_path / 'nowhere'} is not a folder" in line and line.endswith("Stop.")
+    assert list(tmp_path.glob("*.mk*")) == []  # the next make asks the config again
+
+
+def test_a_config_the_stages_refuse_stops_make_with_their_message_once(tmp_path):
+    config = write_config(tmp_path / "c.yaml", work_root=tmp_path / "work", bm25={"k1": "high"})
+    result = make("-n", "bm25", f"CONFIG={config}", plan_dir=tmp_path)
+    assert result.returncode != 0
+    (line,) = result.stderr.splitlines()
+    assert "config error:" in line and "bm25.k1: expected float, got 'high'" in line
+    assert list(tmp_path.glob("*.mk*")) == []
+
+
+def test_a_config_that_is_not_yaml_is_one_line_however_its_text_reads(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("bm25:\n  k1: [0.9\nendef\n  b: $(shell true)\n", encoding="utf-8")
+    result = make("-n", "bm25", f"CONFIG={config}", plan_dir=tmp_path)
+    assert result.returncode != 0
+    (line,) = result.stderr.splitlines()
+    assert f"config error: {config}: not valid YAML" in line and line.endswith("Stop.")
+    assert list(tmp_path.glob("*.mk*")) == []
+
+
+def _line_of(text: str) -> int:
+    """The Makefile line that holds `text` (make's messages name it)."""
+    lines = (REPO / "Makefile").read_text().splitlines()
+    return next(number for number, line in enumerate(lines, start=1) if text in line)
 
 
 def test_the_query_generator_recipe_trains_its_teacher_before_distilling_under_its_own_names(tmp_path):
@@ -272,3 +324,69 @@ def test_the_real_configs_training_steps_run_offline_on_the_packaged_stand_in(tm
     for step in ("ce-nmt", "ce", "bi-kd", "bi"):
         record = json.loads((models / step / "training.json").read_text())
         assert record["steps"] >= 1 and any("loss" in entry for entry in record["log_history"]), step
+
+
+TARGETS_WITH_A_PLAN = ["bm25", "eval", "submission", "check", "rerank-ce", "fuse", "report"]
+
+
+@pytest.mark.parametrize("target", TARGETS_WITH_A_PLAN + ["doctor", "validate"])
+@pytest.mark.parametrize("variable", ["LANG", "SPLIT"])
+def test_an_empty_selection_is_an_error_naming_the_allowed_values_in_every_target(empty_work_config, target, variable):
+    result = make("-n", target, f"CONFIG={empty_work_config}", f"{variable}=", "FILE=Makefile")
+    assert result.returncode != 0
+    (line,) = result.stderr.splitlines()
+    assert f"{variable}= is empty" in line
+    assert ("LANG=all" in line and 'LANG="ja yo"' in line) if variable == "LANG" else "SPLIT=dev" in line
+
+
+@pytest.mark.parametrize("target", TARGETS_WITH_A_PLAN)
+def test_an_unknown_split_is_named_with_the_configured_ones(empty_work_config, target):
+    result = make("-n", target, f"CONFIG={empty_work_config}", "SPLIT=dev nosuchsplit")
+    assert result.returncode != 0
+    (line,) = result.stderr.splitlines()
+    assert "unknown split(s) in SPLIT: nosuchsplit;" in line and "configures: dev test-a test-b train" in line
+
+
+def test_validate_names_its_missing_file_once_in_make_terms(empty_work_config, tmp_path):
+    result = make("validate", f"CONFIG={empty_work_config}")
+    assert result.returncode != 0
+    (line,) = result.stderr.splitlines()
+    assert "make validate needs FILE=<run file>" in line and "LANG=sw SPLIT=test-a" in line
+    result = make("validate", f"CONFIG={empty_work_config}", f"FILE={tmp_path / 'nope.txt'}")
+    (line,) = result.stderr.splitlines()
+    assert f"make validate FILE={tmp_path / 'nope.txt'}: no such file" in line
+
+
+def test_validate_asks_for_language_and_split_as_make_variables(empty_work_config, tmp_path):
+    run = tmp_path / "my-run.txt"
+    run.write_text("1 Q0 1#0 1 1.0 t\n")
+    result = make("validate", f"CONFIG={empty_work_config}", f"FILE={run}", verbose=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == (f"error: {run}: cannot tell language and split from the name "
+                                             "(run.<...>.<lang>.<split>.txt); give LANG=<code> and SPLIT=<split>")
+    assert "--lang" not in result.stderr
+
+
+def test_every_make_target_the_readme_names_is_in_make_help():
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`make ([a-z][a-z0-9-]*)", readme))
+    helped = set(re.findall(r"^  make ([a-z0-9-]+)", make("help").stdout, re.M))
+    assert named and named - helped == set()
+
+
+@pytest.mark.slow
+def test_quiet_bm25_says_one_line_per_language_and_logs_the_rest(tmp_path):
+    make_release(tmp_path / "tiny")
+    cfg = write_config(tmp_path / "c.yaml", work_root=tmp_path / "work", languages=TINY_LANGUAGES)
+    result = make("bm25", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}", "LANG=all", verbose=False, plan_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert sorted(line.split(":")[0] for line in lines) == ["bm25 en", "bm25 sw"]
+    assert all("indexed 4 passages" in line and "train dev: 3 queries searched" in line for line in lines)
+    logs = tmp_path / "work" / "tiny" / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == ["bm25.en.log", "bm25.sw.log"]
+    text = (logs / "bm25.en.log").read_text()
+    assert "IndexCollection" in text and "run written to" in text  # Anserini's log and the stage's own detail

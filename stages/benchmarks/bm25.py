@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from stages.config import REPO_ROOT, ConfigError, add_config_arguments, load_config
+from stages.console import say, setup
 from stages.formats import read_run
 from stages.formats.atomic import atomic_write
 
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(parser, lang=False, split=False)
     parser.add_argument("--out", default=None, help="benchmark folder (default: work/bench/bm25)")
     args = parser.parse_args(argv)
+    setup("stages.benchmarks.bm25")
     config = load_config(args.config)
     params, bm25 = config.bench, config.bm25
     root = Path(args.out) if args.out else config.work_root / "bench" / "bm25"
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ours_cmd = [py, "-m", "stages.bm25", "--config", str(cfg), "--lang", LANG, "--split", "dev"]
 
     times = {"pyserini index": [], "ours index": [], "pyserini search": [], "ours search": []}
-    print(f"{params.passages} passages, {queries} queries, {runtime.describe()}, "
+    say(f"{params.passages} passages, {queries} queries, {runtime.describe()}, "
           f"{bm25.index_threads} indexing / {bm25.search_threads} search threads; commands logged in {log}")
     for round_number in range(1, params.repeats + 1):
         shutil.rmtree(their_index, ignore_errors=True)
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         times["pyserini search"].append(timed(search_cmd, env, log))
         ours_run.unlink(missing_ok=True)
         times["ours search"].append(timed(ours_cmd, env, log))
-        print(f"round {round_number}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()), flush=True)
+        say(f"round {round_number}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()))
 
     median = {k: statistics.median(v) for k, v in times.items()}
     rows = [
@@ -145,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         json.dump({"times": times, "median": median, "passages": params.passages, "queries": queries,
                    "ratio": {work: o / p for work, _, o, p in rows}, "parity": parity_ok,
                    "java": runtime.describe()}, out, indent=2)
-    print("\n" + report)
-    print(f"saved {root / 'report.md'}")
+    say("\n" + report.rstrip("\n"))
+    say(f"saved {root / 'report.md'}")
     return 0 if parity_ok else 1
 
 

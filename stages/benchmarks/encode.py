@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.cli import setup_logging
 from stages.config import Config, add_config_arguments, config_from_args
+from stages.console import say, setup
 from stages.formats import ReleaseLayout, atomic_write, iter_corpus
 
 log = logging.getLogger("stages.benchmarks.encode")
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="default: bench.repeats")
     parser.add_argument("--out", default=None, help="results folder (default: work/bench/encode)")
     args = parser.parse_args(argv)
-    setup_logging()
+    setup("stages.benchmarks.encode")
     config = config_from_args(args)
     cuda = torch.cuda.is_available()
     args.passages = args.passages or (4000 if cuda else 192)
@@ -211,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_write(root / "results.json") as out:
         json.dump({"device": device, "model": model_path, "options": vars(args), "encoding": encoding,
                    "search": search}, out, indent=2, default=str)
-    print(text)
-    log.info("saved %s", root / "results.md")
+    say(text.rstrip("\n"))
+    say(f"saved {root / 'results.md'}")
     return 0
 
 

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from stages.config import Config, add_config_arguments, config_from_args
+from stages.console import say, setup
 from stages.formats import ReleaseLayout, atomic_write, iter_corpus
 
 
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(parser, lang=False, split=False)
     parser.add_argument("--model", default=None, help="a model folder to time instead of the configured shape")
     args = parser.parse_args(argv)
+    setup("stages.benchmarks.rerank")
     config = config_from_args(args)
     bench = config.bench
     root = config.work_root / "bench" / "rerank"
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 baseline_model.predict(pairs, batch_size=bench.rerank_batch_size, show_progress_bar=False)
             times[name].append(time.perf_counter() - started)
-            print(f"round {round_ + 1} {name}: {len(pairs) / times[name][-1]:.1f} pairs/s", file=sys.stderr)
+            say(f"round {round_ + 1} {name}: {len(pairs) / times[name][-1]:.1f} pairs/s")
     rate = {name: len(pairs) / statistics.median(t) for name, t in times.items()}
     peaks = {"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16")}
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         out.write(report)
     with atomic_write(root / "report.json") as out:
         json.dump(result, out, indent=2)
-    print(report)
+    say(report.rstrip("\n"))
     return 0
 
 

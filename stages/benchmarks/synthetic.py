@@ -11,8 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
-
+from stages import console
 from stages.config import BenchParams
 from stages.formats.atomic import atomic_write
 from stages.formats.layout import ReleaseLayout
@@ -52,7 +51,7 @@ def generate(root: Path, lang: str, params: BenchParams) -> dict:
     query_sources = set(rng.choice(params.passages, size=params.queries, replace=False).tolist())
     topics = {}
     passage = 0
-    with tqdm(total=params.passages, desc="generate passages", unit=" passages", mininterval=2, disable=None) as bar:
+    with console.progress(total=params.passages, desc="generate passages", unit=" passages", mininterval=2) as bar:
         for number in range(FILES):
             with atomic_write(corpus_dir / f"docs-{number}.jsonl") as out:
                 for _ in range(min(per_file, params.passages - passage)):

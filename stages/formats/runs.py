@@ -5,6 +5,7 @@ sidecar (`<run>.meta.json`: config, inputs, versions) so it can be traced to wha
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,8 @@ def write_run(run: Run, path: str | Path, tag: str, depth: int | None = None, me
             for rank, (docid, score) in enumerate(ranked(hits)[:depth], start=1):
                 out.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
     if metadata is not None:
-        write_metadata(path, metadata)
+        # When the run's lines were written (touching an up-to-date run leaves it): what a bundle dates itself by.
+        write_metadata(path, metadata | {"written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
 
 def metadata_path(run_path: str | Path) -> Path:

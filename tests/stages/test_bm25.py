@@ -23,7 +23,7 @@ def tiny(tmp_path):
 
 
 def test_runs_every_split_with_topics_and_skips_missing_ones(jvm, tiny):
-    paths = bm25_language(tiny, "sw")
+    paths = bm25_language(tiny, "sw").paths
     assert [p.name for p in paths] == ["run.bm25.sw.train.txt", "run.bm25.sw.dev.txt"]
     dev = read_run(run_path(tiny, "sw", "dev"))
     assert list(dev["22"]) == ["9#0"]  # WhitespaceAnalyzer: only the exact token matches
@@ -38,9 +38,9 @@ def test_several_languages_fan_out_over_processes(tiny):
 
     config = dataclasses.replace(tiny, jobs=2)
     runs = run_languages(config, ["en", "sw"], "dev", index_only=False)
-    assert {lang: [p.name for p in paths] for lang, paths in runs.items()} == {
+    assert {lang: [p.name for p in outcome.paths] for lang, outcome in runs.items()} == {
         "en": ["run.bm25.en.dev.txt"], "sw": ["run.bm25.sw.dev.txt"]}
-    assert all(p.is_file() for paths in runs.values() for p in paths)
+    assert all(p.is_file() for outcome in runs.values() for p in outcome.paths)
 
 
 def test_a_failing_language_is_reported_by_name_and_the_others_still_finish(tiny):
@@ -50,7 +50,7 @@ def test_a_failing_language_is_reported_by_name_and_the_others_still_finish(tiny
     corpus.write_text(corpus.read_text() + "not json\n")
     runs = run_languages(dataclasses.replace(tiny, jobs=2), ["en", "sw"], "dev", index_only=False)
     assert isinstance(runs["en"], DataFormatError) and runs["en"].line == 5 and runs["en"].path == corpus
-    assert [p.name for p in runs["sw"]] == ["run.bm25.sw.dev.txt"]
+    assert [p.name for p in runs["sw"].paths] == ["run.bm25.sw.dev.txt"]
 
 
 def test_a_rerun_keeps_finished_work_and_redoes_only_what_is_missing(jvm, tiny, caplog):

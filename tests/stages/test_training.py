@@ -87,3 +87,16 @@ def test_a_reranker_refuses_a_models_folder_whose_tokenizer_does_not_match(tmp_p
     config = load_config(write_config(tmp_path / "c.yaml", work_root=tmp_path / "work"), None, tmp_path / "models")
     with pytest.raises(ConfigError, match="250 token ids"):
         trained_model(config, "ce", "train-ce")
+
+
+def test_a_trained_model_is_reported_in_one_line_with_its_loss_curve(capsys, tmp_path):
+    from stages.training import report_training
+
+    record = {"steps": 42, "seconds": 201.4, "train_params": {"precision": "bf16"},
+              "log_history": [{"loss": 1.3852, "step": 5}, {"loss": 0.9, "step": 10}, {"loss": 0.5711, "step": 40},
+                              {"train_loss": 0.8, "step": 42}]}
+    report_training(tmp_path / "ce-nmt", record, "168 groups")
+    report_training(tmp_path / "bi", record | {"log_history": [{"loss": 1.327, "step": 5}]}, "119 rows")
+    assert capsys.readouterr().out.splitlines() == [
+        "train ce-nmt: 168 groups, 42 steps, loss 1.385 -> 0.571, bf16 (3 min 21 s)",
+        "train bi: 119 rows, 42 steps, loss 1.327, bf16 (3 min 21 s)"]

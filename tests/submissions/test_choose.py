@@ -79,7 +79,7 @@ def test_without_tuned_parameters_auto_says_what_to_run(config):
 def test_the_bundle_holds_the_chosen_systems_test_runs_and_the_manifest_says_why(config):
     write_tuned(config, "en", {"cross_validated": 0.8})
     write_tuned(config, "sw", {"cross_validated": 0.8})
-    bundle, _ = package(config, ["en", "sw"])
+    bundle = package(config, ["en", "sw"]).folder
     assert "31 Q0 1#0 1" in (bundle / "run.miracl.miracl-pipeline.en.test-a.txt").read_text()  # bm25's test run
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["system"] == "bm25" and manifest["choice"]["chosen"] == "bm25"

@@ -1,5 +1,6 @@
 """The bundle: every language's test run under the submission tag, validated, with a manifest and a zip."""
 import json
+import os
 import zipfile
 
 import pytest
@@ -25,7 +26,8 @@ def release(tmp_path):
 
 
 def test_bundle_holds_renamed_retagged_runs_a_manifest_and_a_zip(release):
-    bundle, archive = package(release, ["en", "sw"])
+    made = package(release, ["en", "sw"])
+    bundle, archive = made.folder, made.archive
     names = sorted(p.name for p in bundle.iterdir())
     assert names == ["manifest.json", "run.miracl.team-x.en.test-a.txt", "run.miracl.team-x.sw.test-a.txt"]
     en = (bundle / "run.miracl.team-x.en.test-a.txt").read_text().splitlines()
@@ -40,7 +42,8 @@ def test_bundle_holds_renamed_retagged_runs_a_manifest_and_a_zip(release):
 
 
 def test_one_language_makes_its_own_bundle(release):
-    bundle, archive = package(release, ["sw"])
+    made = package(release, ["sw"])
+    bundle, archive = made.folder, made.archive
     assert bundle.name == "team-x.sw" and [p.name for p in bundle.glob("run.*")] == ["run.miracl.team-x.sw.test-a.txt"]
 
 
@@ -51,3 +54,42 @@ def test_an_invalid_run_stops_packaging_and_leaves_nothing(release):
     assert "docid 99#9 is not in the corpus" in str(err.value) and "1 of 2 topics have no hits: 32" in str(err.value)
     assert not (release.work_dir / "submissions" / "team-x.all").exists()
     assert not list((release.work_dir / "submissions").glob("*.zip"))
+
+
+def test_hits_beyond_the_leaderboards_100_are_cut_whatever_the_config_says(release):
+    import dataclasses
+
+    config = dataclasses.replace(release, fusion=dataclasses.replace(release.fusion, hits=1000))
+    many = {"31": {f"{n}#0": 1.0 - n / 1000 for n in range(150)}, "32": {"2#1": 0.8}}
+    corpus = release.data_root / "miracl-corpus-v1.0-en" / "docs-0.jsonl"
+    corpus.write_text(corpus.read_text() + "".join(json.dumps({"docid": f"{n}#0", "title": "t", "text": "x"}) + "\n"
+                                                   for n in range(0, 150) if n not in (1, 2)))
+    write_run(many, release.run_path("fusion", "en", "test-a"), tag="fusion-wsum")
+    made = package(config, ["en", "sw"])
+    assert len(read_run(made.folder / "run.miracl.team-x.en.test-a.txt")["31"]) == 100
+
+
+def test_an_unchanged_bundle_made_again_is_left_untouched_and_the_same_bytes(release):
+    first = package(release, ["en", "sw"])
+    stamps = {p.name: p.stat().st_mtime_ns for p in first.folder.iterdir()}
+    zipped = first.archive.read_bytes()
+    source = release.run_path("fusion", "en", "test-a")
+    os.utime(source)  # an up-to-date stage touched its run: make asks for the zip again
+    again = package(release, ["en", "sw"])
+    assert not again.rewritten and first.rewritten
+    assert {p.name: p.stat().st_mtime_ns for p in again.folder.iterdir()} == stamps
+    # the zip, the same bytes, is touched: newer than the run again, so make stops asking
+    assert again.archive.read_bytes() == zipped and again.archive.stat().st_mtime_ns >= source.stat().st_mtime_ns
+    # gone and made again, later: the same bytes (no clock in the manifest, fixed dates in the zip)
+    import shutil
+    import time
+
+    shutil.rmtree(first.folder)
+    first.archive.unlink()
+    time.sleep(1.1)
+    remade = package(release, ["en", "sw"])
+    assert remade.rewritten and remade.archive.read_bytes() == zipped
+    manifest = json.loads((remade.folder / "manifest.json").read_text())
+    written = [f["source"]["metadata"]["written"] for f in manifest["files"]]
+    assert manifest["created"] == max(written)
+    assert {info.date_time for info in zipfile.ZipFile(remade.archive).infolist()} == {(1980, 1, 1, 0, 0, 0)}

@@ -26,7 +26,9 @@ def test_round_trip_keeps_a_hit_whose_docid_equals_the_qid(tmp_path):
 def test_metadata_sidecar_is_written_and_read(tmp_path):
     write_run({"1": {"d": 1.0}}, tmp_path / "r.txt", tag="t", metadata={"config": "x.yaml"})
     assert metadata_path(tmp_path / "r.txt").name == "r.txt.meta.json"
-    assert read_metadata(tmp_path / "r.txt") == {"config": "x.yaml"}
+    metadata = read_metadata(tmp_path / "r.txt")
+    # with the time the lines were written: what a submission bundle dates itself by
+    assert metadata.pop("written").endswith("Z") and metadata == {"config": "x.yaml"}
 
 
 def test_tag_must_be_one_word(tmp_path):
