@@ -190,8 +190,8 @@ check-runs:
 	@$(MAKE) --no-print-directory -j$(JOBS) $(ALL_SYSTEM_RUNS) SPLIT=$(EVAL_ON)
 	$(Q)$(PY) -m stages.evaluate $(CONFIG_ARGS) --lang "$(LANGS)" --split $(EVAL_ON)
 
-check-tolerance: check-runs ## measure check's tolerances for trained systems: train again under SEEDS="14 15" (slow)
-	$(Q)$(PY) -m stages.seed_spread $(CONFIG_ARGS) --seeds "$(or $(SEEDS),14 15)" --split $(EVAL_ON)
+check-tolerance: check-runs ## measure check's tolerances for trained systems: train again under SEEDS="14 15 16 17" (slow)
+	$(Q)$(PY) -m stages.seed_spread $(CONFIG_ARGS) --seeds "$(or $(SEEDS),14 15 16 17)" --split $(EVAL_ON)
 
 # ---------------------------------------------------------------- cross-encoder
 

@@ -11,7 +11,8 @@ system x split x language x metric values, each system's 18-language average (`a
 - `tolerances`: for each system built from trained models, per metric, one for a language and one for the
   average. Trained models' scores move with the CPU's float arithmetic, so these are measured, not guessed:
   `make check-tolerance` (stages.seed_spread) trains the same config under other seeds and records the
-  widest spread it saw (max - min over the seeds, the recorded run included) for each.
+  widest spread it saw (max - min over the seeds, the config's own included), widened for the number of
+  seeds (`width_factor`).
 
 Any score outside its tolerance, or an expected score that was not produced, makes the check fail and is
 named in the summary, so a regression shows at once.
@@ -102,10 +103,21 @@ def _ceil4(value: float) -> float:
     return math.ceil(round(value * 1e4, 6)) / 1e4
 
 
+def width_factor(runs: int) -> float:
+    """(n + 1) / (n - 1): the range of n draws from a bounded spread, scaled to an unbiased estimate of that
+    spread's whole width (for a uniform one; the expected range is the width times (n - 1) / (n + 1)). The
+    plain range is too narrow by construction: a new run falls outside the range of n with odds 2 / (n + 1)."""
+    if runs < 2:
+        raise ConfigError("a spread needs at least two runs: the config's own and one more seed")
+    return (runs + 1) / (runs - 1)
+
+
 def measured_tolerances(results: list[dict], split: str, all_langs: list[str]) -> dict:
     """{system: {metric: {language, avg}}} for every system whose scores differ between the runs: the widest
-    spread (max - min over the runs) of any language's score, and of the average (rounded up to 4 decimals).
-    Systems that score the same in every run (deterministic ones) are left out: they keep the exact tolerance."""
+    spread (max - min over the runs) of any language's score, and of the average, times `width_factor` (rounded
+    up to 4 decimals). Systems that score the same in every run (deterministic ones) are left out: they keep the
+    exact tolerance."""
+    factor = width_factor(len(results))
     systems = set.intersection(*(set(r["scores"]) for r in results))
     tolerances = {}
     for system in sorted(systems):
@@ -121,7 +133,8 @@ def measured_tolerances(results: list[dict], split: str, all_langs: list[str]) -
                         for r in results if all(lang in r["scores"][system] for lang in all_langs)]
             spread_avg = max(averages) - min(averages) if len(averages) == len(results) else 0.0
             if widest > EXACT / 2 or spread_avg > EXACT / 2:
-                per_metric[metric] = {"language": max(_ceil4(widest), EXACT), AVERAGE: max(_ceil4(spread_avg), EXACT)}
+                per_metric[metric] = {"language": max(_ceil4(widest * factor), EXACT),
+                                      AVERAGE: max(_ceil4(spread_avg * factor), EXACT)}
         if per_metric:
             tolerances[system] = per_metric
     return tolerances

@@ -1,7 +1,8 @@
 """`make check`: the table of expected scores, and the sample's BM25 scores against it."""
 import pytest
 
-from stages.check import compare, load_expected, measured_tolerances, record, summary
+from stages.check import compare, load_expected, measured_tolerances, record, summary, width_factor
+from stages.config import ConfigError
 from stages.evaluate import evaluate_systems
 
 RESULT = {"collection": "c", "split": "dev", "metrics": ["ndcg@10"],
@@ -69,9 +70,22 @@ def test_tolerances_are_the_widest_spread_over_the_runs_and_deterministic_system
                 "scores": {"bm25": {"sw": {"ndcg@10": 0.5}, "yo": {"ndcg@10": 0.3}},
                            "ce": {"sw": {"ndcg@10": ce_sw}, "yo": {"ndcg@10": ce_yo}}}}
 
-    # ce: sw spans 0.60..0.66 (0.06), yo 0.40..0.42 (0.02); averages 0.50, 0.53, 0.52 -> 0.03
+    # ce: sw spans 0.60..0.66 (0.06), yo 0.40..0.42 (0.02); averages 0.50, 0.53, 0.52 -> 0.03; three runs: x 2
     tolerances = measured_tolerances([run(0.60, 0.40), run(0.66, 0.40), run(0.62, 0.42)], "dev", ["sw", "yo"])
-    assert tolerances == {"ce": {"ndcg@10": {"language": 0.06, "avg": 0.03}}}
+    assert tolerances == {"ce": {"ndcg@10": {"language": 0.12, "avg": 0.06}}}
+
+
+def test_the_width_factor_is_the_unbiased_width_of_a_bounded_spread_from_its_range():
+    import random
+
+    assert width_factor(2) == 3 and width_factor(3) == 2 and width_factor(5) == 1.5
+    # uniform draws of width 1: the mean range of n, times the factor, comes back to 1
+    rng = random.Random(7)
+    for n in (3, 5):
+        ranges = [max(d) - min(d) for d in ([rng.random() for _ in range(n)] for _ in range(20000))]
+        assert abs(sum(ranges) / len(ranges) * width_factor(n) - 1) < 0.01
+    with pytest.raises(ConfigError):
+        width_factor(1)
 
 
 def test_record_keeps_the_average_only_for_a_result_over_every_language(tmp_path):
