@@ -74,15 +74,23 @@ $(VENV_STAMP): pyproject.toml configs/requirements-lock.txt
 	$(PY) -m pip install --quiet -c configs/requirements-lock.txt -e ".[$(FAISS_EXTRA),test]"
 	touch $@
 
-test: $(VENV_STAMP) ## run the test suite (no network, no GPU)
+test: lint ## ruff, then the test suite (no network, no GPU)
 	$(PY) -m pytest
+
+lint: $(VENV_STAMP) ## ruff: lint rules and formatting (settings in pyproject.toml); make format rewrites
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(VENV_STAMP) ## rewrite the code in ruff's format, and apply ruff's safe fixes
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
 
 # ---------------------------------------------------------------- what the config says
 
 # Languages, splits and the work folder come from the config (and DATA), via a generated include.
 PLAN_DIR ?= work/.make
 PLAN := $(PLAN_DIR)/$(subst /,_,$(CONFIG))$(if $(DATA),@$(subst /,_,$(abspath $(DATA))))$(if $(MODELS),+models).mk
-NO_PLAN_GOALS := help setup test clean-all doctor
+NO_PLAN_GOALS := help setup test lint format clean-all doctor
 ifneq ($(filter-out $(NO_PLAN_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
 ifneq ($(DATA),)
 ifeq ($(wildcard $(DATA)/.),)
@@ -440,6 +448,6 @@ clean-all: ## remove work/ and .venv/
 help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /  make \1\t/' | expand -t 24
 
-.PHONY: setup test bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check check-runs check-tolerance doctor bench-bm25 bench-rerank clean clean-all help \
+.PHONY: setup test lint format bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check check-runs check-tolerance doctor bench-bm25 bench-rerank clean clean-all help \
 	tune-fusion tune-fusion-files fuse fused-runs submission validate report compare \
 	train-ce rerank-ce rerank-ce-runs train-bi train-qgen teacher-scores rerank-bi rerank-bi-runs dense dense-runs bench-encode

@@ -7,6 +7,7 @@ with the configured test (paired t-test by default, or Fisher's randomisation te
 in ranx's table names the systems a score is significantly better than (p < max_p). Saved as
 `work/<collection>/reports/compare.<split>.md`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,9 +16,9 @@ import sys
 import warnings
 
 from ensemble.fusion import truncate
-from stages.console import say
 from stages.cli import run_stage
 from stages.config import Config, add_config_arguments, config_from_args
+from stages.console import say
 from stages.evaluate import ranx_module
 from stages.formats import ReleaseLayout, atomic_write, read_run
 
@@ -37,8 +38,15 @@ def compare_language(config: Config, lang: str, split: str):
     judged = ranx.Qrels({qid: {d: int(r) for d, r in docs.items()} for qid, docs in qrels.items()})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return ranx.compare(judged, runs, list(evaluation.metrics), stat_test=evaluation.significance,
-                            max_p=evaluation.max_p, make_comparable=True, rounding_digits=4)
+        return ranx.compare(
+            judged,
+            runs,
+            list(evaluation.metrics),
+            stat_test=evaluation.significance,
+            max_p=evaluation.max_p,
+            make_comparable=True,
+            rounding_digits=4,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         split = args.split or config.evaluation.split
         layout = ReleaseLayout(config.data_root)
-        sections = [f"# {config.fusion.name} against its inputs, {config.collection} {split} "
-                    f"({config.evaluation.significance} test, p < {config.evaluation.max_p})\n"]
+        sections = [
+            f"# {config.fusion.name} against its inputs, {config.collection} {split} "
+            f"({config.evaluation.significance} test, p < {config.evaluation.max_p})\n"
+        ]
         for lang in config.select_languages(args.lang):
             if split in config.languages[lang].splits and layout.has_qrels(lang, split):
                 report = compare_language(config, lang, split)

@@ -8,6 +8,7 @@ that answer them, fuses each group with those runs only (their weights unchanged
 counts as contributing nothing, as in ranx's own sum of normalised scores), keeps the ranking of the
 only run that answers a query, and logs every such group.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from stages.cli import run_stage
-from stages.console import Stopwatch, say
 from stages.config import ConfigError, FusionParams, add_config_arguments, config_from_args
+from stages.console import Stopwatch, say
 from stages.evaluate import ranx_module
 from stages.formats import ReleaseLayout, Run, read_run, write_run
 from stages.formats.hashing import file_sha256
@@ -55,6 +56,7 @@ def truncate(run: Run, depth: int) -> Run:
 @dataclass
 class Alignment:
     """Which runs answer which queries: {tuple of run names: [qids]}, plus the queries no run answers."""
+
     groups: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     unanswered: list[str] = field(default_factory=list)
 
@@ -65,8 +67,10 @@ class Alignment:
                 absent = [n for n in names if n not in covering]
                 lines.append(f"{len(qids)} queries lack {', '.join(absent)}: fused from {', '.join(covering)} only")
         if self.unanswered:
-            lines.append(f"{len(self.unanswered)} queries answered by no run: {', '.join(self.unanswered[:5])}"
-                         + (" ..." if len(self.unanswered) > 5 else ""))
+            lines.append(
+                f"{len(self.unanswered)} queries answered by no run: {', '.join(self.unanswered[:5])}"
+                + (" ..." if len(self.unanswered) > 5 else "")
+            )
         return lines
 
 
@@ -84,9 +88,16 @@ def align_runs(runs: dict[str, Run], qids: list[str] | None = None) -> Alignment
     return alignment
 
 
-def fuse_runs(runs: dict[str, Run], method: str, norm: str = "min-max", params: dict | None = None,
-              depth: int | None = 100, hits: int = 100, qids: list[str] | None = None,
-              alignment: Alignment | None = None) -> Run:
+def fuse_runs(
+    runs: dict[str, Run],
+    method: str,
+    norm: str = "min-max",
+    params: dict | None = None,
+    depth: int | None = 100,
+    hits: int = 100,
+    qids: list[str] | None = None,
+    alignment: Alignment | None = None,
+) -> Run:
     """Fuse named runs ({name: run}) into one run with at most `hits` hits per query.
 
     `params` are ranx's (`weights` in the order of `runs`, or `k`, `gamma`, `phi`, `sigma`, or a trained
@@ -127,9 +138,14 @@ def fuse_language(config, layout, lang: str, split: str, tuned: dict) -> tuple[P
     fusion: FusionParams = config.fusion
     paths = {system: config.run_path(system, lang, split) for system in fusion.systems}
     out = config.run_path(fusion.name, lang, split)
-    inputs = {"runs": {system: {"path": str(p), "sha256": file_sha256(p)} for system, p in paths.items()},
-              "method": tuned["method"], "norm": tuned["norm"], "params": tuned["params"],
-              "depth": fusion.depth, "hits": fusion.hits}
+    inputs = {
+        "runs": {system: {"path": str(p), "sha256": file_sha256(p)} for system, p in paths.items()},
+        "method": tuned["method"],
+        "norm": tuned["norm"],
+        "params": tuned["params"],
+        "depth": fusion.depth,
+        "hits": fusion.hits,
+    }
     previous = read_metadata(out)
     if out.is_file() and previous and previous.get("inputs") == inputs:
         log.info("%s %s: fused run up to date at %s", lang, split, out)
@@ -140,10 +156,22 @@ def fuse_language(config, layout, lang: str, split: str, tuned: dict) -> tuple[P
     for line in alignment.describe(list(runs)):
         log.info("%s %s: %s", lang, split, line)
     fused = fuse_runs(runs, tuned["method"], tuned["norm"], tuned["params"], None, fusion.hits, alignment=alignment)
-    write_run(fused, out, tag=f"{fusion.name}-{tuned['method']}", metadata={
-        "stage": "ensemble.fusion", "system": fusion.name, "language": lang, "split": split,
-        "config": str(config.source), "collection": config.collection, "inputs": inputs,
-        "tuned_from": tuned.get("source"), "alignment": alignment.describe(list(runs))})
+    write_run(
+        fused,
+        out,
+        tag=f"{fusion.name}-{tuned['method']}",
+        metadata={
+            "stage": "ensemble.fusion",
+            "system": fusion.name,
+            "language": lang,
+            "split": split,
+            "config": str(config.source),
+            "collection": config.collection,
+            "inputs": inputs,
+            "tuned_from": tuned.get("source"),
+            "alignment": alignment.describe(list(runs)),
+        },
+    )
     log.info("%s %s: fused %s with %s %s -> %s", lang, split, "+".join(runs), tuned["method"], tuned["params"], out)
     return out, True
 
@@ -178,9 +206,16 @@ def main(argv: list[str] | None = None) -> int:
                             kept += 1
         fusion = config.fusion
         splits = " ".join(dict.fromkeys(fused))
-        say(f"fuse {fusion.name}: " + (f"{len(fused)} runs of {len(langs)} languages ({splits}) fused from "
-                                      f"{' + '.join(fusion.systems)} ({watch.text})" if fused else "runs up to date")
-            + (f"; {kept} up to date" if fused and kept else ""))
+        say(
+            f"fuse {fusion.name}: "
+            + (
+                f"{len(fused)} runs of {len(langs)} languages ({splits}) fused from "
+                f"{' + '.join(fusion.systems)} ({watch.text})"
+                if fused
+                else "runs up to date"
+            )
+            + (f"; {kept} up to date" if fused and kept else "")
+        )
 
     return run_stage(log, body)
 

@@ -5,6 +5,7 @@
 Writes `work/<collection>/reports/report.<split>.md` (both metric tables and the tuned parameters),
 one CSV per metric, and `report.<split>.ndcg@10.png` (grouped bars: languages by system).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.console import say
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, add_config_arguments, config_from_args
+from stages.console import say
 from stages.evaluate import METRIC_LABELS, evaluate_systems
 from stages.formats import atomic_write
 
@@ -34,8 +35,9 @@ def system_order(config: Config, systems: list[str]) -> list[str]:
 def metric_table(result: dict, metric: str, systems: list[str]) -> pd.DataFrame:
     """Rows: languages then `avg` (over the languages every system has); columns: systems."""
     langs = [lang for lang in _languages(result) if all(lang in result["scores"].get(s, {}) for s in systems)]
-    frame = pd.DataFrame({s: {lang: result["scores"][s][lang][metric] for lang in langs} for s in systems},
-                         index=langs, columns=systems)
+    frame = pd.DataFrame(
+        {s: {lang: result["scores"][s][lang][metric] for lang in langs} for s in systems}, index=langs, columns=systems
+    )
     frame.loc["avg"] = frame.mean(axis=0)
     return frame
 
@@ -54,10 +56,15 @@ def tuned_table(config: Config, langs: list[str]) -> pd.DataFrame:
         if not path.is_file():
             continue
         tuned = load_tuned(path)
-        rows[lang] = {"method": tuned["method"], "norm": tuned["norm"], "params": _params_text(tuned["params"]),
-                      "tuned on": "all languages (pooled)" if "fallback_reason" in tuned else f"{lang} {tuned['split']}",
-                      "queries": tuned["queries"], "in-sample": tuned["in_sample"],
-                      "cross-validated": tuned.get("cross_validated")}
+        rows[lang] = {
+            "method": tuned["method"],
+            "norm": tuned["norm"],
+            "params": _params_text(tuned["params"]),
+            "tuned on": "all languages (pooled)" if "fallback_reason" in tuned else f"{lang} {tuned['split']}",
+            "queries": tuned["queries"],
+            "in-sample": tuned["in_sample"],
+            "cross-validated": tuned.get("cross_validated"),
+        }
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -86,12 +93,22 @@ def chart_figure(frame: pd.DataFrame, title: str):
         for patch, value in zip(container.patches, frame[system]):
             x = patch.get_x() + patch.get_width() / 2
             if pd.isna(value):
-                ax.annotate("n/a", (x, 0), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
-                            rotation=90, fontsize="x-small", color="0.4")
+                ax.annotate(
+                    "n/a",
+                    (x, 0),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    rotation=90,
+                    fontsize="x-small",
+                    color="0.4",
+                )
             elif value == 0:
                 ax.plot([x], [0], marker="v", color=patch.get_facecolor(), markersize=6, clip_on=False, zorder=3)
-                ax.annotate("0", (x, 0), xytext=(0, 5), textcoords="offset points", ha="center", va="bottom",
-                            fontsize="x-small")
+                ax.annotate(
+                    "0", (x, 0), xytext=(0, 5), textcoords="offset points", ha="center", va="bottom", fontsize="x-small"
+                )
     fig.tight_layout()
     return fig
 
@@ -127,8 +144,10 @@ def build_report(config: Config, langs: list[str], split: str) -> dict[str, Path
             sections.append(f"![{label} per language and system]({png.name})\n")
     tuned = tuned_table(config, langs)
     if not tuned.empty:
-        sections.append(f"## Fusion parameters ({config.fusion.name}: {' + '.join(config.fusion.systems)})\n\n"
-                        f"{tuned.to_markdown(floatfmt='.4f')}\n")
+        sections.append(
+            f"## Fusion parameters ({config.fusion.name}: {' + '.join(config.fusion.systems)})\n\n"
+            f"{tuned.to_markdown(floatfmt='.4f')}\n"
+        )
     md = out_dir / f"report.{split}.md"
     with atomic_write(md) as out:
         out.write("\n".join(sections))

@@ -9,6 +9,7 @@ mean, and the k-fold estimate picks the best setting on k-1 folds and scores it 
 A language with fewer judged dev queries than `min_queries` (a surprise language has none) takes the
 setting tuned over all languages' dev queries pooled, and its file says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,20 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ensemble.fusion import (ONE_PARAMETER, PARAMETER_FREE, TRAINED, WEIGHTED, align_runs, check_method, fuse_runs,
-                             ranx_module, truncate)
+from ensemble.fusion import (
+    ONE_PARAMETER,
+    PARAMETER_FREE,
+    TRAINED,
+    WEIGHTED,
+    align_runs,
+    check_method,
+    fuse_runs,
+    ranx_module,
+    truncate,
+)
 from stages.cli import run_stage
-from stages.console import Stopwatch, say
 from stages.config import Config, ConfigError, FusionParams, add_config_arguments, config_from_args
+from stages.console import Stopwatch, say
 from stages.formats import ReleaseLayout, atomic_write, read_run
 
 log = logging.getLogger("ensemble.tune")
@@ -85,7 +95,9 @@ def _ranx_qrels(qrels: dict, qids: list[str]):
     return ranx_module().Qrels({qid: {d: int(r) for d, r in qrels[qid].items()} for qid in qids})
 
 
-def per_query_scores(qrels: dict, runs: dict, fusion: FusionParams, settings: list[dict]) -> tuple[list[str], np.ndarray]:
+def per_query_scores(
+    qrels: dict, runs: dict, fusion: FusionParams, settings: list[dict]
+) -> tuple[list[str], np.ndarray]:
     """(judged qids, matrix[setting, query]) of the tuning metric; a query without hits scores 0."""
     qids = list(qrels)
     judged = _ranx_qrels(qrels, qids)
@@ -109,8 +121,14 @@ def train_params(qrels: dict, runs: dict, fusion: FusionParams, qids: list[str])
     extra = {"show_progress": False} if fusion.method in ("probfuse", "slidefuse") else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        params = ranx.optimize_fusion(_ranx_qrels(qrels, usable), ranx_runs, norm=None if fusion.norm == "none" else fusion.norm,
-                                      method=fusion.method, metric=fusion.tune.metric, **extra)
+        params = ranx.optimize_fusion(
+            _ranx_qrels(qrels, usable),
+            ranx_runs,
+            norm=None if fusion.norm == "none" else fusion.norm,
+            method=fusion.method,
+            metric=fusion.tune.metric,
+            **extra,
+        )
     return to_plain(params)
 
 
@@ -157,6 +175,7 @@ def cross_validated(matrix: np.ndarray, folds: int, seed: int) -> float | None:
 @dataclass
 class TuningData:
     """A language's (or all languages', qids prefixed) judged tuning queries and input runs."""
+
     qrels: dict
     runs: dict
     baselines: dict[str, float]
@@ -178,7 +197,9 @@ def language_data(config: Config, layout: ReleaseLayout, lang: str) -> TuningDat
     for line in align_runs(runs, list(qrels)).describe(list(runs)):
         log.info("%s %s: %s", lang, split, line)
     metric = fusion.tune.metric
-    baselines = {system: evaluate_run(qrels, truncate(run, fusion.hits), [metric])[metric] for system, run in runs.items()}
+    baselines = {
+        system: evaluate_run(qrels, truncate(run, fusion.hits), [metric])[metric] for system, run in runs.items()
+    }
     return TuningData(qrels, runs, baselines)
 
 
@@ -207,23 +228,37 @@ def tune(data: TuningData, fusion: FusionParams) -> dict:
             fused = fuse_runs(data.runs, fusion.method, fusion.norm, fold_params, None, fusion.hits, qids=held_qids)
             held[fold] = query_scores(judged, fused, held_qids, tune_params.metric)
         held = held if len(qids) > 1 else None
-        return {"params": params, "in_sample": float(in_sample.mean()),
-                "cross_validated": None if held is None else float(held.mean()), "held_out": held,
-                "settings_tried": "trained"}
+        return {
+            "params": params,
+            "in_sample": float(in_sample.mean()),
+            "cross_validated": None if held is None else float(held.mean()),
+            "held_out": held,
+            "settings_tried": "trained",
+        }
     settings = candidates(fusion, len(fusion.systems))
     _, matrix = per_query_scores(data.qrels, data.runs, fusion, settings)
     chosen = best_setting(matrix)
     held = held_out_scores(matrix, tune_params.folds, tune_params.seed)
-    return {"params": settings[chosen], "in_sample": float(matrix[chosen].mean()),
-            "cross_validated": None if held is None else float(held.mean()), "held_out": held,
-            "settings_tried": len(settings)}
+    return {
+        "params": settings[chosen],
+        "in_sample": float(matrix[chosen].mean()),
+        "cross_validated": None if held is None else float(held.mean()),
+        "held_out": held,
+        "settings_tried": len(settings),
+    }
 
 
 def summarize(fusion: FusionParams, data: TuningData, tuned: dict, split: str) -> dict:
     return {
-        "method": fusion.method, "norm": fusion.norm, "params": tuned["params"], "systems": list(fusion.systems),
-        "metric": fusion.tune.metric, "split": split, "queries": len(data.qids),
-        "in_sample": round(tuned["in_sample"], 6), "cross_validated": _round(tuned["cross_validated"]),
+        "method": fusion.method,
+        "norm": fusion.norm,
+        "params": tuned["params"],
+        "systems": list(fusion.systems),
+        "metric": fusion.tune.metric,
+        "split": split,
+        "queries": len(data.qids),
+        "in_sample": round(tuned["in_sample"], 6),
+        "cross_validated": _round(tuned["cross_validated"]),
         "settings_tried": tuned["settings_tried"],
         # each input run's own dev score (not "inputs": that key holds the hashes the up-to-date check reads)
         "input_scores": {system: round(score, 6) for system, score in data.baselines.items()},
@@ -237,13 +272,28 @@ def tune_language(config: Config, lang: str) -> dict:
     data = language_data(config, ReleaseLayout(config.data_root), lang)
     queries = 0 if data is None else len(data.qids)
     if queries < fusion.tune.min_queries:
-        log.info("%s: %d judged dev queries (< %d): uses the parameters tuned over all languages",
-                 lang, queries, fusion.tune.min_queries)
-        return {"fallback": POOLED, "queries": queries, "reason": f"{queries} judged dev queries, fewer than "
-                f"min_queries {fusion.tune.min_queries}"}
+        log.info(
+            "%s: %d judged dev queries (< %d): uses the parameters tuned over all languages",
+            lang,
+            queries,
+            fusion.tune.min_queries,
+        )
+        return {
+            "fallback": POOLED,
+            "queries": queries,
+            "reason": f"{queries} judged dev queries, fewer than min_queries {fusion.tune.min_queries}",
+        }
     entry = summarize(fusion, data, tune(data, fusion), config.evaluation.split)
-    log.info("%s: %s %s -> %s %.4f in sample, %s cross-validated (inputs: %s)", lang, fusion.method,
-             _short(entry["params"]), fusion.tune.metric, entry["in_sample"], entry["cross_validated"], entry["input_scores"])
+    log.info(
+        "%s: %s %s -> %s %.4f in sample, %s cross-validated (inputs: %s)",
+        lang,
+        fusion.method,
+        _short(entry["params"]),
+        fusion.tune.metric,
+        entry["in_sample"],
+        entry["cross_validated"],
+        entry["input_scores"],
+    )
     return entry
 
 
@@ -258,17 +308,25 @@ def tune_pooled(config: Config) -> dict:
     data = pooled_data(parts)
     tuned = tune(data, fusion)
     entry = summarize(fusion, data, tuned, config.evaluation.split) | {"languages": list(parts)}
-    entry["input_scores_by_language"] = {lang: {system: round(score, 6) for system, score in d.baselines.items()}
-                                         for lang, d in parts.items()}
+    entry["input_scores_by_language"] = {
+        lang: {system: round(score, 6) for system, score in d.baselines.items()} for lang, d in parts.items()
+    }
     if tuned["held_out"] is not None:
         # Each language's own mean of the pooled held-out scores: what a language falling back to these
         # parameters can expect (stages average languages, not queries: submissions.choose compares these).
         by_language = {lang: [] for lang in parts}
         for qid, score in zip(data.qids, tuned["held_out"]):
             by_language[qid.split("/", 1)[0]].append(float(score))
-        entry["cross_validated_by_language"] = {lang: round(float(np.mean(v)), 6) for lang, v in by_language.items() if v}
-    log.info("pooled over %d languages: %s -> %.4f in sample, %s cross-validated", len(parts), _short(entry["params"]),
-             entry["in_sample"], entry["cross_validated"])
+        entry["cross_validated_by_language"] = {
+            lang: round(float(np.mean(v)), 6) for lang, v in by_language.items() if v
+        }
+    log.info(
+        "pooled over %d languages: %s -> %.4f in sample, %s cross-validated",
+        len(parts),
+        _short(entry["params"]),
+        entry["in_sample"],
+        entry["cross_validated"],
+    )
     return entry
 
 
@@ -296,6 +354,7 @@ def _round(value: float | None) -> float | None:
 
 
 # ---------------------------------------------------------------- files
+
 
 def params_path(config: Config, lang: str) -> Path:
     return config.work_dir / "fusion" / config.fusion.name / f"params.{lang}.yaml"
@@ -329,7 +388,8 @@ def tuning_inputs(config: Config, langs: list[str]) -> dict:
     for lang in langs:
         if split in config.languages[lang].splits and layout.has_qrels(lang, split):
             files[lang] = {"qrels": file_sha256(layout.qrels_path(lang, split))} | {
-                system: file_sha256(config.run_path(system, lang, split)) for system in config.fusion.systems}
+                system: file_sha256(config.run_path(system, lang, split)) for system in config.fusion.systems
+            }
     return {"fusion": plain(config.fusion), "split": split, "files": files}
 
 
@@ -363,9 +423,11 @@ def main(argv: list[str] | None = None) -> int:
             if kept:
                 say("tune fusion, pooled: up to date")
             else:
-                say(f"tune fusion, pooled over {len(entry['languages'])} languages ({entry['queries']} dev queries): "
+                say(
+                    f"tune fusion, pooled over {len(entry['languages'])} languages ({entry['queries']} dev queries): "
                     f"{describe(entry)}, {metric} {entry['in_sample']:.4f} in sample, "
-                    f"{_format(entry['cross_validated'])} cross-validated ({watch.text})")
+                    f"{_format(entry['cross_validated'])} cross-validated ({watch.text})"
+                )
             print(path)
             return
         fallback, kept = [], []
@@ -381,12 +443,16 @@ def main(argv: list[str] | None = None) -> int:
             if entry is not None and "fallback" in entry:
                 fallback.append(lang)
             elif entry is not None:
-                say(f"tune fusion {lang}: {entry['queries']} dev queries: {describe(entry)}, {metric} "
-                    f"{entry['in_sample']:.4f} in sample, {_format(entry['cross_validated'])} cross-validated ({watch.text})")
+                say(
+                    f"tune fusion {lang}: {entry['queries']} dev queries: {describe(entry)}, {metric} "
+                    f"{entry['in_sample']:.4f} in sample, {_format(entry['cross_validated'])} cross-validated ({watch.text})"
+                )
             print(path)
         if fallback:
-            say(f"tune fusion {' '.join(fallback)}: fewer than {config.fusion.tune.min_queries} judged dev queries each, "
-                "so they take the pooled parameters")
+            say(
+                f"tune fusion {' '.join(fallback)}: fewer than {config.fusion.tune.min_queries} judged dev queries each, "
+                "so they take the pooled parameters"
+            )
         if kept:
             say(f"tune fusion {' '.join(kept)}: up to date")
 

@@ -11,6 +11,7 @@ teacher reads the English query and `teacher_passages`. Two sources:
 
     python -m stages.bi_data --lang sw       # print a few parallel queries, to look at the data
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,12 +32,12 @@ log = logging.getLogger("stages.bi_data")
 
 @dataclass(frozen=True)
 class ParallelQuery:
-    source: str                        # "mmarco:<language>" or "miracl:<lang>"
+    source: str  # "mmarco:<language>" or "miracl:<lang>"
     qid: str
-    query: str                         # target language: what the student reads
-    english: str                       # the same query in English: what the teacher reads
+    query: str  # target language: what the student reads
+    english: str  # the same query in English: what the teacher reads
     docids: tuple[str, ...]
-    passages: tuple[str, ...]          # candidate texts the student reads
+    passages: tuple[str, ...]  # candidate texts the student reads
     teacher_passages: tuple[str, ...]  # the same candidates as the teacher reads them
 
 
@@ -56,15 +57,30 @@ def mmarco_parallel(config: Config) -> list[ParallelQuery]:
         queries, collection = layout.queries(language), layout.collection(language)
         for qid in random.Random(f"{seed}:{language}").sample(usable, min(count, len(usable))):
             positive, negatives = by_query[qid]
-            pids = (positive, *negatives)[:data.candidates]
+            pids = (positive, *negatives)[: data.candidates]
             missing = [p for p in pids if p not in collection or p not in english_passages]
             if qid not in queries or qid not in english_queries or missing:
-                raise ConfigError(f"mMARCO {language}/{data.english}: query {qid} or passages {missing} of the triples "
-                                  f"are missing from {layout.queries_path(language)} or {layout.collection_path(language)}")
-            out.append(ParallelQuery(f"mmarco:{language}", qid, queries[qid], english_queries[qid], pids,
-                                     tuple(collection[p] for p in pids), tuple(english_passages[p] for p in pids)))
-    log.info("mMARCO: %d parallel queries (%s), %d candidates each", len(out),
-             ", ".join(f"{lang} {n}" for lang, n in languages.items()), data.candidates)
+                raise ConfigError(
+                    f"mMARCO {language}/{data.english}: query {qid} or passages {missing} of the triples "
+                    f"are missing from {layout.queries_path(language)} or {layout.collection_path(language)}"
+                )
+            out.append(
+                ParallelQuery(
+                    f"mmarco:{language}",
+                    qid,
+                    queries[qid],
+                    english_queries[qid],
+                    pids,
+                    tuple(collection[p] for p in pids),
+                    tuple(english_passages[p] for p in pids),
+                )
+            )
+    log.info(
+        "mMARCO: %d parallel queries (%s), %d candidates each",
+        len(out),
+        ", ".join(f"{lang} {n}" for lang, n in languages.items()),
+        data.candidates,
+    )
     return out
 
 
@@ -86,23 +102,35 @@ def miracl_parallel(config: Config, langs: list[str]) -> list[ParallelQuery]:
             continue
         english = english_version(layout, lang, split)
         if english is None:
-            log.info("%s %s: no English side file (%s), not used for distillation", lang, split,
-                     layout.english_topics_path(lang, split).name)
+            log.info(
+                "%s %s: no English side file (%s), not used for distillation",
+                lang,
+                split,
+                layout.english_topics_path(lang, split).name,
+            )
             continue
         topics = layout.topics(lang, split)
         run = read_run(config.run_path("bm25", lang, split))
         shortlist = {}
-        for qid, query in topics.items():
-            hits = [d for d, _ in sorted(run.get(qid, {}).items(), key=lambda h: (-h[1], h[0]))[:data.candidates]]
+        for qid in topics:
+            hits = [d for d, _ in sorted(run.get(qid, {}).items(), key=lambda h: (-h[1], h[0]))[: data.candidates]]
             if qid in english and len(hits) == data.candidates:
                 shortlist[qid] = hits
         texts = fetch_passages(layout.corpus_dir(lang), {d for hits in shortlist.values() for d in hits})
         for qid, hits in shortlist.items():
             candidates = tuple(texts[d] for d in hits)
-            out.append(ParallelQuery(f"miracl:{lang}", qid, topics[qid], english[qid], tuple(hits), candidates, candidates))
+            out.append(
+                ParallelQuery(f"miracl:{lang}", qid, topics[qid], english[qid], tuple(hits), candidates, candidates)
+            )
         if len(shortlist) < len(topics):
-            log.info("%s %s: %d of %d queries used (an English version and %d BM25 hits needed)", lang, split,
-                     len(shortlist), len(topics), data.candidates)
+            log.info(
+                "%s %s: %d of %d queries used (an English version and %d BM25 hits needed)",
+                lang,
+                split,
+                len(shortlist),
+                len(topics),
+                data.candidates,
+            )
     log.info("MIRACL %s: %d parallel queries over %d languages", split, len(out), len({q.source for q in out}))
     return out
 
@@ -120,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     def body():
         config = config_from_args(args)
         queries = distillation_queries(config, config.select_languages(args.lang))
-        for q in [q for q in queries if q.source.startswith("miracl")][:args.show] + queries[:args.show]:
+        for q in [q for q in queries if q.source.startswith("miracl")][: args.show] + queries[: args.show]:
             print(f"[{q.source} {q.qid}] {q.query}  |  {q.english}")
             for docid, text in zip(q.docids, q.passages):
                 print(f"  {docid}: {text[:90]}")

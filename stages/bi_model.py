@@ -24,6 +24,7 @@ Either may have separate query and passage towers (a Router). The similarity and
 prefixes are saved with the model (and its kind, in config_sentence_transformers.json), so every later
 stage loads and encodes it the way training did.
 """
+
 from __future__ import annotations
 
 import logging
@@ -79,15 +80,21 @@ def build_student(base: str, params: StudentParams):
         return build_multi_vector_student(base, params)
 
     def tower() -> list:
-        transformer = Transformer(base, max_seq_length=params.max_passage_length,
-                                  query_length=params.max_query_length, document_length=params.max_passage_length)
+        transformer = Transformer(
+            base,
+            max_seq_length=params.max_passage_length,
+            query_length=params.max_query_length,
+            document_length=params.max_passage_length,
+        )
         return [transformer, Pooling(transformer.get_embedding_dimension(), pooling_mode=params.pooling)]
 
     modules = tower() if params.shared_towers else [Router.for_query_document(tower(), tower())]
-    prompts = {name: prefix for name, prefix in (("query", params.query_prefix), ("document", params.passage_prefix))
-               if prefix}
-    return SentenceTransformer(modules=modules, prompts=prompts or None, similarity_fn_name=params.similarity,
-                               device="cpu")
+    prompts = {
+        name: prefix for name, prefix in (("query", params.query_prefix), ("document", params.passage_prefix)) if prefix
+    }
+    return SentenceTransformer(
+        modules=modules, prompts=prompts or None, similarity_fn_name=params.similarity, device="cpu"
+    )
 
 
 def build_multi_vector_student(base: str, params: StudentParams):
@@ -101,20 +108,33 @@ def build_multi_vector_student(base: str, params: StudentParams):
         raise ConfigError(f"bi_encoder.student.token_dim must be 0 (keep the width) or more, got {params.token_dim}")
 
     def tower() -> list:
-        transformer = Transformer(base, max_seq_length=params.max_passage_length,
-                                  query_length=params.max_query_length, document_length=params.max_passage_length)
+        transformer = Transformer(
+            base,
+            max_seq_length=params.max_passage_length,
+            query_length=params.max_query_length,
+            document_length=params.max_passage_length,
+        )
         if not params.token_dim:
             return [transformer]
         # ColBERT's projection: linear, no bias, no activation, applied to every token vector.
-        return [transformer, Dense(transformer.get_embedding_dimension(), params.token_dim, bias=False,
-                                   activation_function=nn.Identity(), module_input_name="token_embeddings")]
+        return [
+            transformer,
+            Dense(
+                transformer.get_embedding_dimension(),
+                params.token_dim,
+                bias=False,
+                activation_function=nn.Identity(),
+                module_input_name="token_embeddings",
+            ),
+        ]
 
     modules = tower() if params.shared_towers else [Router.for_query_document(tower(), tower())]
     modules.append(MultiVectorMask())  # padding (and nothing else: no skiplist) leaves the score
     if params.similarity == "cosine":
         modules.append(Normalize(module_input_name="token_embeddings"))
-    prompts = {name: prefix for name, prefix in (("query", params.query_prefix), ("document", params.passage_prefix))
-               if prefix}
+    prompts = {
+        name: prefix for name, prefix in (("query", params.query_prefix), ("document", params.passage_prefix)) if prefix
+    }
     return MultiVectorEncoder(modules=modules, prompts=prompts or None, similarity_fn_name="maxsim", device="cpu")
 
 
@@ -150,8 +170,9 @@ def load_encoder(path: str | Path, device: str | None = None):
     return encoder_class(path)(str(path), device=device or ("cuda" if cuda else "cpu"), model_kwargs=kwargs)
 
 
-def encode(model, texts: list[str], kind: str, batch_size: int, desc: str | None = None,
-           precision: str = "fp32") -> np.ndarray:
+def encode(
+    model, texts: list[str], kind: str, batch_size: int, desc: str | None = None, precision: str = "fp32"
+) -> np.ndarray:
     """float32 embeddings of a single-vector model, one row per text; `kind` is query or document (prefix,
     tower, length cap); computed under `precision` (bf16, fp16 or fp32: stages.precision).
 
@@ -166,15 +187,21 @@ def encode(model, texts: list[str], kind: str, batch_size: int, desc: str | None
 
     method = model.encode_query if kind == "query" else model.encode_document
     with autocast(precision):
-        vectors = method(texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=bool(desc),
-                         normalize_embeddings=model.similarity_fn_name == "cosine")
+        vectors = method(
+            texts,
+            batch_size=batch_size,
+            convert_to_tensor=True,
+            show_progress_bar=bool(desc),
+            normalize_embeddings=model.similarity_fn_name == "cosine",
+        )
     if hasattr(vectors, "float"):  # a tensor: bf16 has no numpy dtype, so convert through float32
         return vectors.float().cpu().numpy()
     return np.asarray(vectors, dtype=np.float32)
 
 
-def encode_tokens(model, texts: list[str], kind: str, batch_size: int, desc: str | None = None,
-                  precision: str = "fp32") -> list[np.ndarray]:
+def encode_tokens(
+    model, texts: list[str], kind: str, batch_size: int, desc: str | None = None, precision: str = "fp32"
+) -> list[np.ndarray]:
     """A multi-vector model's float32 token vectors, one (tokens, width) array per text (scored tokens
     only: padding is left out); `kind` is query or document; computed under `precision`."""
     from stages.precision import autocast

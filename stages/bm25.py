@@ -9,6 +9,7 @@ holds exactly the corpus' passages, then search each split's topics and write
 Everything is written under a temporary name and renamed, so a crash leaves finished languages and
 splits in place and a rerun continues with the rest.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,6 +39,7 @@ log = logging.getLogger("stages.bm25")
 
 # ---------------------------------------------------------------- where things go
 
+
 def index_dir(config: Config, lang: str) -> Path:
     return config.work_dir / "indexes" / SYSTEM / lang
 
@@ -55,6 +57,7 @@ def run_tag(params: BM25Params, system: str = SYSTEM) -> str:
 
 
 # ---------------------------------------------------------------- corpus and index
+
 
 @dataclass(frozen=True)
 class CorpusSummary:
@@ -121,8 +124,13 @@ def build_index(config: Config, lang: str, layout: ReleaseLayout) -> dict:
         shutil.rmtree(scratch, ignore_errors=True)
         raise lucene.IndexCountMismatch(
             f"{lang}: the index holds {documents} documents but the corpus {corpus_dir} has {summary.passages} "
-            f"passages" + (f"; not indexed: {', '.join(missing)} (Anserini skips passages whose title and text "
-                           f"are both empty, and logs any it fails on above)" if missing else "")
+            f"passages"
+            + (
+                f"; not indexed: {', '.join(missing)} (Anserini skips passages whose title and text "
+                f"are both empty, and logs any it fails on above)"
+                if missing
+                else ""
+            )
         )
     manifest = {
         "language": lang,
@@ -146,13 +154,14 @@ def build_index(config: Config, lang: str, layout: ReleaseLayout) -> dict:
 
 # ---------------------------------------------------------------- search
 
+
 def bm25_run(searcher, topics: dict[str, str], params: BM25Params, desc: str = "search") -> Run:
     """Top-`hits` BM25 results for every topic, {qid: {docid: score}}; a topic with no hit maps to {}."""
     run: Run = {}
     qids = list(topics)
     with console.progress(total=len(qids), desc=desc, unit=" queries", mininterval=2) as bar:
         for start in range(0, len(qids), params.batch_size):
-            batch = {qid: topics[qid] for qid in qids[start:start + params.batch_size]}
+            batch = {qid: topics[qid] for qid in qids[start : start + params.batch_size]}
             for qid, hits in searcher.batch_search(batch, params.hits, params.search_threads).items():
                 run[qid] = dict(hits)
             bar.update(len(batch))
@@ -166,27 +175,43 @@ def _file_sha256(path: Path) -> str:
 @dataclass
 class LanguageRuns:
     """What the stage did for one language: its runs, and the work it had to (re)do for them."""
+
     lang: str
     paths: list[Path] = field(default_factory=list)
-    indexed: int | None = None                                 # passages indexed now; None: index up to date
+    indexed: int | None = None  # passages indexed now; None: index up to date
     documents: int = 0
     index_seconds: float = 0.0
-    searched: dict[str, int] = field(default_factory=dict)     # "<system> <split>" searched now -> queries
+    searched: dict[str, int] = field(default_factory=dict)  # "<system> <split>" searched now -> queries
     search_seconds: float = 0.0
 
     def report(self, systems: tuple[str, ...]) -> str:
         """The stage's one line for this language."""
-        parts = [f"indexed {self.indexed} passages ({console.seconds(self.index_seconds)})"] if self.indexed is not None else []
+        parts = (
+            [f"indexed {self.indexed} passages ({console.seconds(self.index_seconds)})"]
+            if self.indexed is not None
+            else []
+        )
         if self.searched:
             splits = " ".join(dict.fromkeys(key.split()[1] for key in self.searched))
-            parts.append(f"{splits}: {sum(self.searched.values())} queries searched ({console.seconds(self.search_seconds)})")
+            parts.append(
+                f"{splits}: {sum(self.searched.values())} queries searched ({console.seconds(self.search_seconds)})"
+            )
         elif self.paths:
             parts.append("runs up to date")
-        return f"{' + '.join(systems)} {self.lang}: {'; '.join(parts) or f'index up to date ({self.documents} passages)'}"
+        return (
+            f"{' + '.join(systems)} {self.lang}: {'; '.join(parts) or f'index up to date ({self.documents} passages)'}"
+        )
 
 
-def search_language(config: Config, lang: str, splits: list[str], layout: ReleaseLayout, manifest: dict,
-                    system: str = SYSTEM, outcome: LanguageRuns | None = None) -> list[Path]:
+def search_language(
+    config: Config,
+    lang: str,
+    splits: list[str],
+    layout: ReleaseLayout,
+    manifest: dict,
+    system: str = SYSTEM,
+    outcome: LanguageRuns | None = None,
+) -> list[Path]:
     """Write the run of each split; a run whose inputs and parameters are unchanged is kept."""
     from stages import lucene
 
@@ -204,8 +229,8 @@ def search_language(config: Config, lang: str, splits: list[str], layout: Releas
                 "topics_sha256": _file_sha256(topics_file),
                 "index": str(index_dir(config, lang)),
                 "corpus_fingerprint": manifest["corpus_fingerprint"],
-                "params": asdict(params) | {"batch_size": None, "search_threads": None,
-                                            "rm3": asdict(params.rm3) if rm3 else None},
+                "params": asdict(params)
+                | {"batch_size": None, "search_threads": None, "rm3": asdict(params.rm3) if rm3 else None},
             }
             previous = read_metadata(out)
             if out.is_file() and previous and previous.get("inputs") == inputs:
@@ -216,18 +241,39 @@ def search_language(config: Config, lang: str, splits: list[str], layout: Releas
             topics = layout.topics(lang, split)
             started = time.perf_counter()
             if searcher is None:
-                searcher = lucene.Searcher(index_dir(config, lang), config.languages[lang].analyzer, params.k1, params.b, rm3)
+                searcher = lucene.Searcher(
+                    index_dir(config, lang), config.languages[lang].analyzer, params.k1, params.b, rm3
+                )
             run = bm25_run(searcher, topics, params, desc=f"{lang} {split}")
             empty = [qid for qid, hits in run.items() if not hits]
             if empty:
-                log.warning("%s %s: %d of %d queries retrieve nothing (they score 0 in evaluation): %s",
-                            lang, split, len(empty), len(run), " ".join(empty[:10]))
-            write_run(run, out, run_tag(params, system), depth=params.hits, metadata={
-                "system": system, "language": lang, "split": split, "tag": run_tag(params, system),
-                "config": str(config.source), "collection": config.collection, "inputs": inputs,
-                "queries": len(topics), "java": manifest["java"], "pyserini": manifest["pyserini"],
-                "analyzer": searcher.analyzer_name(),
-            })
+                log.warning(
+                    "%s %s: %d of %d queries retrieve nothing (they score 0 in evaluation): %s",
+                    lang,
+                    split,
+                    len(empty),
+                    len(run),
+                    " ".join(empty[:10]),
+                )
+            write_run(
+                run,
+                out,
+                run_tag(params, system),
+                depth=params.hits,
+                metadata={
+                    "system": system,
+                    "language": lang,
+                    "split": split,
+                    "tag": run_tag(params, system),
+                    "config": str(config.source),
+                    "collection": config.collection,
+                    "inputs": inputs,
+                    "queries": len(topics),
+                    "java": manifest["java"],
+                    "pyserini": manifest["pyserini"],
+                    "analyzer": searcher.analyzer_name(),
+                },
+            )
             log.info("%s %s: %d queries, run written to %s", lang, split, len(topics), out)
             outcome.searched[f"{system} {split}"] = len(topics)
             outcome.search_seconds += time.perf_counter() - started
@@ -250,8 +296,13 @@ def resolve_splits(config: Config, lang: str, layout: ReleaseLayout, split_spec:
     return present
 
 
-def bm25_language(config: Config, lang: str, split_spec: str | None = None, index_only: bool = False,
-                  systems: tuple[str, ...] = (SYSTEM,)) -> LanguageRuns:
+def bm25_language(
+    config: Config,
+    lang: str,
+    split_spec: str | None = None,
+    index_only: bool = False,
+    systems: tuple[str, ...] = (SYSTEM,),
+) -> LanguageRuns:
     """Index one language and write the runs of each system (bm25, bm25-rm3); `.paths` are the runs."""
     layout = ReleaseLayout(config.data_root)
     splits = resolve_splits(config, lang, layout, split_spec)
@@ -267,8 +318,9 @@ def bm25_language(config: Config, lang: str, split_spec: str | None = None, inde
     return outcome
 
 
-def run_languages(config: Config, langs: list[str], split_spec: str | None, index_only: bool,
-                  systems: tuple[str, ...] = (SYSTEM,)) -> dict[str, LanguageRuns | Exception]:
+def run_languages(
+    config: Config, langs: list[str], split_spec: str | None, index_only: bool, systems: tuple[str, ...] = (SYSTEM,)
+) -> dict[str, LanguageRuns | Exception]:
     """One language per process (each starts its own JVM), `config.jobs` at a time.
 
     A language that fails (bad input, an analyzer the JDK lacks) does not stop the others: its entry
@@ -279,7 +331,8 @@ def run_languages(config: Config, langs: list[str], split_spec: str | None, inde
     from joblib import Parallel, delayed
 
     results = Parallel(n_jobs=config.jobs, backend="loky")(
-        delayed(_worker)(config, lang, split_spec, index_only, systems) for lang in langs)
+        delayed(_worker)(config, lang, split_spec, index_only, systems) for lang in langs
+    )
     return dict(zip(langs, results))
 
 
@@ -299,8 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.bm25", description=__doc__.splitlines()[0])
     add_config_arguments(parser)
     parser.add_argument("--index-only", action="store_true", help="build the indexes, do not search")
-    parser.add_argument("--systems", default=SYSTEM,
-                        help=f"runs to write, space-separated: {SYSTEM}, {RM3_SYSTEM} (default: {SYSTEM})")
+    parser.add_argument(
+        "--systems", default=SYSTEM, help=f"runs to write, space-separated: {SYSTEM}, {RM3_SYSTEM} (default: {SYSTEM})"
+    )
     args = parser.parse_args(argv)
 
     def body():
@@ -309,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
         systems = tuple(args.systems.split())
         unknown = set(systems) - {SYSTEM, RM3_SYSTEM}
         if unknown:
-            raise ConfigError(f"--systems: unknown {' '.join(sorted(unknown))}; this stage writes {SYSTEM} and {RM3_SYSTEM}")
+            raise ConfigError(
+                f"--systems: unknown {' '.join(sorted(unknown))}; this stage writes {SYSTEM} and {RM3_SYSTEM}"
+            )
         runs = run_languages(config, langs, args.split, args.index_only, systems)
         failed = {lang: err for lang, err in runs.items() if isinstance(err, Exception)}
         for lang, outcome in runs.items():

@@ -8,6 +8,7 @@ Two sources, one shape:
 
     python -m stages.ce_data --source miracl --lang sw     # print a few groups, to look at the data
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,18 +63,33 @@ def nmt_groups(config: Config) -> list[Group]:
     groups = []
     for language, count in languages.items():
         collection, queries = layout.collection(language), layout.queries(language)
-        chosen = random.Random(f"{config.cross_encoder.nmt_training.seed}:{language}").sample(usable, min(count, len(usable)))
+        chosen = random.Random(f"{config.cross_encoder.nmt_training.seed}:{language}").sample(
+            usable, min(count, len(usable))
+        )
         for qid in chosen:
             positive, negatives = by_query[qid]
             ids = [positive, *negatives[:n]]
             missing = [pid for pid in ids if pid not in collection]
             if qid not in queries or missing:
-                raise ConfigError(f"mMARCO {language}: query {qid} or passages {missing} of the triples are not in "
-                                  f"{layout.queries_path(language)} / {layout.collection_path(language)}")
-            groups.append(Group(f"mmarco:{language}", qid, queries[qid], collection[positive],
-                                tuple(collection[pid] for pid in negatives[:n])))
-    log.info("mMARCO: %d groups (%s), %d negatives each", len(groups),
-             ", ".join(f"{lang} {count}" for lang, count in languages.items()), n)
+                raise ConfigError(
+                    f"mMARCO {language}: query {qid} or passages {missing} of the triples are not in "
+                    f"{layout.queries_path(language)} / {layout.collection_path(language)}"
+                )
+            groups.append(
+                Group(
+                    f"mmarco:{language}",
+                    qid,
+                    queries[qid],
+                    collection[positive],
+                    tuple(collection[pid] for pid in negatives[:n]),
+                )
+            )
+    log.info(
+        "mMARCO: %d groups (%s), %d negatives each",
+        len(groups),
+        ", ".join(f"{lang} {count}" for lang, count in languages.items()),
+        n,
+    )
     return groups
 
 
@@ -89,8 +105,9 @@ def miracl_negatives(judged: dict[str, int], bm25_hits: list[str], n: int) -> li
     return negatives
 
 
-def miracl_groups(config: Config, langs: list[str], data: MiraclData | None = None,
-                  negatives: int | None = None) -> list[Group]:
+def miracl_groups(
+    config: Config, langs: list[str], data: MiraclData | None = None, negatives: int | None = None
+) -> list[Group]:
     """MIRACL train groups of each language that has a train split; queries short of negatives are skipped.
 
     `data` and `negatives` default to the cross-encoder's settings; the bi-encoder passes its own.
@@ -109,7 +126,7 @@ def miracl_groups(config: Config, langs: list[str], data: MiraclData | None = No
             positives = [d for d, rel in judged.items() if rel > 0]
             if not positives or qid not in topics:
                 continue
-            hits = sorted(run.get(qid, {}).items(), key=lambda h: (-h[1], h[0]))[:data.bm25_depth]
+            hits = sorted(run.get(qid, {}).items(), key=lambda h: (-h[1], h[0]))[: data.bm25_depth]
             negatives = miracl_negatives(judged, [d for d, _ in hits], n)
             if len(negatives) < n:
                 short.append(qid)
@@ -119,13 +136,28 @@ def miracl_groups(config: Config, langs: list[str], data: MiraclData | None = No
         passages = {p.docid: p for _, _, p in iter_corpus(layout.corpus_dir(lang)) if p.docid in needed}
         absent = sorted(needed - set(passages))
         if absent:
-            raise ConfigError(f"{lang} {split}: judged or retrieved passages not in the corpus: {' '.join(absent[:10])}")
+            raise ConfigError(
+                f"{lang} {split}: judged or retrieved passages not in the corpus: {' '.join(absent[:10])}"
+            )
         for qid, (positive, negatives) in plan.items():
-            groups.append(Group(f"miracl:{lang}", qid, topics[qid], passage_text(passages[positive]),
-                                tuple(passage_text(passages[d]) for d in negatives)))
+            groups.append(
+                Group(
+                    f"miracl:{lang}",
+                    qid,
+                    topics[qid],
+                    passage_text(passages[positive]),
+                    tuple(passage_text(passages[d]) for d in negatives),
+                )
+            )
         if short:
-            log.info("%s %s: %d queries skipped, fewer than %d negatives: %s", lang, split, len(short), n,
-                     " ".join(short[:10]))
+            log.info(
+                "%s %s: %d queries skipped, fewer than %d negatives: %s",
+                lang,
+                split,
+                len(short),
+                n,
+                " ".join(short[:10]),
+            )
     log.info("MIRACL %s: %d groups over %d languages", split, len(groups), len({g.source for g in groups}))
     return groups
 
@@ -141,8 +173,11 @@ def as_rows(groups: list[Group], loss: str) -> dict[str, list]:
                 columns[f"negative_{i}"].append(negative)
         return dict(columns)
     if loss == "pointwise":
-        rows = [(g.query, text, float(label)) for g in groups
-                for text, label in [(g.positive, 1), *((neg, 0) for neg in g.negatives)]]
+        rows = [
+            (g.query, text, float(label))
+            for g in groups
+            for text, label in [(g.positive, 1), *((neg, 0) for neg in g.negatives)]
+        ]
         return {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}
     raise ConfigError(f"cross_encoder.loss must be 'listwise' or 'pointwise', got {loss!r}")
 
@@ -156,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def body():
         config = config_from_args(args)
-        groups = nmt_groups(config) if args.source == "nmt" else miracl_groups(config, config.select_languages(args.lang))
-        for g in groups[:args.show]:
+        groups = (
+            nmt_groups(config) if args.source == "nmt" else miracl_groups(config, config.select_languages(args.lang))
+        )
+        for g in groups[: args.show]:
             print(f"[{g.source} {g.qid}] {g.query}\n  + {g.positive[:100]}")
             for negative in g.negatives:
                 print(f"  - {negative[:100]}")

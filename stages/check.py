@@ -17,6 +17,7 @@ system x split x language x metric values, each system's 18-language average (`a
 Any score outside its tolerance, or an expected score that was not produced, makes the check fail and is
 named in the summary, so a regression shows at once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,7 @@ from stages.formats.jsonfile import read_json
 
 log = logging.getLogger("stages.check")
 AVERAGE = "avg"  # the pseudo-language of a system's average over every configured language
-EXACT = 0.0001   # scores are recorded to 4 decimals
+EXACT = 0.0001  # scores are recorded to 4 decimals
 
 
 def load_expected(path: Path) -> dict:
@@ -43,7 +44,9 @@ def load_expected(path: Path) -> dict:
         raise ConfigError(f"expected-scores file not found: {path}")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data.get("scores"), dict) or not isinstance(data.get("tolerance"), (int, float)):
-        raise ConfigError(f"{path}: expected keys 'tolerance' (a number) and 'scores' (system: split: language: metric: value)")
+        raise ConfigError(
+            f"{path}: expected keys 'tolerance' (a number) and 'scores' (system: split: language: metric: value)"
+        )
     if not isinstance(data.get("tolerances", {}), dict):
         raise ConfigError(f"{path}: 'tolerances' must map systems to metric: {{language: x, avg: y}}")
     return data
@@ -73,8 +76,17 @@ def compare(expected: dict, result: dict, langs: list[str], all_langs: list[str]
                     got = result["scores"].get(system, {}).get(lang, {}).get(metric)
                 tolerance = tolerance_of(expected, system, lang, metric)
                 ok = got is not None and abs(got - want) <= tolerance + 1e-12
-                rows.append({"system": system, "language": lang, "metric": metric, "expected": want,
-                             "measured": got, "tolerance": tolerance, "ok": ok})
+                rows.append(
+                    {
+                        "system": system,
+                        "language": lang,
+                        "metric": metric,
+                        "expected": want,
+                        "measured": got,
+                        "tolerance": tolerance,
+                        "ok": ok,
+                    }
+                )
     return rows
 
 
@@ -94,8 +106,12 @@ def record(path: Path, result: dict, previous: dict | None, all_langs: list[str]
 def write_expected(path: Path, data: dict, collection: str) -> None:
     with atomic_write(path) as out:
         out.write(f"# Expected scores on {collection}; regenerate with `python -m stages.check --record`\n")
-        out.write("# after a deliberate change, and say why in the commit. `tolerances` (trained systems) are measured\n")
-        out.write("# by `make check-tolerance` (stages.seed_spread): the widest spread over seeds of the same config.\n")
+        out.write(
+            "# after a deliberate change, and say why in the commit. `tolerances` (trained systems) are measured\n"
+        )
+        out.write(
+            "# by `make check-tolerance` (stages.seed_spread): the widest spread over seeds of the same config.\n"
+        )
         yaml.safe_dump(data, out, sort_keys=False, allow_unicode=True)
 
 
@@ -129,12 +145,17 @@ def measured_tolerances(results: list[dict], split: str, all_langs: list[str]) -
                 values = [r["scores"][system][lang][metric] for r in results if lang in r["scores"][system]]
                 if len(values) == len(results):
                     widest = max(widest, max(values) - min(values))
-            averages = [sum(r["scores"][system][lang][metric] for lang in all_langs) / len(all_langs)
-                        for r in results if all(lang in r["scores"][system] for lang in all_langs)]
+            averages = [
+                sum(r["scores"][system][lang][metric] for lang in all_langs) / len(all_langs)
+                for r in results
+                if all(lang in r["scores"][system] for lang in all_langs)
+            ]
             spread_avg = max(averages) - min(averages) if len(averages) == len(results) else 0.0
             if widest > EXACT / 2 or spread_avg > EXACT / 2:
-                per_metric[metric] = {"language": max(_ceil4(widest * factor), EXACT),
-                                      AVERAGE: max(_ceil4(spread_avg * factor), EXACT)}
+                per_metric[metric] = {
+                    "language": max(_ceil4(widest * factor), EXACT),
+                    AVERAGE: max(_ceil4(spread_avg * factor), EXACT),
+                }
         if per_metric:
             tolerances[system] = per_metric
     return tolerances
@@ -158,8 +179,10 @@ def summary(rows: list[dict], expected_path: Path) -> list[str]:
     lines = [f"{len(rows) - len(failed)} of {len(rows)} expected scores hold ({expected_path})"]
     for row in failed:
         measured = "missing" if row["measured"] is None else f"{row['measured']:.4f}"
-        lines.append(f"  FAIL {row['system']} {row['language']} {row['metric']}: {measured}, expected "
-                     f"{row['expected']:.4f} ± {row['tolerance']:g}")
+        lines.append(
+            f"  FAIL {row['system']} {row['language']} {row['metric']}: {measured}, expected "
+            f"{row['expected']:.4f} ± {row['tolerance']:g}"
+        )
     return lines
 
 
@@ -201,8 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         table = ["| system | language | metric | expected | measured | tolerance | |", "|---|---|---|---|---|---|---|"]
         for row in rows:
             measured = "missing" if row["measured"] is None else f"{row['measured']:.4f}"
-            table.append(f"| {row['system']} | {row['language']} | {row['metric']} | {row['expected']:.4f} | {measured} | "
-                         f"±{row['tolerance']:g} | {'ok' if row['ok'] else 'FAIL'} |")
+            table.append(
+                f"| {row['system']} | {row['language']} | {row['metric']} | {row['expected']:.4f} | {measured} | "
+                f"±{row['tolerance']:g} | {'ok' if row['ok'] else 'FAIL'} |"
+            )
         rows_path = config.work_dir / "runs" / f"check.{split}.md"
         with atomic_write(rows_path) as out:
             out.write("\n".join(table) + "\n")

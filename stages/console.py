@@ -14,6 +14,7 @@ warnings and the stage's own detailed log all land there, appended run after run
 Run directly (`python -m stages.<name>`, or in tests) a stage is verbose, as it always was: every log line on
 standard error, `say` lines on standard output.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -89,11 +90,12 @@ class Stopwatch:
 @dataclass
 class LanguageWork:
     """What a run-writing stage did for one language: the stage's report line for it."""
-    label: str                                              # e.g. "rerank ce", "dense"
+
+    label: str  # e.g. "rerank ce", "dense"
     lang: str
-    written: dict[str, int] = field(default_factory=dict)   # split -> queries of the run written now
-    kept: list[str] = field(default_factory=list)           # splits whose run was up to date
-    counts: dict[str, int] = field(default_factory=dict)    # e.g. {"candidates scored": 480}
+    written: dict[str, int] = field(default_factory=dict)  # split -> queries of the run written now
+    kept: list[str] = field(default_factory=list)  # splits whose run was up to date
+    counts: dict[str, int] = field(default_factory=dict)  # e.g. {"candidates scored": 480}
     started: float = field(default_factory=time.perf_counter)
 
     def count(self, what: str, n: int) -> None:
@@ -102,8 +104,11 @@ class LanguageWork:
     def line(self) -> str:
         if not self.written:
             return f"{self.label} {self.lang}: " + ("runs up to date" if self.kept else "no runs asked for")
-        text = (f"{self.label} {self.lang}: {' '.join(self.written)}: {sum(self.written.values())} queries"
-                + "".join(f", {n} {what}" for what, n in self.counts.items()) + f" ({seconds(time.perf_counter() - self.started)})")
+        text = (
+            f"{self.label} {self.lang}: {' '.join(self.written)}: {sum(self.written.values())} queries"
+            + "".join(f", {n} {what}" for what, n in self.counts.items())
+            + f" ({seconds(time.perf_counter() - self.started)})"
+        )
         return text + (f"; {' '.join(self.kept)} up to date" if self.kept else "")
 
 
@@ -142,6 +147,7 @@ def trainer_progress_flags() -> dict:
 
 
 # ---------------------------------------------------------------- setting up a stage process
+
 
 class _ProjectOnly(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
@@ -223,8 +229,11 @@ def report_crash(module: str, err: BaseException) -> None:
     text = "".join(traceback.format_exception(err))
     if _console["log_file"] is not None:
         print(text, file=sys.stderr, flush=True)
-        print(f"error: {module} failed: {type(err).__name__}: {err}\n       traceback and full log: {_console['log_file']}",
-              file=console_err(), flush=True)
+        print(
+            f"error: {module} failed: {type(err).__name__}: {err}\n       traceback and full log: {_console['log_file']}",
+            file=console_err(),
+            flush=True,
+        )
     else:
         print(text, file=sys.stderr, flush=True)
 

@@ -26,6 +26,7 @@ MaxSim. The token index is exact with `index: flat`; the candidate set is exact 
 every passage that could rank (small corpora, or a large maxsim_token_hits), and all vectors stay on
 disk at one per token, so this suits small collections.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,8 @@ import numpy as np
 from stages import console
 from stages.ce_data import passage_text
 from stages.cli import run_stage
-from stages.console import LanguageWork
 from stages.config import Config, ConfigError, DenseParams, add_config_arguments, config_from_args
+from stages.console import LanguageWork
 from stages.formats import ReleaseLayout, Run, atomic_write, corpus_files, describe_files, iter_corpus, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
@@ -57,6 +58,7 @@ log = logging.getLogger("stages.dense")
 
 
 # ---------------------------------------------------------------- where things go
+
 
 def model_path(config: Config) -> Path:
     """The trained student that encodes: work/<collection>/models/<bi_encoder.dense.model>."""
@@ -92,19 +94,30 @@ def dense_splits(config: Config, lang: str, spec: str | list[str] | None) -> lis
 def check_params(params: DenseParams) -> None:
     if params.index not in INDEX_TYPES:
         raise ConfigError(f"bi_encoder.dense.index must be one of {', '.join(INDEX_TYPES)}, got {params.index!r}")
-    for key in ("shard_size", "hits", "ivf_lists", "ivf_probe", "ivf_train_size", "hnsw_m",
-                "hnsw_ef_construction", "hnsw_ef_search", "maxsim_token_hits"):
+    for key in (
+        "shard_size",
+        "hits",
+        "ivf_lists",
+        "ivf_probe",
+        "ivf_train_size",
+        "hnsw_m",
+        "hnsw_ef_construction",
+        "hnsw_ef_search",
+        "maxsim_token_hits",
+    ):
         if getattr(params, key) < 1:
             raise ConfigError(f"bi_encoder.dense.{key} must be at least 1, got {getattr(params, key)}")
 
 
 # ---------------------------------------------------------------- the model, loaded once if needed
 
+
 class Encoder:
     """The bi-encoder, loaded at first use: a stage with nothing to do never loads torch or the model."""
 
-    def __init__(self, path: Path, batch_size: int, loader: Callable[[Path], object] | None = None,
-                 precision: str = "fp32"):
+    def __init__(
+        self, path: Path, batch_size: int, loader: Callable[[Path], object] | None = None, precision: str = "fp32"
+    ):
         self.path, self.batch_size, self.precision = Path(path), batch_size, precision
         self.loader = loader
         self._model = None
@@ -137,6 +150,7 @@ class Encoder:
 
 # ---------------------------------------------------------------- encoding the collection
 
+
 def collection_identity(config: Config, lang: str, precision: str = "fp32") -> dict:
     """What the stored vectors depend on: the model (its training record and, for a maxsim model, its
     kind), the precision it computed in, and the corpus files."""
@@ -144,9 +158,13 @@ def collection_identity(config: Config, lang: str, precision: str = "fp32") -> d
 
     path = model_path(config)
     corpus = ReleaseLayout(config.data_root).corpus_dir(lang)
-    identity = {"model": str(path), "model_sha256": file_sha256(path / "training.json"),
-                "shard_size": config.bi_encoder.dense.shard_size, "precision": precision,
-                "corpus": describe_files(corpus_files(corpus))}  # as the BM25 stage: no full read per call
+    identity = {
+        "model": str(path),
+        "model_sha256": file_sha256(path / "training.json"),
+        "shard_size": config.bi_encoder.dense.shard_size,
+        "precision": precision,
+        "corpus": describe_files(corpus_files(corpus)),
+    }  # as the BM25 stage: no full read per call
     return identity | ({"scoring": "maxsim"} if saved_multi_vector(path) else {})
 
 
@@ -163,9 +181,15 @@ def _complete(directory: Path, shards: int, token_vectors: bool = False) -> bool
     return all(p.is_file() for n in range(shards) for p in _shard_files(directory, n, token_vectors))
 
 
-def encode_collection(corpus_dir: Path, directory: Path, identity: dict, shard_size: int,
-                      encode_documents: Callable[[list[str]], np.ndarray | list[np.ndarray]], desc: str = "encode",
-                      token_vectors: bool = False) -> dict:
+def encode_collection(
+    corpus_dir: Path,
+    directory: Path,
+    identity: dict,
+    shard_size: int,
+    encode_documents: Callable[[list[str]], np.ndarray | list[np.ndarray]],
+    desc: str = "encode",
+    token_vectors: bool = False,
+) -> dict:
     """Encode a corpus into float16 shards under `directory`; returns the manifest.
 
     A shard is complete when all of its files exist (the docids are written first, the vectors
@@ -211,8 +235,10 @@ def encode_collection(corpus_dir: Path, directory: Path, identity: dict, shard_s
                 vectors = np.asarray(encoded, dtype=np.float32)
             half = vectors.astype(np.float16)
             if not np.isfinite(half).all():
-                raise ConfigError(f"{desc}: shard {number} has embedding values beyond float16's range "
-                                  f"(largest magnitude {np.abs(vectors).max():.3g})")
+                raise ConfigError(
+                    f"{desc}: shard {number} has embedding values beyond float16's range "
+                    f"(largest magnitude {np.abs(vectors).max():.3g})"
+                )
             dimension = int(vectors.shape[1])
             with atomic_write(docids_path) as out:
                 out.writelines(f"{p.docid}\n" for p in chunk)
@@ -226,8 +252,15 @@ def encode_collection(corpus_dir: Path, directory: Path, identity: dict, shard_s
     if token_vectors:
         manifest["tokens"] = tokens
     write_json(manifest_path, manifest)
-    log.info("%s: %d passages in %d shards (%d reused), dimension %s, at %s", desc, passages, number + 1, skipped,
-             dimension, directory)
+    log.info(
+        "%s: %d passages in %d shards (%d reused), dimension %s, at %s",
+        desc,
+        passages,
+        number + 1,
+        skipped,
+        dimension,
+        directory,
+    )
     return manifest
 
 
@@ -239,8 +272,9 @@ def read_shards(directory: Path, manifest: dict) -> tuple[list[np.ndarray], list
         vectors = np.load(vectors_path, mmap_mode="r")
         ids = docids_path.read_text(encoding="utf-8").splitlines()
         if vectors.ndim != 2 or vectors.shape[0] != len(ids):
-            raise ConfigError(f"{vectors_path}: {vectors.shape} vectors for {len(ids)} docids; delete {directory} "
-                              f"to encode again")
+            raise ConfigError(
+                f"{vectors_path}: {vectors.shape} vectors for {len(ids)} docids; delete {directory} to encode again"
+            )
         shards.append(vectors)
         docids.extend(ids)
     return shards, docids
@@ -261,7 +295,7 @@ class TokenCollection:
     def passage_tokens(self, row: int) -> np.ndarray:
         """The float32 token vectors of passage `row`."""
         start = self.start[row]
-        return np.asarray(self.shards[self.shard[row]][start:start + self.length[row]], dtype=np.float32)
+        return np.asarray(self.shards[self.shard[row]][start : start + self.length[row]], dtype=np.float32)
 
 
 def read_token_shards(directory: Path, manifest: dict) -> TokenCollection:
@@ -273,8 +307,10 @@ def read_token_shards(directory: Path, manifest: dict) -> TokenCollection:
         ids = docids_path.read_text(encoding="utf-8").splitlines()
         counts = np.load(lengths_path(directory, number))
         if vectors.ndim != 2 or len(counts) != len(ids) or vectors.shape[0] != int(counts.sum()):
-            raise ConfigError(f"{vectors_path}: {vectors.shape} token vectors for {len(ids)} docids and "
-                              f"{int(counts.sum())} counted tokens; delete {directory} to encode again")
+            raise ConfigError(
+                f"{vectors_path}: {vectors.shape} token vectors for {len(ids)} docids and "
+                f"{int(counts.sum())} counted tokens; delete {directory} to encode again"
+            )
         shards.append(vectors)
         docids.extend(ids)
         lengths.append(counts.astype(np.int64))
@@ -282,6 +318,7 @@ def read_token_shards(directory: Path, manifest: dict) -> TokenCollection:
 
 
 # ---------------------------------------------------------------- search (pure functions on arrays)
+
 
 def _faiss():
     import faiss
@@ -360,8 +397,9 @@ def _add_shards(index, shards: Sequence[np.ndarray], desc: str) -> None:
             index.add(np.ascontiguousarray(shard, dtype=np.float32))
 
 
-def build_ivf(shards: Sequence[np.ndarray], lists: int, probe: int, train_size: int, seed: int = SEED,
-              desc: str = "ivf"):
+def build_ivf(
+    shards: Sequence[np.ndarray], lists: int, probe: int, train_size: int, seed: int = SEED, desc: str = "ivf"
+):
     """IndexIVFFlat (inner product) trained on a seeded sample; nlist clipped to the number of vectors."""
     faiss = _faiss()
     total = sum(len(s) for s in shards)
@@ -404,9 +442,13 @@ def search_index(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     return np.where(ids < 0, -np.inf, scores), ids
 
 
-def search_maxsim(queries: list[np.ndarray], collection: TokenCollection,
-                  search_tokens: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]], token_hits: int,
-                  k: int) -> tuple[np.ndarray, np.ndarray]:
+def search_maxsim(
+    queries: list[np.ndarray],
+    collection: TokenCollection,
+    search_tokens: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+    token_hits: int,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """ColBERT v1 end to end: (scores, passage rows), each (n, k), for each query's token vectors.
 
     All query tokens are searched at once among the collection's tokens (`search_tokens(vectors, n)`
@@ -422,12 +464,13 @@ def search_maxsim(queries: list[np.ndarray], collection: TokenCollection,
     _, token_rows = search_tokens(np.concatenate(queries), min(token_hits, len(collection.owner)))
     ends = np.cumsum([len(q) for q in queries])
     for i, (query, end) in enumerate(zip(queries, ends)):
-        hits = token_rows[end - len(query):end].ravel()
+        hits = token_rows[end - len(query) : end].ravel()
         candidates = np.unique(collection.owner[hits[hits >= 0]])
         scores = maxsim_scores(query, [collection.passage_tokens(r) for r in candidates])
         # Merged with the empty slots, so fewer than k candidates still give k columns (-1 / -inf after them).
-        top_scores, top_rows = merge_top_k(np.concatenate([scores, best_scores[i]])[None],
-                                           np.concatenate([candidates, best_rows[i]])[None], k)
+        top_scores, top_rows = merge_top_k(
+            np.concatenate([scores, best_scores[i]])[None], np.concatenate([candidates, best_rows[i]])[None], k
+        )
         best_scores[i], best_rows[i] = top_scores[0], top_rows[0]
     return best_scores, best_rows
 
@@ -452,8 +495,7 @@ def index_search_params(params: DenseParams) -> dict:
     return {**index_build_params(params), **extra}
 
 
-def approximate_index(params: DenseParams, directory: Path, shards: Sequence[np.ndarray], manifest: dict,
-                      desc: str):
+def approximate_index(params: DenseParams, directory: Path, shards: Sequence[np.ndarray], manifest: dict, desc: str):
     """The IVF or HNSW index of a collection: read from disk when built from the same shards and parameters."""
     faiss = _faiss()
     path, record_path = directory / f"index.{params.index}.faiss", directory / f"index.{params.index}.json"
@@ -480,18 +522,21 @@ def approximate_index(params: DenseParams, directory: Path, shards: Sequence[np.
 
 # ---------------------------------------------------------------- the stage
 
+
 def as_run(qids: list[str], scores: np.ndarray, rows: np.ndarray, docids: list[str]) -> Run:
     """{qid: {docid: score}} from search results; empty slots (-1) are dropped."""
-    return {qid: {docids[r]: float(s) for s, r in zip(srow, rrow) if r >= 0}
-            for qid, srow, rrow in zip(qids, scores, rows)}
+    return {
+        qid: {docids[r]: float(s) for s, r in zip(srow, rrow) if r >= 0} for qid, srow, rrow in zip(qids, scores, rows)
+    }
 
 
 def _sha(data) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def dense_language(config: Config, lang: str, splits: list[str], encoder: Encoder,
-                   work: LanguageWork | None = None) -> list[Path]:
+def dense_language(
+    config: Config, lang: str, splits: list[str], encoder: Encoder, work: LanguageWork | None = None
+) -> list[Path]:
     """Write the dense run of each split of `lang` (encoding and indexing first, if needed); `work` learns
     what was done, for the stage's report line."""
     from stages.bi_model import saved_multi_vector
@@ -509,9 +554,14 @@ def dense_language(config: Config, lang: str, splits: list[str], encoder: Encode
     work = work or LanguageWork(params.name, lang)
     for split in splits:
         out = config.run_path(params.name, lang, split)
-        inputs = {"topics_sha256": file_sha256(layout.topics_path(lang, split)), "model": str(path),
-                  "model_sha256": identity["model_sha256"], "collection_sha256": _sha(identity),
-                  "index": index_search_params(params), "hits": params.hits}
+        inputs = {
+            "topics_sha256": file_sha256(layout.topics_path(lang, split)),
+            "model": str(path),
+            "model_sha256": identity["model_sha256"],
+            "collection_sha256": _sha(identity),
+            "index": index_search_params(params),
+            "hits": params.hits,
+        }
         if multi_vector:
             inputs |= {"scoring": "maxsim", "token_hits": params.maxsim_token_hits}
         previous = read_metadata(out)
@@ -531,8 +581,15 @@ def dense_language(config: Config, lang: str, splits: list[str], encoder: Encode
         work.count("passages encoded", len(texts))
         return encode_documents(texts, "document")
 
-    manifest = encode_collection(layout.corpus_dir(lang), directory, identity, params.shard_size, encode_counted,
-                                 f"{lang} encode", token_vectors=multi_vector)
+    manifest = encode_collection(
+        layout.corpus_dir(lang),
+        directory,
+        identity,
+        params.shard_size,
+        encode_counted,
+        f"{lang} encode",
+        token_vectors=multi_vector,
+    )
     if multi_vector:
         collection = read_token_shards(directory, manifest)
         shards, docids = collection.shards, collection.docids
@@ -546,21 +603,48 @@ def dense_language(config: Config, lang: str, splits: list[str], encoder: Encode
         k = min(params.hits, len(docids))
         if multi_vector:
             queries = encoder.encode_tokens([topics[q] for q in qids], "query")
-            scores, rows = search_maxsim(queries, collection, lambda q, n: search_vectors(index, shards, q, n),
-                                         params.maxsim_token_hits, k)
+            scores, rows = search_maxsim(
+                queries, collection, lambda q, n: search_vectors(index, shards, q, n), params.maxsim_token_hits, k
+            )
         else:
             queries = encoder.encode([topics[q] for q in qids], "query")
             scores, rows = search_vectors(index, shards, queries, k)
         run = as_run(qids, scores, rows, docids)
-        write_run(run, out, tag=f"{params.name}-{params.model}", metadata={
-            "system": params.name, "language": lang, "split": split, "config": str(config.source),
-            "collection": config.collection, "index": params.index, "passages": len(docids),
-            "dimension": manifest["dimension"], "inputs": inputs,
-            "model_training": {key: training.get(key) for key in ("step", "collection", "base_model", "steps", "train_loss")}
-            if isinstance(training, dict) else {},
-            "models": {"folder": str(path.parent), "trained_on": training.get("collection") if isinstance(training, dict) else None}})
-        log.info("%s %s: %d queries searched (%s, top %d of %d passages) -> %s", lang, split, len(run), params.index,
-                 k, len(docids), out)
+        write_run(
+            run,
+            out,
+            tag=f"{params.name}-{params.model}",
+            metadata={
+                "system": params.name,
+                "language": lang,
+                "split": split,
+                "config": str(config.source),
+                "collection": config.collection,
+                "index": params.index,
+                "passages": len(docids),
+                "dimension": manifest["dimension"],
+                "inputs": inputs,
+                "model_training": {
+                    key: training.get(key) for key in ("step", "collection", "base_model", "steps", "train_loss")
+                }
+                if isinstance(training, dict)
+                else {},
+                "models": {
+                    "folder": str(path.parent),
+                    "trained_on": training.get("collection") if isinstance(training, dict) else None,
+                },
+            },
+        )
+        log.info(
+            "%s %s: %d queries searched (%s, top %d of %d passages) -> %s",
+            lang,
+            split,
+            len(run),
+            params.index,
+            k,
+            len(docids),
+            out,
+        )
         work.written[split] = len(run)
         written.append(out)
     return written
@@ -576,8 +660,11 @@ def main(argv: list[str] | None = None) -> int:
         check_params(config.bi_encoder.dense)
         from stages.precision import resolve
 
-        encoder = Encoder(model_path(config), config.bi_encoder.encode_batch_size,
-                          precision=resolve(config.bi_encoder.encode_precision, config.work_root))
+        encoder = Encoder(
+            model_path(config),
+            config.bi_encoder.encode_batch_size,
+            precision=resolve(config.bi_encoder.encode_precision, config.work_root),
+        )
         for lang in config.select_languages(args.lang):
             work = LanguageWork(config.bi_encoder.dense.name, lang)
             for path in dense_language(config, lang, dense_splits(config, lang, args.split), encoder, work):

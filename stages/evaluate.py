@@ -6,6 +6,7 @@ Scores follow trec_eval with `-c`: every query of the qrels counts, and a query 
 answer (no hits) scores 0. Runs are found under `<work>/<collection>/runs/<system>/`; the table is
 printed as markdown and saved beside the runs as `eval.<split>.md`, `.csv` and `.json`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.console import say
 from stages.cli import run_stage
 from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, config_from_args
+from stages.console import say
 from stages.formats import ReleaseLayout, read_run
 from stages.formats.atomic import atomic_write
 from stages.formats.qrels import Qrels
@@ -79,7 +80,7 @@ def find_runs(config: Config, split: str) -> dict[str, dict[str, Path]]:
         return found
     for system_dir in sorted(p for p in runs_root.iterdir() if p.is_dir()):
         for path in sorted(system_dir.glob(f"run.{system_dir.name}.*.{split}.txt")):
-            lang = path.name[len(f"run.{system_dir.name}."):-len(f".{split}.txt")]
+            lang = path.name[len(f"run.{system_dir.name}.") : -len(f".{split}.txt")]
             found.setdefault(system_dir.name, {})[lang] = path
     return found
 
@@ -99,8 +100,14 @@ def evaluate_systems(config: Config, langs: list[str], split: str) -> dict:
             run = read_run(paths[lang])
             _, missing, extra = align(qrels, run)
             if missing:
-                log.info("%s %s %s: %d of %d judged queries have no hits in the run (scored 0)",
-                         system, lang, split, len(missing), len(qrels))
+                log.info(
+                    "%s %s %s: %d of %d judged queries have no hits in the run (scored 0)",
+                    system,
+                    lang,
+                    split,
+                    len(missing),
+                    len(qrels),
+                )
             if extra:
                 log.info("%s %s %s: %d run queries have no qrels (ignored)", system, lang, split, len(extra))
             scores = evaluate_run(qrels, run, metrics)
@@ -108,7 +115,8 @@ def evaluate_systems(config: Config, langs: list[str], split: str) -> dict:
         if per_lang:
             result["scores"][system] = per_lang
             result["average"][system] = {m: sum(s[m] for s in per_lang.values()) / len(per_lang) for m in metrics} | {
-                "languages": len(per_lang)}
+                "languages": len(per_lang)
+            }
     return result
 
 

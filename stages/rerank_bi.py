@@ -11,6 +11,7 @@ for a model saved with cosine similarity (stages.bi_model.encode normalises thos
 The run keeps exactly BM25's candidate set, written and resumed like the cross-encoder's
 (stages.shortlist).
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,15 @@ from stages.shortlist import rerank_main, rerank_splits, trained_model
 log = logging.getLogger("stages.rerank_bi")
 
 
-def rerank(model, topics: dict[str, str], shortlist: dict[str, list[str]], texts: dict[str, str],
-           batch_size: int, desc: str = "rerank", precision: str = "fp32") -> Run:
+def rerank(
+    model,
+    topics: dict[str, str],
+    shortlist: dict[str, list[str]],
+    texts: dict[str, str],
+    batch_size: int,
+    desc: str = "rerank",
+    precision: str = "fp32",
+) -> Run:
     """{qid: {docid: query·passage}} over exactly the shortlisted candidates of each topic (MaxSim for a
     multi-vector model)."""
     from stages.bi_model import encode, is_multi_vector
@@ -47,14 +55,27 @@ def rerank(model, topics: dict[str, str], shortlist: dict[str, list[str]], texts
     return run
 
 
-def rerank_maxsim(model, qids: list[str], docids: list[str], topics: dict[str, str], shortlist: dict[str, list[str]],
-                  texts: dict[str, str], batch_size: int, desc: str, precision: str = "fp32") -> Run:
+def rerank_maxsim(
+    model,
+    qids: list[str],
+    docids: list[str],
+    topics: dict[str, str],
+    shortlist: dict[str, list[str]],
+    texts: dict[str, str],
+    batch_size: int,
+    desc: str,
+    precision: str = "fp32",
+) -> Run:
     """{qid: {docid: MaxSim(query tokens, passage tokens)}}, each passage encoded once."""
     from stages.bi_model import encode_tokens, maxsim_scores
 
     query_tokens = encode_tokens(model, [topics[q] for q in qids], "query", batch_size, precision=precision)
-    passage_tokens = dict(zip(docids, encode_tokens(model, [texts[d] for d in docids], "document", batch_size,
-                                                    desc=desc, precision=precision)))
+    passage_tokens = dict(
+        zip(
+            docids,
+            encode_tokens(model, [texts[d] for d in docids], "document", batch_size, desc=desc, precision=precision),
+        )
+    )
     run: Run = {}
     for qid, tokens in zip(qids, query_tokens):
         scores = maxsim_scores(tokens, [passage_tokens[d] for d in shortlist[qid]])
@@ -62,8 +83,9 @@ def rerank_maxsim(model, qids: list[str], docids: list[str], topics: dict[str, s
     return run
 
 
-def rerank_language(config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict,
-                    work=None) -> list[Path]:
+def rerank_language(
+    config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict, work=None
+) -> list[Path]:
     from stages.precision import resolve
 
     bi = config.bi_encoder
@@ -75,12 +97,25 @@ def rerank_language(config: Config, model_name: str, lang: str, splits: list[str
 
         if "model" not in model_cache:
             model_cache["model"] = load_encoder(model_path)
-        return lambda topics, shortlist, texts, desc: rerank(model_cache["model"], topics, shortlist, texts,
-                                                             bi.encode_batch_size, desc, precision)
+        return lambda topics, shortlist, texts, desc: rerank(
+            model_cache["model"], topics, shortlist, texts, bi.encode_batch_size, desc, precision
+        )
 
-    record = {k: training.get(k) for k in ("step", "collection", "base_model", "sources", "teacher", "train_loss", "steps")}
-    return rerank_splits(config, model_name, model_path, lang, splits, bi.rerank_depth, {"precision": precision},
-                         load_reranker, record, work)
+    record = {
+        k: training.get(k) for k in ("step", "collection", "base_model", "sources", "teacher", "train_loss", "steps")
+    }
+    return rerank_splits(
+        config,
+        model_name,
+        model_path,
+        lang,
+        splits,
+        bi.rerank_depth,
+        {"precision": precision},
+        load_reranker,
+        record,
+        work,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

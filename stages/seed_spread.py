@@ -15,6 +15,7 @@ tolerance. The spread is over seeds only, never against the table: a tolerance t
 distance to this run would widen to swallow the regression the check is for. Last, it says how many of
 the table's scores this machine's run meets within the new tolerances.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,7 @@ log = logging.getLogger("stages.seed_spread")
 def seeded_config(config: Config, seed: int, folder: Path) -> Path:
     """A child config: `config` with every training seed set to `seed` and a work folder of its own."""
     path = folder / f"seed-{seed}.yaml"
+
     def training():
         return {"seed": seed}
 
@@ -50,7 +52,9 @@ def seeded_config(config: Config, seed: int, folder: Path) -> Path:
         "query_generator": {"training": training()},
     }
     folder.mkdir(parents=True, exist_ok=True)
-    text = f"# make check-tolerance: {config.source} trained under seed {seed}\n" + yaml.safe_dump(child, sort_keys=False)
+    text = f"# make check-tolerance: {config.source} trained under seed {seed}\n" + yaml.safe_dump(
+        child, sort_keys=False
+    )
     if not path.is_file() or path.read_text(encoding="utf-8") != text:  # rewritten, it would make every run stale
         path.write_text(text, encoding="utf-8")
     return path
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"{config.source}: no expected_scores file configured")
         seeds = [int(s) for s in args.seeds.replace(",", " ").split()]
         if not seeds:
-            raise ConfigError("give at least one seed: SEEDS=\"14 15 16 17\"")
+            raise ConfigError('give at least one seed: SEEDS="14 15 16 17"')
         expected = load_expected(config.expected_scores)
         # Seeds only: a spread that took in the table or this run against it would widen to swallow the very
         # regression the check is for.
@@ -111,22 +115,38 @@ def main(argv: list[str] | None = None) -> int:
 
         expected["tolerances"] = tolerances
         expected["tolerances_measured"] = {
-            "seeds": [_own_seed(config)] + seeds, "split": split, "date": time.strftime("%Y-%m-%d"),
+            "seeds": [_own_seed(config)] + seeds,
+            "split": split,
+            "date": time.strftime("%Y-%m-%d"),
             "machine": f"{cpu_identity()['cpu']}, {cpu_identity()['threads']} threads, training precision "
-                       f"{resolve(config.cross_encoder.miracl_training.precision, config.work_root)}",
+            f"{resolve(config.cross_encoder.miracl_training.precision, config.work_root)}",
             "rule": "per trained system and metric: the widest max - min over the seeds of any language's score "
-                    "(language) and of the average over the languages (avg), times (n + 1) / (n - 1) for n seeds, "
-                    "rounded up to 4 decimals"}
+            "(language) and of the average over the languages (avg), times (n + 1) / (n - 1) for n seeds, "
+            "rounded up to 4 decimals",
+        }
         write_expected(config.expected_scores, expected, config.collection)
         # What the check will say of this machine's own run under the new tolerances.
         rows = compare(expected, results[0], langs, langs)
         outside = [r for r in rows if not r["ok"]]
-        say(f"this machine's run of {config.source}: {len(rows) - len(outside)} of {len(rows)} expected scores within "
-            f"the measured tolerances" + ("" if not outside else "; outside: " + ", ".join(
-                f"{r['system']} {r['language']} {r['metric']}" for r in outside[:12]) + (" ..." if len(outside) > 12 else "")))
+        say(
+            f"this machine's run of {config.source}: {len(rows) - len(outside)} of {len(rows)} expected scores within "
+            f"the measured tolerances"
+            + (
+                ""
+                if not outside
+                else "; outside: "
+                + ", ".join(f"{r['system']} {r['language']} {r['metric']}" for r in outside[:12])
+                + (" ..." if len(outside) > 12 else "")
+            )
+        )
         for system, per_metric in tolerances.items():
-            say(f"tolerance {system}: " + ", ".join(f"{metric} ±{t['language']:g} a language, ±{t['avg']:g} the average"
-                                                   for metric, t in per_metric.items()))
+            say(
+                f"tolerance {system}: "
+                + ", ".join(
+                    f"{metric} ±{t['language']:g} a language, ±{t['avg']:g} the average"
+                    for metric, t in per_metric.items()
+                )
+            )
         say(f"tolerances of {len(tolerances)} trained systems written to {config.expected_scores}")
 
     return run_stage(log, body)

@@ -5,6 +5,7 @@ shortlisted candidates. `rerank_splits` runs it for one language and its splits:
 under a temporary name with metadata naming the BM25 run, topics and model it came from, so an
 interrupted stage keeps the splits it finished and a rerun skips runs whose inputs are unchanged.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,11 +14,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from stages.ce_data import passage_text
 from stages import console
+from stages.ce_data import passage_text
 from stages.cli import run_stage
-from stages.console import LanguageWork
 from stages.config import Config, ConfigError, add_config_arguments, config_from_args
+from stages.console import LanguageWork
 from stages.formats import ReleaseLayout, Run, iter_corpus, read_run, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json
@@ -38,7 +39,9 @@ def fetch_passages(corpus_dir: Path, docids: set[str]) -> dict[str, str]:
     texts = {p.docid: passage_text(p) for _, _, p in iter_corpus(corpus_dir) if p.docid in docids}
     missing = sorted(docids - set(texts))
     if missing:
-        raise ConfigError(f"{len(missing)} docids of the run are not in the corpus {corpus_dir}: {' '.join(missing[:10])}")
+        raise ConfigError(
+            f"{len(missing)} docids of the run are not in the corpus {corpus_dir}: {' '.join(missing[:10])}"
+        )
     return texts
 
 
@@ -52,19 +55,32 @@ def trained_model(config: Config, name: str, make_target: str) -> tuple[Path, di
     return path, read_json(path / "training.json")
 
 
-def rerank_splits(config: Config, system: str, model_path: Path, lang: str, splits: list[str], depth: int,
-                  settings: dict, load_reranker: Callable[[], Reranker], record: dict,
-                  work: LanguageWork | None = None) -> list[Path]:
+def rerank_splits(
+    config: Config,
+    system: str,
+    model_path: Path,
+    lang: str,
+    splits: list[str],
+    depth: int,
+    settings: dict,
+    load_reranker: Callable[[], Reranker],
+    record: dict,
+    work: LanguageWork | None = None,
+) -> list[Path]:
     """Rerank `lang`'s BM25 runs of `splits` as `system`; `load_reranker` is called only if a split needs work.
     `work` (the stage's report line) learns which splits were written and which were up to date."""
     layout, written = ReleaseLayout(config.data_root), []
     work = work or LanguageWork(f"rerank {system}", lang)
     for split in splits:
         bm25_path, out = config.run_path("bm25", lang, split), config.run_path(system, lang, split)
-        inputs = {"bm25_run": str(bm25_path), "bm25_sha256": file_sha256(bm25_path),
-                  "topics_sha256": file_sha256(layout.topics_path(lang, split)),
-                  "model": str(model_path), "model_sha256": file_sha256(model_path / "training.json"),
-                  "depth": depth} | settings
+        inputs = {
+            "bm25_run": str(bm25_path),
+            "bm25_sha256": file_sha256(bm25_path),
+            "topics_sha256": file_sha256(layout.topics_path(lang, split)),
+            "model": str(model_path),
+            "model_sha256": file_sha256(model_path / "training.json"),
+            "depth": depth,
+        } | settings
         previous = read_metadata(out)
         if out.is_file() and previous and previous.get("inputs") == inputs:
             log.info("%s %s: %s run up to date at %s", lang, split, system, out)
@@ -76,10 +92,21 @@ def rerank_splits(config: Config, system: str, model_path: Path, lang: str, spli
         shortlist = candidates(read_run(bm25_path), depth)
         texts = fetch_passages(layout.corpus_dir(lang), {d for docids in shortlist.values() for d in docids})
         run = load_reranker()(topics, shortlist, texts, f"{lang} {split}")
-        write_run(run, out, tag=f"{system}-{record.get('step', '')}", metadata={
-            "system": system, "language": lang, "split": split, "config": str(config.source),
-            "collection": config.collection, "inputs": inputs, "model_training": record,
-            "models": {"folder": str(model_path.parent), "trained_on": record.get("collection")}})
+        write_run(
+            run,
+            out,
+            tag=f"{system}-{record.get('step', '')}",
+            metadata={
+                "system": system,
+                "language": lang,
+                "split": split,
+                "config": str(config.source),
+                "collection": config.collection,
+                "inputs": inputs,
+                "model_training": record,
+                "models": {"folder": str(model_path.parent), "trained_on": record.get("collection")},
+            },
+        )
         log.info("%s %s: %d queries reranked by %s -> %s", lang, split, len(run), system, out)
         work.written[split] = len(run)
         work.count("candidates scored", sum(len(shortlist[qid]) for qid in run))
@@ -92,7 +119,9 @@ def rerank_main(argv: list[str] | None, module, default_model: str, models: str)
     name = module.__spec__.name if module.__spec__ else module.__name__  # "__main__" under python -m
     parser = argparse.ArgumentParser(prog=f"python -m {name}", description=module.__doc__.splitlines()[0])
     add_config_arguments(parser)
-    parser.add_argument("--model", default=default_model, help=f"model folder under work/<collection>/models ({models})")
+    parser.add_argument(
+        "--model", default=default_model, help=f"model folder under work/<collection>/models ({models})"
+    )
     args = parser.parse_args(argv)
 
     def body():

@@ -15,6 +15,7 @@ query and passage text the teacher read) and `query_embeddings.npy` with its key
 whenever the same teacher read the same texts, so a second training run, or a run with more data, only
 scores what is new. Scores are appended chunk by chunk: a run that dies keeps what it finished.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
 from stages import console
 from stages.bi_data import ParallelQuery, distillation_queries
 from stages.cli import run_stage
@@ -124,8 +126,10 @@ class CrossEncoderTeacher:
         return score_pairs(self.model, pairs, self.batch_size, desc="teacher")
 
     def embed(self, queries: list[str]) -> np.ndarray:
-        raise ConfigError("a cross-encoder teacher has no query embeddings: set "
-                          "bi_encoder.distillation.representation_weight to 0, or use a bi-encoder teacher")
+        raise ConfigError(
+            "a cross-encoder teacher has no query embeddings: set "
+            "bi_encoder.distillation.representation_weight to 0, or use a bi-encoder teacher"
+        )
 
 
 class QueryGeneratorTeacher:
@@ -145,15 +149,28 @@ class QueryGeneratorTeacher:
         from stages.train_qgen import generator_input, log_likelihoods
 
         prompted = [(query, generator_input(self.prompt, self.language, passage)) for query, passage in pairs]
-        return log_likelihoods(self.model, self.tokenizer, prompted, self.params.batch_size, self.params.max_length,
-                               self.params.max_length, desc="teacher")
+        return log_likelihoods(
+            self.model,
+            self.tokenizer,
+            prompted,
+            self.params.batch_size,
+            self.params.max_length,
+            self.params.max_length,
+            desc="teacher",
+        )
 
     def embed(self, queries: list[str]) -> np.ndarray:
-        raise ConfigError("a query-generator teacher has no query embeddings: set "
-                          "bi_encoder.distillation.representation_weight to 0, or use a bi-encoder teacher")
+        raise ConfigError(
+            "a query-generator teacher has no query embeddings: set "
+            "bi_encoder.distillation.representation_weight to 0, or use a bi-encoder teacher"
+        )
 
 
-TEACHERS = {"bi-encoder": BiEncoderTeacher, "cross-encoder": CrossEncoderTeacher, "query-generator": QueryGeneratorTeacher}
+TEACHERS = {
+    "bi-encoder": BiEncoderTeacher,
+    "cross-encoder": CrossEncoderTeacher,
+    "query-generator": QueryGeneratorTeacher,
+}
 
 
 def teacher_prompt(config: Config) -> dict[str, str]:
@@ -174,8 +191,12 @@ def teacher_identity(config: Config) -> tuple[str, dict]:
     if params.kind not in TEACHERS:
         raise ConfigError(f"bi_encoder.teacher.kind must be one of {', '.join(TEACHERS)}, got {params.kind!r}")
     path = resolve_model(params.model, config)
-    return path, {"kind": params.kind, "model": params.model, "weights_sha256": weights_sha256(Path(path)),
-                  "max_length": params.max_length} | teacher_prompt(config)
+    return path, {
+        "kind": params.kind,
+        "model": params.model,
+        "weights_sha256": weights_sha256(Path(path)),
+        "max_length": params.max_length,
+    } | teacher_prompt(config)
 
 
 def model_slug(spec: str) -> str:
@@ -188,12 +209,14 @@ def open_cache(config: Config) -> tuple[TeacherCache, Callable[[], object]]:
     path, identity = teacher_identity(config)
     slug = model_slug(config.bi_encoder.teacher.model)
     folder = config.work_dir / "teacher" / f"{slug}-{text_key(json.dumps(identity, sort_keys=True))[:8]}"
-    return TeacherCache(folder, identity), \
-        lambda: TEACHERS[identity["kind"]](path, config.bi_encoder.teacher, **teacher_prompt(config))
+    return TeacherCache(folder, identity), lambda: TEACHERS[identity["kind"]](
+        path, config.bi_encoder.teacher, **teacher_prompt(config)
+    )
 
 
-def teacher_targets(queries: list[ParallelQuery], cache: TeacherCache, load_teacher: Callable[[], object],
-                    with_embeddings: bool) -> tuple[list[list[float]], np.ndarray | None]:
+def teacher_targets(
+    queries: list[ParallelQuery], cache: TeacherCache, load_teacher: Callable[[], object], with_embeddings: bool
+) -> tuple[list[list[float]], np.ndarray | None]:
     """Per query, the teacher's score of each candidate; and the English queries' embeddings if asked.
 
     Only pairs missing from the cache are scored; the teacher is loaded only if something is missing.
@@ -203,23 +226,33 @@ def teacher_targets(queries: list[ParallelQuery], cache: TeacherCache, load_teac
         for docid, passage in zip(q.docids, q.teacher_passages):
             wanted.setdefault(text_key(q.english, passage), (q.qid, docid, q.english, passage))
     missing = [key for key in wanted if key not in cache.scores]
-    missing_queries = sorted({q.english for q in queries if text_key(q.english) not in cache.embeddings}) \
-        if with_embeddings else []
+    missing_queries = (
+        sorted({q.english for q in queries if text_key(q.english) not in cache.embeddings}) if with_embeddings else []
+    )
     english = {q.english for q in queries}
-    log.info("teacher cache %s: %d of %d pairs cached%s", cache.folder, len(wanted) - len(missing), len(wanted),
-             f", {len(english) - len(missing_queries)} of {len(english)} English query embeddings" if with_embeddings else "")
+    log.info(
+        "teacher cache %s: %d of %d pairs cached%s",
+        cache.folder,
+        len(wanted) - len(missing),
+        len(wanted),
+        f", {len(english) - len(missing_queries)} of {len(english)} English query embeddings"
+        if with_embeddings
+        else "",
+    )
     if missing or missing_queries:
         started = time.perf_counter()
         teacher = load_teacher()
         for start in console.progress(range(0, len(missing), CHUNK), desc="teacher scores", unit=" chunks"):
-            chunk = missing[start:start + CHUNK]
+            chunk = missing[start : start + CHUNK]
             values = teacher.score([(wanted[k][2], wanted[k][3]) for k in chunk])
             cache.add_scores([(wanted[k][0], wanted[k][1], k, v) for k, v in zip(chunk, values)])
         if missing_queries:
             cache.add_embeddings([text_key(text) for text in missing_queries], teacher.embed(missing_queries))
-        console.say(f"teacher {cache.folder.name}: {len(missing)} pairs scored, {len(wanted) - len(missing)} cached"
-                    + (f", {len(missing_queries)} English queries embedded" if missing_queries else "")
-                    + f" ({console.seconds(time.perf_counter() - started)})")
+        console.say(
+            f"teacher {cache.folder.name}: {len(missing)} pairs scored, {len(wanted) - len(missing)} cached"
+            + (f", {len(missing_queries)} English queries embedded" if missing_queries else "")
+            + f" ({console.seconds(time.perf_counter() - started)})"
+        )
     scores = [[cache.scores[text_key(q.english, p)] for p in q.teacher_passages] for q in queries]
     embeddings = np.stack([cache.embeddings[text_key(q.english)] for q in queries]) if with_embeddings else None
     return scores, embeddings

@@ -8,6 +8,7 @@ of the sample, plus the translated training data), wrapped as XLM-R's tokenizer,
 initialised XLM-R of a few layers with a one-logit head. It is saved like any Hugging Face model, so
 the training and reranking stages load it by path exactly as they load `xlm-roberta-base`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,8 @@ from pathlib import Path
 from stages.cli import run_stage
 from stages.config import Config, TinyModelParams, add_config_arguments, config_from_args, plain
 from stages.formats import ReleaseLayout, iter_corpus
-from stages.formats.mmarco import MMarcoLayout
 from stages.formats.jsonfile import read_json
+from stages.formats.mmarco import MMarcoLayout
 from stages.training import save_model
 
 log = logging.getLogger("stages.tiny_model")
@@ -72,20 +73,43 @@ def build_tiny_model(texts: list[str], params: TinyModelParams, out: Path, text_
     with tempfile.TemporaryDirectory() as tmp:
         prefix = Path(tmp) / "spm"
         sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=iter(texts), model_prefix=str(prefix), vocab_size=params.vocab_size,
-            model_type="unigram", character_coverage=0.9995, hard_vocab_limit=False, num_threads=1,
-            seed_sentencepiece_size=100_000, shuffle_input_sentence=False, minloglevel=2)
+            sentence_iterator=iter(texts),
+            model_prefix=str(prefix),
+            vocab_size=params.vocab_size,
+            model_type="unigram",
+            character_coverage=0.9995,
+            hard_vocab_limit=False,
+            num_threads=1,
+            seed_sentencepiece_size=100_000,
+            shuffle_input_sentence=False,
+            minloglevel=2,
+        )
         tokenizer = XLMRobertaTokenizer(vocab=xlmr_vocabulary(prefix.with_suffix(".model")))
     torch.manual_seed(params.seed)
-    model = XLMRobertaForSequenceClassification(XLMRobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=params.hidden, num_hidden_layers=params.layers,
-        num_attention_heads=params.heads, intermediate_size=params.intermediate,
-        max_position_embeddings=params.max_length + 2,  # RoBERTa positions start after the padding id
-        num_labels=1, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id))
-    return save_model(lambda path: (model.save_pretrained(path), tokenizer.save_pretrained(path)), out,
-                      {"stage": "stages.tiny_model", "texts": len(texts),
-                       "inputs": {"params": plain(params), "text_sha256": text_sha256}}, record_name="built_by.json")
+    model = XLMRobertaForSequenceClassification(
+        XLMRobertaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=params.hidden,
+            num_hidden_layers=params.layers,
+            num_attention_heads=params.heads,
+            intermediate_size=params.intermediate,
+            max_position_embeddings=params.max_length + 2,  # RoBERTa positions start after the padding id
+            num_labels=1,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
+    return save_model(
+        lambda path: (model.save_pretrained(path), tokenizer.save_pretrained(path)),
+        out,
+        {
+            "stage": "stages.tiny_model",
+            "texts": len(texts),
+            "inputs": {"params": plain(params), "text_sha256": text_sha256},
+        },
+        record_name="built_by.json",
+    )
 
 
 def ensure_tiny_model(config: Config) -> Path:
@@ -94,7 +118,10 @@ def ensure_tiny_model(config: Config) -> Path:
     texts = list(training_text(config))
     text_sha256 = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
     built = out / "built_by.json"
-    if built.is_file() and read_json(built).get("inputs") == {"params": plain(config.tiny_model), "text_sha256": text_sha256}:
+    if built.is_file() and read_json(built).get("inputs") == {
+        "params": plain(config.tiny_model),
+        "text_sha256": text_sha256,
+    }:
         log.info("%s is up to date", out)
         os.utime(out / "config.json")  # newer than the config again, so make stops asking for it
         return out

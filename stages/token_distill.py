@@ -25,6 +25,7 @@ It is one more task of the kd step (stages.train_bi), switched on by `distillati
 Parallel text comes from the distillation's parallel queries (`token.queries`) and from
 parallel-sentence files (`token.parallel_files`, `english<TAB>target` lines; stages.formats.parallel).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from stages import console
 from stages.bi_data import ParallelQuery
 from stages.cli import run_stage
@@ -53,28 +55,31 @@ LONE_MARKERS = ("▁", "Ġ")  # word-start markers of sentencepiece and byte-lev
 
 @dataclass(frozen=True)
 class ParallelText:
-    source: str    # "queries" (the distillation's parallel queries) or "file:<lang>"
-    english: str   # what the teacher reads
-    target: str    # what the student reads
+    source: str  # "queries" (the distillation's parallel queries) or "file:<lang>"
+    english: str  # what the teacher reads
+    target: str  # what the student reads
 
 
 @dataclass(frozen=True)
 class Tokens:
     """One text as a model reads it as a query: token ids, and the text's characters behind each token."""
-    input_ids: tuple[int, ...]                      # every token, specials and prompt included
-    content: tuple[int, ...]                        # positions of the text's own tokens
-    spans: tuple[tuple[int, int], ...]              # (start, end) in the text, one per content position
+
+    input_ids: tuple[int, ...]  # every token, specials and prompt included
+    content: tuple[int, ...]  # positions of the text's own tokens
+    spans: tuple[tuple[int, int], ...]  # (start, end) in the text, one per content position
 
 
 @dataclass
 class TokenTargets:
     """What the loss needs for one target-language text: where its aligned tokens are, and their targets."""
-    input_ids: tuple[int, ...]   # the student's tokens of the text, as training reads it (checked in the loss)
-    positions: np.ndarray        # aligned token positions, counted from the first real token
-    vectors: np.ndarray          # (len(positions), teacher width): the teacher's vectors they learn
+
+    input_ids: tuple[int, ...]  # the student's tokens of the text, as training reads it (checked in the loss)
+    positions: np.ndarray  # aligned token positions, counted from the first real token
+    vectors: np.ndarray  # (len(positions), teacher width): the teacher's vectors they learn
 
 
 # ---------------------------------------------------------------- data
+
 
 def parallel_texts(params: TokenDistillParams, queries: list[ParallelQuery]) -> list[ParallelText]:
     """The configured parallel text, each (english, target) pair once, queries first."""
@@ -90,6 +95,7 @@ def parallel_texts(params: TokenDistillParams, queries: list[ParallelQuery]) -> 
 
 
 # ---------------------------------------------------------------- alignment
+
 
 def align_many_to_one(similarity: np.ndarray) -> list[tuple[int, int]]:
     """Each row (target token) with its most similar column (English token); ties go to the first column."""
@@ -117,7 +123,9 @@ def align_one_to_one(similarity: np.ndarray) -> list[tuple[int, int]]:
 def greedy_alignment(target_vectors: np.ndarray, english_vectors: np.ndarray, mode: str) -> list[tuple[int, int]]:
     """(target token, English token) index pairs by cosine similarity, matched `mode`-wise."""
     if mode not in ALIGNMENTS:
-        raise ConfigError(f"bi_encoder.distillation.token.alignment must be one of {', '.join(ALIGNMENTS)}, got {mode!r}")
+        raise ConfigError(
+            f"bi_encoder.distillation.token.alignment must be one of {', '.join(ALIGNMENTS)}, got {mode!r}"
+        )
     import torch
     from sentence_transformers.util import cos_sim
 
@@ -126,6 +134,7 @@ def greedy_alignment(target_vectors: np.ndarray, english_vectors: np.ndarray, mo
 
 
 # ---------------------------------------------------------------- reading text with a model
+
 
 def query_encoder(model):
     """The transformer that reads queries (the query tower's, for separate towers)."""
@@ -168,8 +177,9 @@ def tokens_of(model, texts: list[str], features: dict | None = None) -> list[Tok
     return out
 
 
-def read_as_queries(model, texts: list[str], batch_size: int, desc: str | None = None,
-                    encoder_only: bool = False) -> list[tuple[Tokens, np.ndarray]]:
+def read_as_queries(
+    model, texts: list[str], batch_size: int, desc: str | None = None, encoder_only: bool = False
+) -> list[tuple[Tokens, np.ndarray]]:
     """Each text read as training reads a query column: its tokens (`tokens_of`) and the model's token
     vectors. `encoder_only`: the transformer's vectors, before any projection (a ColBERT head is
     untrained when alignments are made)."""
@@ -179,7 +189,7 @@ def read_as_queries(model, texts: list[str], batch_size: int, desc: str | None =
     model.eval()  # no dropout: alignments and targets are a function of the weights
     with torch.inference_mode():
         for start in console.progress(range(0, len(texts), batch_size), desc=desc, unit=" batches", disable=not desc):
-            batch = texts[start:start + batch_size]
+            batch = texts[start : start + batch_size]
             features = query_features(model, batch)
             output = encoder(dict(features)) if encoder_only else model(dict(features))
             vectors = output["token_embeddings"].float().cpu().numpy()
@@ -190,7 +200,9 @@ def read_as_queries(model, texts: list[str], batch_size: int, desc: str | None =
     return out
 
 
-def covering_mean(spans: tuple[tuple[int, int], ...], teacher: Tokens, teacher_vectors: np.ndarray) -> list[np.ndarray | None]:
+def covering_mean(
+    spans: tuple[tuple[int, int], ...], teacher: Tokens, teacher_vectors: np.ndarray
+) -> list[np.ndarray | None]:
     """Per span, the mean teacher vector of the teacher tokens overlapping its characters (None if none)."""
     means = []
     for begin, end in spans:
@@ -200,6 +212,7 @@ def covering_mean(spans: tuple[tuple[int, int], ...], teacher: Tokens, teacher_v
 
 
 # ---------------------------------------------------------------- the cache
+
 
 class AlignmentCache:
     """Alignments of one aligner (its weights, the matching mode), keyed by the text pair."""
@@ -226,7 +239,7 @@ def parse_pairs(row: list[str]) -> list[tuple[int, int]]:
 
 
 def pair_key(text: ParallelText) -> str:
-    return hashlib.sha1(f"{text.english}\x1f{text.target}".encode("utf-8")).hexdigest()[:20]
+    return hashlib.sha1(f"{text.english}\x1f{text.target}".encode()).hexdigest()[:20]
 
 
 def open_alignment_cache(config: Config, aligner: Path, mode: str) -> AlignmentCache:
@@ -234,18 +247,26 @@ def open_alignment_cache(config: Config, aligner: Path, mode: str) -> AlignmentC
     from stages.training import weights_sha256
 
     # The aligner's record names its student settings (prompt, length caps, towers): positions depend on them.
-    identity = {"aligner": str(aligner), "weights_sha256": weights_sha256(aligner),
-                "record_sha256": file_sha256(aligner / "training.json"), "alignment": mode}
+    identity = {
+        "aligner": str(aligner),
+        "weights_sha256": weights_sha256(aligner),
+        "record_sha256": file_sha256(aligner / "training.json"),
+        "alignment": mode,
+    }
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     return AlignmentCache(config.work_dir / "alignments" / f"{model_slug(aligner.name)}-{digest}", identity)
 
 
-def alignments(model, texts: list[ParallelText], mode: str, cache: AlignmentCache, batch_size: int) -> list[list[tuple[int, int]]]:
+def alignments(
+    model, texts: list[ParallelText], mode: str, cache: AlignmentCache, batch_size: int
+) -> list[list[tuple[int, int]]]:
     """Per text, (target position, English position) pairs over the model's query tokens; cached."""
     missing = [t for t in dict.fromkeys(texts) if pair_key(t) not in cache.alignments]
     log.info("alignments %s: %d of %d text pairs cached", cache.folder, len(texts) - len(missing), len(texts))
-    for start in console.progress(range(0, len(missing), CHUNK), desc="alignments", unit=" chunks", disable=not missing):
-        chunk = missing[start:start + CHUNK]
+    for start in console.progress(
+        range(0, len(missing), CHUNK), desc="alignments", unit=" chunks", disable=not missing
+    ):
+        chunk = missing[start : start + CHUNK]
         target = read_as_queries(model, [t.target for t in chunk], batch_size, encoder_only=True)
         english = read_as_queries(model, [t.english for t in chunk], batch_size, encoder_only=True)
         rows = {}
@@ -258,23 +279,33 @@ def alignments(model, texts: list[ParallelText], mode: str, cache: AlignmentCach
 
 # ---------------------------------------------------------------- targets and loss
 
-def token_targets(student, teacher, texts: list[ParallelText], pairs: list[list[tuple[int, int]]],
-                  batch_size: int) -> list[TokenTargets]:
+
+def token_targets(
+    student, teacher, texts: list[ParallelText], pairs: list[list[tuple[int, int]]], batch_size: int
+) -> list[TokenTargets]:
     """Per text, the aligned target positions and the teacher vectors of their English tokens."""
     target_tokens = tokens_of(student, [t.target for t in texts])  # the student's tokens only: no forward pass
     english_tokens = tokens_of(student, [t.english for t in texts])
     teacher_read = read_as_queries(teacher, [t.english for t in texts], batch_size, desc="teacher tokens")
     out = []
     for text, aligned, t_tokens, e_tokens, (teacher_tokens, teacher_vectors) in zip(
-            texts, pairs, target_tokens, english_tokens, teacher_read):
+        texts, pairs, target_tokens, english_tokens, teacher_read
+    ):
         means = dict(zip(e_tokens.content, covering_mean(e_tokens.spans, teacher_tokens, teacher_vectors)))
         if not all(i in t_tokens.content and j in means for i, j in aligned):
-            raise ConfigError(f"cached alignment of {text.target!r} names tokens the student does not read there; "
-                              "remove work/<collection>/alignments/ (the student's tokens changed)")
+            raise ConfigError(
+                f"cached alignment of {text.target!r} names tokens the student does not read there; "
+                "remove work/<collection>/alignments/ (the student's tokens changed)"
+            )
         kept = [(i, means[j]) for i, j in aligned if means[j] is not None]
         width = teacher_vectors.shape[1]
-        out.append(TokenTargets(t_tokens.input_ids, np.array([i for i, _ in kept], dtype=np.int64),
-                                np.stack([v for _, v in kept]).astype(np.float32) if kept else np.zeros((0, width), np.float32)))
+        out.append(
+            TokenTargets(
+                t_tokens.input_ids,
+                np.array([i for i, _ in kept], dtype=np.int64),
+                np.stack([v for _, v in kept]).astype(np.float32) if kept else np.zeros((0, width), np.float32),
+            )
+        )
     return out
 
 
@@ -287,7 +318,7 @@ def token_loss(student_vectors, teacher_vectors, kind: str):
     if student_vectors.numel() == 0:
         return student_vectors.sum() * 0.0
     difference = student_vectors - teacher_vectors
-    return (difference ** 2).mean() if kind == "mse" else torch.abs(difference).mean()
+    return (difference**2).mean() if kind == "mse" else torch.abs(difference).mean()
 
 
 def make_token_loss(model, targets: list[TokenTargets], params: TokenDistillParams):
@@ -314,10 +345,14 @@ def make_token_loss(model, targets: list[TokenTargets], params: TokenDistillPara
                 first = int(torch.nonzero(mask)[0])
                 ids = column["input_ids"][b][mask.bool()].tolist()
                 if tuple(ids) != target.input_ids:
-                    raise RuntimeError(f"token targets of row {row} were computed for other tokens than training reads "
-                                       f"({len(target.input_ids)} tokens {list(target.input_ids)[:12]}..., training "
-                                       f"reads {len(ids)}: {ids[:12]}...): the text must be tokenized as a query")
-                students.append(vectors[b, first + torch.as_tensor(target.positions, dtype=torch.long, device=vectors.device)])
+                    raise RuntimeError(
+                        f"token targets of row {row} were computed for other tokens than training reads "
+                        f"({len(target.input_ids)} tokens {list(target.input_ids)[:12]}..., training "
+                        f"reads {len(ids)}: {ids[:12]}...): the text must be tokenized as a query"
+                    )
+                students.append(
+                    vectors[b, first + torch.as_tensor(target.positions, dtype=torch.long, device=vectors.device)]
+                )
                 teachers.append(torch.as_tensor(target.vectors, device=vectors.device))
             student = torch.cat(students)
             if self.projection is not None:
@@ -341,9 +376,12 @@ def token_task_inputs(config: Config, texts: list[ParallelText], aligner: Path) 
     params = config.bi_encoder.distillation.token
     from stages.formats.hashing import file_sha256
 
-    return {"token": plain(params), "aligner": str(aligner),
-            "files_sha256": {lang: file_sha256(path) for lang, path in sorted(params.parallel_files.items())},
-            "texts_sha256": hashlib.sha256(json.dumps([(t.english, t.target) for t in texts]).encode()).hexdigest()}
+    return {
+        "token": plain(params),
+        "aligner": str(aligner),
+        "files_sha256": {lang: file_sha256(path) for lang, path in sorted(params.parallel_files.items())},
+        "texts_sha256": hashlib.sha256(json.dumps([(t.english, t.target) for t in texts]).encode()).hexdigest(),
+    }
 
 
 def token_texts(config: Config, queries: list[ParallelQuery]) -> list[ParallelText]:
@@ -352,14 +390,20 @@ def token_texts(config: Config, queries: list[ParallelQuery]) -> list[ParallelTe
     if params.weight <= 0:
         return []
     if params.loss not in LOSSES or params.alignment not in ALIGNMENTS:
-        raise ConfigError(f"bi_encoder.distillation.token: loss must be one of {', '.join(LOSSES)} (got {params.loss!r}) "
-                          f"and alignment one of {', '.join(ALIGNMENTS)} (got {params.alignment!r})")
+        raise ConfigError(
+            f"bi_encoder.distillation.token: loss must be one of {', '.join(LOSSES)} (got {params.loss!r}) "
+            f"and alignment one of {', '.join(ALIGNMENTS)} (got {params.alignment!r})"
+        )
     if bi.teacher.kind != "bi-encoder":
-        raise ConfigError("token-level distillation reads the teacher's token vectors: it needs "
-                          f"bi_encoder.teacher.kind bi-encoder, not {bi.teacher.kind!r}")
+        raise ConfigError(
+            "token-level distillation reads the teacher's token vectors: it needs "
+            f"bi_encoder.teacher.kind bi-encoder, not {bi.teacher.kind!r}"
+        )
     texts = parallel_texts(params, queries)
     if not texts:
-        raise ConfigError("token-level distillation has no parallel text: set distillation.token.queries or parallel_files")
+        raise ConfigError(
+            "token-level distillation has no parallel text: set distillation.token.queries or parallel_files"
+        )
     return texts
 
 
@@ -371,12 +415,20 @@ def build_token_task(config: Config, student, aligner: Path, texts: list[Paralle
 
     cache = open_alignment_cache(config, aligner, params.alignment)
     pairs = alignments(student, texts, params.alignment, cache, bi.encode_batch_size)
-    teacher = load_encoder(resolve_model(bi.teacher.model, config), device="cpu" if student.device.type == "cpu" else None)
+    teacher = load_encoder(
+        resolve_model(bi.teacher.model, config), device="cpu" if student.device.type == "cpu" else None
+    )
     teacher.max_seq_length = bi.teacher.max_length
     targets = token_targets(student, teacher, texts, pairs, bi.encode_batch_size)
     aligned = sum(len(t.positions) for t in targets)
-    log.info("token distillation: %d parallel texts (%s), %d aligned tokens, %s alignment, %s loss", len(texts),
-             ", ".join(sorted({t.source for t in texts})), aligned, params.alignment, params.loss)
+    log.info(
+        "token distillation: %d parallel texts (%s), %d aligned tokens, %s alignment, %s loss",
+        len(texts),
+        ", ".join(sorted({t.source for t in texts})),
+        aligned,
+        params.alignment,
+        params.loss,
+    )
     columns = {"target": [t.target for t in texts], "label": list(range(len(texts)))}
     return columns, make_token_loss(student, targets, params)
 
@@ -397,13 +449,21 @@ def main(argv: list[str] | None = None) -> int:
         aligner = previous_model(config, "kd")
         student = load_encoder(aligner)
         texts = parallel_texts(params, distillation_queries(config))
-        pairs = alignments(student, texts, params.alignment, open_alignment_cache(config, aligner, params.alignment),
-                           config.bi_encoder.encode_batch_size)
-        tokenizer, shown = query_encoder(student).tokenizer, list(zip(texts, pairs))[:args.show]
+        pairs = alignments(
+            student,
+            texts,
+            params.alignment,
+            open_alignment_cache(config, aligner, params.alignment),
+            config.bi_encoder.encode_batch_size,
+        )
+        tokenizer, shown = query_encoder(student).tokenizer, list(zip(texts, pairs))[: args.show]
         for text, aligned in shown:
             target, english = tokens_of(student, [text.target, text.english])
-            words = [f"{tokenizer.convert_ids_to_tokens(target.input_ids[i])}->"
-                     f"{tokenizer.convert_ids_to_tokens(english.input_ids[j])}" for i, j in aligned]
+            words = [
+                f"{tokenizer.convert_ids_to_tokens(target.input_ids[i])}->"
+                f"{tokenizer.convert_ids_to_tokens(english.input_ids[j])}"
+                for i, j in aligned
+            ]
             print(f"[{text.source}] {text.target} | {text.english}\n  {' '.join(words)}")
         print(f"{len(texts)} parallel texts, {sum(map(len, pairs))} aligned tokens")
 

@@ -28,6 +28,7 @@ over MaxSim scores, in MultiVectorEncoderTrainer; it has no sentence embedding, 
 loss must be off (token-level distillation is its equivalent).
 Each model folder holds training.json; a step whose recorded inputs are unchanged is skipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,11 +43,19 @@ from stages.bi_data import ParallelQuery, distillation_queries
 from stages.ce_data import as_rows, miracl_groups
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, DistillParams, TrainParams, add_config_arguments, config_from_args, plain
+from stages.console import say
 from stages.formats.hashing import file_sha256
 from stages.token_distill import build_token_task, token_task_inputs, token_texts
-from stages.console import say
-from stages.training import (prepare_for_training, resolved_params, run_trainer, save_model, trainer_arguments,
-                             training_models_dir, up_to_date, weights_sha256)
+from stages.training import (
+    prepare_for_training,
+    resolved_params,
+    run_trainer,
+    save_model,
+    trainer_arguments,
+    training_models_dir,
+    up_to_date,
+    weights_sha256,
+)
 
 log = logging.getLogger("stages.train_bi")
 STEPS = {"init": "-init", "kd": "-kd", "miracl": ""}  # model folder: bi_encoder.name + this
@@ -115,13 +124,18 @@ def make_distillation_loss(model, params: DistillParams, candidates: int, teache
             # labels: the teacher's candidate scores, then its embedding of the English query (one label column).
             # Detached here: the library's compute_loss_from_embeddings does not detach teacher embeddings.
             labels = labels.detach()
-            losses = {"rank": params.rank_weight * self.rank.compute_loss_from_embeddings(embeddings, labels[:, :candidates])}
+            losses = {
+                "rank": params.rank_weight * self.rank.compute_loss_from_embeddings(embeddings, labels[:, :candidates])
+            }
             if self.representation is not None:
-                losses["representation"] = params.representation_weight * \
-                    self.representation.compute_loss_from_embeddings([embeddings[0]], [labels[:, candidates:]])
+                losses["representation"] = (
+                    params.representation_weight
+                    * self.representation.compute_loss_from_embeddings([embeddings[0]], [labels[:, candidates:]])
+                )
             if self.contrastive is not None:
-                losses["contrastive"] = params.contrastive_weight * \
-                    self.contrastive.compute_loss_from_embeddings(embeddings, None)
+                losses["contrastive"] = params.contrastive_weight * self.contrastive.compute_loss_from_embeddings(
+                    embeddings, None
+                )
             return losses
 
     return CrossLingualDistillationLoss()
@@ -133,9 +147,11 @@ def multi_vector_distillation_loss(model, params: DistillParams, candidates: int
     from sentence_transformers.multi_vector_encoder.losses import MultiVectorDistillKLDivLoss
 
     if params.representation_weight > 0:
-        raise ConfigError("a maxsim student has one vector per token, no sentence embedding to match the teacher's "
-                          "English query embedding: set bi_encoder.distillation.representation_weight to 0 "
-                          "(token-level distillation, bi_encoder.distillation.token, is the maxsim equivalent)")
+        raise ConfigError(
+            "a maxsim student has one vector per token, no sentence embedding to match the teacher's "
+            "English query embedding: set bi_encoder.distillation.representation_weight to 0 "
+            "(token-level distillation, bi_encoder.distillation.token, is the maxsim equivalent)"
+        )
     rank = MultiVectorDistillKLDivLoss(model, temperature=params.temperature)
     contrastive = contrastive_loss(model, model.similarity_fn_name) if params.contrastive_weight > 0 else None
 
@@ -176,6 +192,7 @@ def distillation_rows(queries: list[ParallelQuery], scores: list[list[float]], e
 @dataclass
 class Task:
     """One training dataset and its loss: `columns` (text columns and an optional `label`)."""
+
     columns: dict[str, list]
     loss: object
     query_columns: tuple[str, ...] = ("query",)  # read with the query prefix and tower; the rest as passages
@@ -184,8 +201,9 @@ class Task:
         return {c: "query" if c in self.query_columns else "document" for c in self.columns if c != "label"}
 
 
-def train(model, tasks: dict[str, Task], out: Path, params: TrainParams, record: dict,
-          callbacks: list | None = None) -> Path:
+def train(
+    model, tasks: dict[str, Task], out: Path, params: TrainParams, record: dict, callbacks: list | None = None
+) -> Path:
     """Train `model` on each task's columns with its loss; write it to `out` (via a staging folder) with training.json.
 
     One task is one dataset; several are sentence-transformers' multi-dataset training (batches
@@ -196,8 +214,10 @@ def train(model, tasks: dict[str, Task], out: Path, params: TrainParams, record:
     import datasets
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.training_args import BatchSamplers
-    from sentence_transformers.multi_vector_encoder import (MultiVectorEncoderTrainer,
-                                                            MultiVectorEncoderTrainingArguments)
+    from sentence_transformers.multi_vector_encoder import (
+        MultiVectorEncoderTrainer,
+        MultiVectorEncoderTrainingArguments,
+    )
     from transformers import set_seed
 
     from stages.bi_model import is_multi_vector
@@ -205,10 +225,15 @@ def train(model, tasks: dict[str, Task], out: Path, params: TrainParams, record:
     set_seed(params.seed)
     prepare_for_training(model, params)
     multi_vector = is_multi_vector(model)
-    trainer_class, arguments_class = (MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments) if multi_vector \
+    trainer_class, arguments_class = (
+        (MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments)
+        if multi_vector
         else (SentenceTransformerTrainer, SentenceTransformerTrainingArguments)
+    )
     routes = {name: task.routes() for name, task in tasks.items()}
-    prompts = {name: {c: model.prompts[r] for c, r in route.items() if model.prompts.get(r)} for name, route in routes.items()}
+    prompts = {
+        name: {c: model.prompts[r] for c, r in route.items() if model.prompts.get(r)} for name, route in routes.items()
+    }
     data = {name: datasets.Dataset.from_dict(task.columns) for name, task in tasks.items()}
     losses = {name: task.loss for name, task in tasks.items()}
     if len(tasks) == 1:  # a single dataset keeps the plain (column -> value) form of each setting
@@ -217,14 +242,21 @@ def train(model, tasks: dict[str, Task], out: Path, params: TrainParams, record:
     else:
         data = datasets.DatasetDict(data)
     args = arguments_class(
-        **trainer_arguments(params, out), batch_sampler=BatchSamplers.NO_DUPLICATES,
+        **trainer_arguments(params, out),
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
         prompts=prompts if any_prompt(prompts) else None,
-        router_mapping=routes)  # routes: each column's length cap and tower
+        router_mapping=routes,
+    )  # routes: each column's length cap and tower
     trainer = trainer_class(model=model, args=args, train_dataset=data, loss=losses, callbacks=callbacks)
     result, trained = run_trainer(trainer, out)
     rows = {name: len(next(iter(task.columns.values()))) for name, task in tasks.items()}
-    save_model(model.save, out, record | trained | {"rows": sum(rows.values()), "rows_per_task": rows}, params,
-               report=" + ".join(f"{n} {name} rows" for name, n in rows.items()))
+    save_model(
+        model.save,
+        out,
+        record | trained | {"rows": sum(rows.values()), "rows_per_task": rows},
+        params,
+        report=" + ".join(f"{n} {name} rows" for name, n in rows.items()),
+    )
     log.info("%s: %s rows, %d steps, loss %.4f -> %s", out.name, rows, result.global_step, result.training_loss, out)
     return out
 
@@ -239,17 +271,38 @@ def build_init(config: Config) -> Path:
 
     student = config.bi_encoder.student
     base, out = resolve_model(student.base_model, config), model_dir(config, "init")
-    inputs = {"base_model": student.base_model, "base_model_sha256": weights_sha256(Path(base)), "student": plain(student)}
+    inputs = {
+        "base_model": student.base_model,
+        "base_model_sha256": weights_sha256(Path(base)),
+        "student": plain(student),
+    }
     if up_to_date(out, inputs):
         return out
     from transformers import set_seed
 
-    set_seed(config.bi_encoder.distillation.training.seed)  # new layers (a ColBERT projection) start the same each build
-    save_model(build_student(base, student).save, out, {"step": "init", "config": str(config.source),
-                                                          "collection": config.collection, "inputs": inputs,
-                                                          "base_model": base})
+    set_seed(
+        config.bi_encoder.distillation.training.seed
+    )  # new layers (a ColBERT projection) start the same each build
+    save_model(
+        build_student(base, student).save,
+        out,
+        {
+            "step": "init",
+            "config": str(config.source),
+            "collection": config.collection,
+            "inputs": inputs,
+            "base_model": base,
+        },
+    )
     say(f"train {out.name}: built from {student.base_model} ({student.pooling} pooling, {student.similarity})")
-    log.info("%s: %s with %s pooling, %s similarity -> %s", out.name, student.base_model, student.pooling, student.similarity, out)
+    log.info(
+        "%s: %s with %s pooling, %s similarity -> %s",
+        out.name,
+        student.base_model,
+        student.pooling,
+        student.similarity,
+        out,
+    )
     return out
 
 
@@ -277,14 +330,21 @@ def train_kd(config: Config, out: Path | None = None, callbacks: list | None = N
     training = resolved_params(kd.training, config.work_root)
     queries = distillation_queries(config)
     if not queries:
-        raise ConfigError("no parallel queries for distillation: configure bi_encoder.distillation.data "
-                          "(mMARCO languages, or MIRACL queries with English side files)")
+        raise ConfigError(
+            "no parallel queries for distillation: configure bi_encoder.distillation.data "
+            "(mMARCO languages, or MIRACL queries with English side files)"
+        )
     cache, load_teacher = open_cache(config)
     scores, embeddings = teacher_targets(queries, cache, load_teacher, kd.representation_weight > 0)
     columns = distillation_rows(queries, scores, embeddings, bi.teacher.score_scale)
-    inputs = {"start": str(start), "start_sha256": file_sha256(start / "training.json"), "teacher": cache.folder.name,
-              "distillation": plain(kd) | {"training": plain(training)}, "score_scale": bi.teacher.score_scale,
-              "rows_sha256": hashlib.sha256(json.dumps(columns).encode()).hexdigest()}
+    inputs = {
+        "start": str(start),
+        "start_sha256": file_sha256(start / "training.json"),
+        "teacher": cache.folder.name,
+        "distillation": plain(kd) | {"training": plain(training)},
+        "score_scale": bi.teacher.score_scale,
+        "rows_sha256": hashlib.sha256(json.dumps(columns).encode()).hexdigest(),
+    }
     parallel = token_texts(config, queries)
     if parallel:
         inputs["token"] = token_task_inputs(config, parallel, start)
@@ -297,15 +357,26 @@ def train_kd(config: Config, out: Path | None = None, callbacks: list | None = N
 
     set_seed(kd.training.seed)  # the representation loss's projection is initialised here, before train()
     model = load_student(start)
-    loss = make_distillation_loss(model, kd, len(queries[0].docids), None if embeddings is None else embeddings.shape[1])
+    loss = make_distillation_loss(
+        model, kd, len(queries[0].docids), None if embeddings is None else embeddings.shape[1]
+    )
     tasks = {"ranking": Task(columns, loss)}
     if parallel:  # DR.DECR's token-level distillation, aligned by the student before training
         tasks["tokens"] = Task(*build_token_task(config, model, start, parallel), query_columns=("target",))
     if alignment is not None:  # the generator's alignment enhancement: target query <-> generated query
-        loss = weighted_loss(contrastive_loss(model, model.similarity_fn_name), kd.query_alignment.weight, "query_alignment")
+        loss = weighted_loss(
+            contrastive_loss(model, model.similarity_fn_name), kd.query_alignment.weight, "query_alignment"
+        )
         tasks["query_alignment"] = Task(alignment, loss, query_columns=("query", "generated"))
-    record = {"step": "kd", "config": str(config.source), "collection": config.collection, "inputs": inputs,
-              "base_model": str(start), "sources": sorted({q.source for q in queries}), "teacher": cache.folder.name}
+    record = {
+        "step": "kd",
+        "config": str(config.source),
+        "collection": config.collection,
+        "inputs": inputs,
+        "base_model": str(start),
+        "sources": sorted({q.source for q in queries}),
+        "teacher": cache.folder.name,
+    }
     return train(model, tasks, out, training, record, callbacks)
 
 
@@ -317,19 +388,36 @@ def train_miracl(config: Config, out: Path | None = None, callbacks: list | None
     if not groups:
         raise ConfigError(f"no MIRACL {bi.miracl.split} groups to fine-tune the bi-encoder on")
     columns = as_rows(groups, "listwise")
-    inputs = {"start": str(start), "start_sha256": file_sha256(start / "training.json"), "miracl": plain(bi.miracl),
-              "negatives": bi.negatives, "train_params": plain(training),
-              "groups_sha256": hashlib.sha256(json.dumps([asdict(g) for g in groups]).encode()).hexdigest()}
+    inputs = {
+        "start": str(start),
+        "start_sha256": file_sha256(start / "training.json"),
+        "miracl": plain(bi.miracl),
+        "negatives": bi.negatives,
+        "train_params": plain(training),
+        "groups_sha256": hashlib.sha256(json.dumps([asdict(g) for g in groups]).encode()).hexdigest(),
+    }
     if up_to_date(out, inputs):
         return out
     from transformers import set_seed
 
     set_seed(bi.miracl_training.seed)  # layers the checkpoint lacks (an unused pooler) start the same each run
     model = load_student(start)
-    record = {"step": "miracl", "config": str(config.source), "collection": config.collection, "inputs": inputs,
-              "base_model": str(start), "sources": sorted({g.source for g in groups})}
-    return train(model, {"miracl": Task(columns, contrastive_loss(model, model.similarity_fn_name))}, out,
-                 training, record, callbacks)
+    record = {
+        "step": "miracl",
+        "config": str(config.source),
+        "collection": config.collection,
+        "inputs": inputs,
+        "base_model": str(start),
+        "sources": sorted({g.source for g in groups}),
+    }
+    return train(
+        model,
+        {"miracl": Task(columns, contrastive_loss(model, model.similarity_fn_name))},
+        out,
+        training,
+        record,
+        callbacks,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ sentence-transformers' MultipleNegativesRankingLoss with scale 1, no activation,
 negatives turned off. Checkpoints go to `<model>.checkpoints/`; a run that died resumes from the last one.
 The finished model directory holds `training.json`: config, data, base model, loss curve, versions.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,16 @@ from pathlib import Path
 from stages.ce_data import Group, as_rows, miracl_groups, nmt_groups
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, TrainParams, add_config_arguments, config_from_args, plain
-from stages.training import (prepare_for_training, resolved_params, run_trainer, save_model, trainer_arguments,
-                             training_models_dir, up_to_date, weights_sha256)
+from stages.training import (
+    prepare_for_training,
+    resolved_params,
+    run_trainer,
+    save_model,
+    trainer_arguments,
+    training_models_dir,
+    up_to_date,
+    weights_sha256,
+)
 
 log = logging.getLogger("stages.train_ce")
 STEPS = {"nmt": "ce-nmt", "miracl": "ce"}
@@ -69,8 +78,16 @@ def group_softmax_loss(losses):
     return GroupSoftmaxLoss
 
 
-def train(groups: list[Group], start: str, out: Path, params: TrainParams, loss: str, max_length: int,
-          record: dict, callbacks: list | None = None) -> Path:
+def train(
+    groups: list[Group],
+    start: str,
+    out: Path,
+    params: TrainParams,
+    loss: str,
+    max_length: int,
+    record: dict,
+    callbacks: list | None = None,
+) -> Path:
     """Train from `start` on `groups`; write the model to `out` (via a staging folder) with training.json."""
     import datasets
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
@@ -83,14 +100,28 @@ def train(groups: list[Group], start: str, out: Path, params: TrainParams, loss:
     prepare_for_training(model, params)
     args = CrossEncoderTrainingArguments(**trainer_arguments(params, out))
     dataset = datasets.Dataset.from_dict(as_rows(groups, loss))
-    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=make_loss(model, loss),
-                                  callbacks=callbacks)
+    trainer = CrossEncoderTrainer(
+        model=model, args=args, train_dataset=dataset, loss=make_loss(model, loss), callbacks=callbacks
+    )
     result, trained = run_trainer(trainer, out)
-    save_model(model.save_pretrained, out, record | trained | {
-        "base_model": start, "base_model_sha256": weights_sha256(Path(start)), "loss": loss,
-        "groups": len(groups), "sources": sorted({g.source for g in groups})}, params,
-        report=f"{len(groups)} groups of 1 + {len(groups[0].negatives)} passages")
-    log.info("%s: %d groups, %d steps, loss %.4f -> %s", out.name, len(groups), result.global_step, result.training_loss, out)
+    save_model(
+        model.save_pretrained,
+        out,
+        record
+        | trained
+        | {
+            "base_model": start,
+            "base_model_sha256": weights_sha256(Path(start)),
+            "loss": loss,
+            "groups": len(groups),
+            "sources": sorted({g.source for g in groups}),
+        },
+        params,
+        report=f"{len(groups)} groups of 1 + {len(groups[0].negatives)} passages",
+    )
+    log.info(
+        "%s: %d groups, %d steps, loss %.4f -> %s", out.name, len(groups), result.global_step, result.training_loss, out
+    )
     return out
 
 
@@ -104,9 +135,16 @@ def train_step(config: Config, step: str, out: Path | None = None, callbacks: li
         groups, params, data = miracl_groups(config, list(config.languages)), ce.miracl_training, plain(ce.miracl)
     params = resolved_params(params, config.work_root)
     start, out = base_model(config, step), out or model_dir(config, step)
-    inputs = {"base_model": start, "base_model_sha256": weights_sha256(Path(start)), "loss": ce.loss,
-              "max_length": ce.max_length, "negatives": ce.negatives, "data": data, "train_params": plain(params),
-              "groups_sha256": hashlib.sha256(json.dumps([asdict(g) for g in groups]).encode()).hexdigest()}
+    inputs = {
+        "base_model": start,
+        "base_model_sha256": weights_sha256(Path(start)),
+        "loss": ce.loss,
+        "max_length": ce.max_length,
+        "negatives": ce.negatives,
+        "data": data,
+        "train_params": plain(params),
+        "groups_sha256": hashlib.sha256(json.dumps([asdict(g) for g in groups]).encode()).hexdigest(),
+    }
     if up_to_date(out, inputs):
         return out
     record = {"step": step, "config": str(config.source), "collection": config.collection, "inputs": inputs}

@@ -17,6 +17,7 @@ enhancement (`bi_encoder.distillation.query_alignment`, stages.query_alignment) 
 Hugging Face Seq2SeqTrainer. Offline, the starting point is a small T5 over the project's own
 vocabulary (the tiny XLM-R's tokenizer), seeded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,15 @@ from stages.formats import ReleaseLayout
 from stages.formats.jsonfile import read_json
 from stages.formats.mmarco import MMarcoLayout
 from stages.shortlist import fetch_passages
-from stages.training import (resolved_params, run_trainer, save_model, trainer_arguments, training_models_dir, up_to_date,
-                             weights_sha256)
+from stages.training import (
+    resolved_params,
+    run_trainer,
+    save_model,
+    trainer_arguments,
+    training_models_dir,
+    up_to_date,
+    weights_sha256,
+)
 
 log = logging.getLogger("stages.train_qgen")
 NAME = "qgen"
@@ -66,8 +74,15 @@ def query_labels(tokenizer, queries: list[str], max_length: int) -> list[list[in
     return [row + [tokenizer.eos_token_id] for row in ids]
 
 
-def log_likelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int, max_passage_length: int,
-                    max_query_length: int, desc: str | None = None) -> list[float]:
+def log_likelihoods(
+    model,
+    tokenizer,
+    pairs: list[tuple[str, str]],
+    batch_size: int,
+    max_passage_length: int,
+    max_query_length: int,
+    desc: str | None = None,
+) -> list[float]:
     """log p(query | passage) for each (query, passage): the query's token log-probabilities, summed."""
     import torch
 
@@ -75,9 +90,14 @@ def log_likelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: 
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][1]))
     with torch.inference_mode():
         for start in console.progress(range(0, len(order), batch_size), desc=desc, unit=" batches", disable=not desc):
-            batch = order[start:start + batch_size]
-            inputs = tokenizer([pairs[i][1] for i in batch], truncation=True, max_length=max_passage_length,
-                               padding=True, return_tensors="pt").to(model.device)
+            batch = order[start : start + batch_size]
+            inputs = tokenizer(
+                [pairs[i][1] for i in batch],
+                truncation=True,
+                max_length=max_passage_length,
+                padding=True,
+                return_tensors="pt",
+            ).to(model.device)
             labels = query_labels(tokenizer, [pairs[i][0] for i in batch], max_query_length)
             width = max(len(row) for row in labels)
             target = torch.tensor([row + [-100] * (width - len(row)) for row in labels], device=model.device)
@@ -89,19 +109,33 @@ def log_likelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: 
     return scores
 
 
-def generate_queries(model, tokenizer, passages: list[str], language: str, prompt: str, max_passage_length: int,
-                     max_new_tokens: int, batch_size: int) -> list[str]:
+def generate_queries(
+    model,
+    tokenizer,
+    passages: list[str],
+    language: str,
+    prompt: str,
+    max_passage_length: int,
+    max_new_tokens: int,
+    batch_size: int,
+) -> list[str]:
     """A query in `language` for each passage: greedy decoding (deterministic), whitespace collapsed."""
     import torch
 
     queries = [""] * len(passages)
     order = sorted(range(len(passages)), key=lambda i: len(passages[i]))
     with torch.inference_mode():
-        for start in console.progress(range(0, len(order), batch_size), desc=f"generating {language} queries",
-                                      unit=" batches"):
-            batch = order[start:start + batch_size]
-            inputs = tokenizer([generator_input(prompt, language, passages[i]) for i in batch], truncation=True,
-                               max_length=max_passage_length, padding=True, return_tensors="pt").to(model.device)
+        for start in console.progress(
+            range(0, len(order), batch_size), desc=f"generating {language} queries", unit=" batches"
+        ):
+            batch = order[start : start + batch_size]
+            inputs = tokenizer(
+                [generator_input(prompt, language, passages[i]) for i in batch],
+                truncation=True,
+                max_length=max_passage_length,
+                padding=True,
+                return_tensors="pt",
+            ).to(model.device)
             output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
             for i, text in zip(batch, tokenizer.batch_decode(output, skip_special_tokens=True)):
                 queries[i] = " ".join(text.split())
@@ -115,13 +149,25 @@ def build_tiny_generator(tokenizer_dir: Path, params: TinyModelParams, out: Path
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     torch.manual_seed(params.seed)
-    model = T5ForConditionalGeneration(T5Config(
-        vocab_size=len(tokenizer), d_model=params.hidden, d_ff=params.intermediate, num_layers=params.layers,
-        num_heads=params.heads, d_kv=params.hidden // params.heads, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id))
-    return save_model(lambda path: (model.save_pretrained(path), tokenizer.save_pretrained(path)), out,
-                      {"stage": "stages.train_qgen", "tokenizer": str(tokenizer_dir), "inputs": record or {}},
-                      record_name="built_by.json")
+    model = T5ForConditionalGeneration(
+        T5Config(
+            vocab_size=len(tokenizer),
+            d_model=params.hidden,
+            d_ff=params.intermediate,
+            num_layers=params.layers,
+            num_heads=params.heads,
+            d_kv=params.hidden // params.heads,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.pad_token_id,
+        )
+    )
+    return save_model(
+        lambda path: (model.save_pretrained(path), tokenizer.save_pretrained(path)),
+        out,
+        {"stage": "stages.train_qgen", "tokenizer": str(tokenizer_dir), "inputs": record or {}},
+        record_name="built_by.json",
+    )
 
 
 def base_model(config: Config) -> str:
@@ -172,33 +218,63 @@ def training_pairs(config: Config) -> list[tuple[str, str, str, str]]:
 
 def train(config: Config) -> Path:
     import datasets
-    from transformers import (AutoModelForSeq2SeqLM, AutoTokenizer, DataCollatorForSeq2Seq, Seq2SeqTrainer,
-                              Seq2SeqTrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForSeq2SeqLM,
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+        set_seed,
+    )
 
     params, out = config.query_generator, model_dir(config)
     t = resolved_params(params.training, config.work_root)
     start, pairs = base_model(config), training_pairs(config)
     # What the generator reads (prompt included) and writes: a change of either retrains it.
-    texts = [(source, generator_input(params.prompt, language, passage), query) for source, language, passage, query in pairs]
-    inputs = {"base_model": params.base_model, "base_model_sha256": weights_sha256(Path(start)),
-              "params": plain(params) | {"training": plain(t)}, "pairs_sha256": hashlib.sha256(json.dumps(texts).encode()).hexdigest()}
+    texts = [
+        (source, generator_input(params.prompt, language, passage), query) for source, language, passage, query in pairs
+    ]
+    inputs = {
+        "base_model": params.base_model,
+        "base_model_sha256": weights_sha256(Path(start)),
+        "params": plain(params) | {"training": plain(t)},
+        "pairs_sha256": hashlib.sha256(json.dumps(texts).encode()).hexdigest(),
+    }
     if up_to_date(out, inputs):
         return out
     set_seed(params.training.seed)
     tokenizer = AutoTokenizer.from_pretrained(start)
     model = AutoModelForSeq2SeqLM.from_pretrained(start)
     encoded = tokenizer([text for _, text, _ in texts], truncation=True, max_length=params.max_passage_length)
-    dataset = datasets.Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
-                                          "labels": query_labels(tokenizer, [q for _, _, q in texts], params.max_query_length)})
+    dataset = datasets.Dataset.from_dict(
+        {
+            "input_ids": encoded["input_ids"],
+            "attention_mask": encoded["attention_mask"],
+            "labels": query_labels(tokenizer, [q for _, _, q in texts], params.max_query_length),
+        }
+    )
     args = Seq2SeqTrainingArguments(**trainer_arguments(t, out))
-    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=dataset,
-                             data_collator=DataCollatorForSeq2Seq(tokenizer, model=model))
+    trainer = Seq2SeqTrainer(
+        model=model, args=args, train_dataset=dataset, data_collator=DataCollatorForSeq2Seq(tokenizer, model=model)
+    )
     result, trained = run_trainer(trainer, out)
 
-    record = {"step": "qgen", "config": str(config.source), "collection": config.collection, "inputs": inputs,
-              "base_model": start, "pairs": len(pairs), "sources": sorted({s for s, _, _, _ in pairs})}
-    save_model(lambda path: (model.save_pretrained(path), tokenizer.save_pretrained(path)), out, record | trained, t,
-               report=f"{len(pairs)} (passage, query) pairs")
+    record = {
+        "step": "qgen",
+        "config": str(config.source),
+        "collection": config.collection,
+        "inputs": inputs,
+        "base_model": start,
+        "pairs": len(pairs),
+        "sources": sorted({s for s, _, _, _ in pairs}),
+    }
+    save_model(
+        lambda path: (model.save_pretrained(path), tokenizer.save_pretrained(path)),
+        out,
+        record | trained,
+        t,
+        report=f"{len(pairs)} (passage, query) pairs",
+    )
     log.info("qgen: %d pairs, %d steps, loss %.4f -> %s", len(pairs), result.global_step, result.training_loss, out)
     return out
 

@@ -4,6 +4,7 @@ Precision flags, the hash that names a model's exact weights, resuming from the 
 saving a finished model through a staging folder with its `training.json`, and the check that skips
 a step whose recorded inputs are unchanged.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,14 +60,24 @@ def trainer_arguments(params: TrainParams, out: Path) -> dict:
     from stages.console import trainer_progress_flags
 
     return {
-        "output_dir": str(checkpoints_dir(out)), "num_train_epochs": params.epochs, "learning_rate": params.learning_rate,
-        "per_device_train_batch_size": params.batch_size, "gradient_accumulation_steps": params.gradient_accumulation,
+        "output_dir": str(checkpoints_dir(out)),
+        "num_train_epochs": params.epochs,
+        "learning_rate": params.learning_rate,
+        "per_device_train_batch_size": params.batch_size,
+        "gradient_accumulation_steps": params.gradient_accumulation,
         # transformers 5 takes the warmup fraction as a float warmup_steps (warmup_ratio is deprecated)
-        "warmup_steps": params.warmup_ratio, "save_steps": params.save_steps, "save_total_limit": 2,
-        "logging_steps": params.logging_steps, "seed": params.seed, "data_seed": params.seed, "report_to": "none",
+        "warmup_steps": params.warmup_ratio,
+        "save_steps": params.save_steps,
+        "save_total_limit": 2,
+        "logging_steps": params.logging_steps,
+        "seed": params.seed,
+        "data_seed": params.seed,
+        "report_to": "none",
         # pinned memory only helps copies to a GPU; without one torch warns at every epoch
         "dataloader_pin_memory": torch.cuda.is_available(),
-        **trainer_progress_flags(), **precision_flags(params.precision)}
+        **trainer_progress_flags(),
+        **precision_flags(params.precision),
+    }
 
 
 def report_training(out: Path, record: dict, what: str) -> None:
@@ -74,9 +85,17 @@ def report_training(out: Path, record: dict, what: str) -> None:
     from stages.console import say, seconds
 
     losses = [entry["loss"] for entry in record.get("log_history", ()) if "loss" in entry]
-    curve = f", loss {losses[0]:.3f} -> {losses[-1]:.3f}" if len(losses) > 1 else f", loss {losses[0]:.3f}" if losses else ""
+    curve = (
+        f", loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+        if len(losses) > 1
+        else f", loss {losses[0]:.3f}"
+        if losses
+        else ""
+    )
     precision = (record.get("train_params") or {}).get("precision", "")
-    say(f"train {out.name}: {what}, {record.get('steps')} steps{curve}, {precision} ({seconds(record.get('seconds', 0))})")
+    say(
+        f"train {out.name}: {what}, {record.get('steps')} steps{curve}, {precision} ({seconds(record.get('seconds', 0))})"
+    )
 
 
 def freeze_input_embeddings(model) -> int:
@@ -121,8 +140,10 @@ def training_models_dir(config) -> Path:
     collection (MODELS=) are for reranking and retrieval; training over them would overwrite that
     collection's models with ones trained on this collection's data."""
     if config.models_root is not None:
-        raise ConfigError(f"MODELS={config.models_root} is for reranking and retrieval with models trained on "
-                          f"another collection; training writes {config.own_models_dir}: drop MODELS= to train")
+        raise ConfigError(
+            f"MODELS={config.models_root} is for reranking and retrieval with models trained on "
+            f"another collection; training writes {config.own_models_dir}: drop MODELS= to train"
+        )
     return config.own_models_dir
 
 
@@ -135,8 +156,12 @@ def weights_sha256(model: Path) -> str | None:
     if not model.is_dir():
         return None
     top = sorted(model.glob("*.safetensors")) + sorted(model.glob("*.bin"))
-    nested = sorted(p for pattern in ("*/**/*.safetensors", "*/**/*.bin") for p in model.glob(pattern)
-                    if checkpoints_dir(model).name not in p.parts)
+    nested = sorted(
+        p
+        for pattern in ("*/**/*.safetensors", "*/**/*.bin")
+        for p in model.glob(pattern)
+        if checkpoints_dir(model).name not in p.parts
+    )
     files = top + nested
     if not files:
         return None
@@ -155,10 +180,16 @@ def check_tokenizer_fits(model: Path) -> None:
     """Refuse a model folder whose tokenizer yields ids past its embedding table: a tokenizer copied from
     another model (or a folder mixed from two collections) would index out of range or, worse, read the
     wrong rows silently."""
-    pairs = tuple((str(c), str(c.with_name("tokenizer.json")), c.stat().st_mtime_ns,
-                   c.with_name("tokenizer.json").stat().st_mtime_ns)
-                  for c in sorted(Path(model).rglob("config.json"))
-                  if checkpoints_dir(Path(model)).name not in c.parts and c.with_name("tokenizer.json").is_file())
+    pairs = tuple(
+        (
+            str(c),
+            str(c.with_name("tokenizer.json")),
+            c.stat().st_mtime_ns,
+            c.with_name("tokenizer.json").stat().st_mtime_ns,
+        )
+        for c in sorted(Path(model).rglob("config.json"))
+        if checkpoints_dir(Path(model)).name not in c.parts and c.with_name("tokenizer.json").is_file()
+    )
     _check_pairs(str(model), pairs)
 
 
@@ -170,9 +201,11 @@ def _check_pairs(model: str, pairs: tuple) -> None:
         rows = read_json(config_file).get("vocab_size")
         ids = tokenizer_ids(tokenizer_file)
         if isinstance(rows, int) and ids > rows:
-            raise ConfigError(f"{tokenizer_file} yields {ids} token ids but the model's embedding table in {config_file} "
-                              f"has {rows} rows: the tokenizer belongs to another model; rebuild {model} "
-                              f"(or point MODELS= at the folder it was trained in)")
+            raise ConfigError(
+                f"{tokenizer_file} yields {ids} token ids but the model's embedding table in {config_file} "
+                f"has {rows} rows: the tokenizer belongs to another model; rebuild {model} "
+                f"(or point MODELS= at the folder it was trained in)"
+            )
 
 
 def checkpoints_dir(out: Path) -> Path:
@@ -203,14 +236,24 @@ def run_trainer(trainer, out: Path) -> tuple[object, dict]:
     started = time.time()
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     return result, {
-        "steps": result.global_step, "train_loss": result.training_loss, "seconds": round(time.time() - started, 1),
-        "log_history": trainer.state.log_history, "resumed": resume,
+        "steps": result.global_step,
+        "train_loss": result.training_loss,
+        "seconds": round(time.time() - started, 1),
+        "log_history": trainer.state.log_history,
+        "resumed": resume,
         "versions": {pkg: metadata.version(pkg) for pkg in ("torch", "transformers", "sentence-transformers")},
-        "device": "cuda" if torch.cuda.is_available() else "cpu"}
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+    }
 
 
-def save_model(save: Callable[[str], None], out: Path, record: dict, params: TrainParams | None = None,
-               record_name: str = "training.json", report: str | None = None) -> Path:
+def save_model(
+    save: Callable[[str], None],
+    out: Path,
+    record: dict,
+    params: TrainParams | None = None,
+    record_name: str = "training.json",
+    report: str | None = None,
+) -> Path:
     """Save through a staging folder with its record (training.json), replace `out`, drop the checkpoints;
     `report` (what the model was trained on) makes the stage's one line for it (report_training)."""
     staging = out.with_name(out.name + ".tmp")

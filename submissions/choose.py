@@ -9,6 +9,7 @@ tuning's held-out scores of its own queries). The highest average wins; a tie go
 to the inputs in their configured order. The manifest records every candidate's estimate, the choice and
 the reason.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,11 +35,18 @@ def recorded_score(config: Config, system: str, lang: str, path) -> float | None
     if not tuned_path.is_file():
         return None
     tuned = load_tuned(tuned_path)
-    scores = (tuned.get("input_scores_by_language") or {}).get(lang) if "fallback_reason" in tuned \
+    scores = (
+        (tuned.get("input_scores_by_language") or {}).get(lang)
+        if "fallback_reason" in tuned
         else tuned.get("input_scores")
+    )
     read = ((tuned.get("inputs") or {}).get("files") or {}).get(lang, {}).get(system)
-    if not scores or system not in scores or tuned.get("metric") != config.fusion.tune.metric \
-            or read != file_sha256(path):
+    if (
+        not scores
+        or system not in scores
+        or tuned.get("metric") != config.fusion.tune.metric
+        or read != file_sha256(path)
+    ):
         return None
     return float(scores[system])
 
@@ -71,8 +79,11 @@ def fused_estimates(config: Config, langs: list[str]) -> dict[str, float]:
         if not path.is_file():
             continue
         tuned = load_tuned(path)
-        value = (tuned.get("cross_validated_by_language") or {}).get(lang) if "fallback_reason" in tuned \
+        value = (
+            (tuned.get("cross_validated_by_language") or {}).get(lang)
+            if "fallback_reason" in tuned
             else tuned.get("cross_validated")
+        )
         if value is not None:
             scores[lang] = float(value)
     return scores
@@ -85,27 +96,39 @@ def choose_system(config: Config, langs: list[str]) -> tuple[str, dict]:
     per_system |= {system: single_estimates(config, system, langs) for system in fusion.systems}
     shared = [lang for lang in langs if all(lang in scores for scores in per_system.values())]
     if not shared:
-        raise ConfigError(f"submission.system: auto needs dev estimates of {', '.join(per_system)} for at least one "
-                          f"of {' '.join(langs)}; `make tune-fusion` writes the fused run's (judged "
-                          f"{config.evaluation.split} queries are needed)")
+        raise ConfigError(
+            f"submission.system: auto needs dev estimates of {', '.join(per_system)} for at least one "
+            f"of {' '.join(langs)}; `make tune-fusion` writes the fused run's (judged "
+            f"{config.evaluation.split} queries are needed)"
+        )
     means = {system: float(np.mean([scores[lang] for lang in shared])) for system, scores in per_system.items()}
     order = list(per_system)  # the fused run first, then the inputs in their configured order: ties go early
     chosen = max(order, key=lambda s: (means[s], -order.index(s)))
     best_single = max(fusion.systems, key=lambda s: (means[s], -order.index(s)))
     metric = fusion.tune.metric
     if chosen == fusion.name:
-        reason = (f"the fused run's cross-validated {metric} {means[chosen]:.4f} is the best estimate "
-                  f"(best single system: {best_single} {means[best_single]:.4f})")
+        reason = (
+            f"the fused run's cross-validated {metric} {means[chosen]:.4f} is the best estimate "
+            f"(best single system: {best_single} {means[best_single]:.4f})"
+        )
     else:
-        reason = (f"{chosen}'s dev {metric} {means[chosen]:.4f} is above the fused run's cross-validated "
-                  f"{means[fusion.name]:.4f}: on these dev queries fusion does not pay")
-    record = {"rule": "best mean dev estimate over the languages: single systems' dev score, the fused run's "
-                      "k-fold cross-validated score",
-              "metric": metric, "split": config.evaluation.split, "languages": shared,
-              "candidates": {system: round(value, 6) for system, value in means.items()},
-              "per_language": {system: {lang: round(scores[lang], 6) for lang in shared}
-                               for system, scores in per_system.items()},
-              "chosen": chosen, "reason": reason}
+        reason = (
+            f"{chosen}'s dev {metric} {means[chosen]:.4f} is above the fused run's cross-validated "
+            f"{means[fusion.name]:.4f}: on these dev queries fusion does not pay"
+        )
+    record = {
+        "rule": "best mean dev estimate over the languages: single systems' dev score, the fused run's "
+        "k-fold cross-validated score",
+        "metric": metric,
+        "split": config.evaluation.split,
+        "languages": shared,
+        "candidates": {system: round(value, 6) for system, value in means.items()},
+        "per_language": {
+            system: {lang: round(scores[lang], 6) for lang in shared} for system, scores in per_system.items()
+        },
+        "chosen": chosen,
+        "reason": reason,
+    }
     log.info("submission.system auto: %s (%s)", chosen, reason)
     return chosen, record
 

@@ -11,6 +11,7 @@ moved into place (`work/<collection>/submissions/<tag>.<selection>/`) beside its
 names the git commit, the config, and every run that went into each file with its hash and metadata
 (fusion parameters, models), so a leaderboard number can be traced back to what produced it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages.cli import run_stage
-from stages.console import say
 from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, config_from_args, plain
+from stages.console import say
 from stages.formats import ReleaseLayout, read_run, write_run
-from stages.formats.jsonfile import write_json
 from stages.formats.hashing import file_sha256 as sha256
+from stages.formats.jsonfile import write_json
 from stages.formats.runs import read_metadata
 from submissions.choose import submitted_system
 from submissions.validate import LEADERBOARD_HITS, corpus_docids, validate_run
@@ -62,9 +63,12 @@ def traced_inputs(run_file: Path) -> dict:
     inputs = {}
     for system, recorded in ((meta.get("inputs") or {}).get("runs") or {}).items():
         path = Path(recorded["path"])
-        inputs[system] = {"path": str(path), "sha256": recorded["sha256"],
-                          "unchanged_since_fusion": path.is_file() and sha256(path) == recorded["sha256"],
-                          "metadata": read_metadata(path)}
+        inputs[system] = {
+            "path": str(path),
+            "sha256": recorded["sha256"],
+            "unchanged_since_fusion": path.is_file() and sha256(path) == recorded["sha256"],
+            "metadata": read_metadata(path),
+        }
     return {"path": str(run_file), "sha256": sha256(run_file), "metadata": meta, "inputs": inputs}
 
 
@@ -99,7 +103,8 @@ def same_files(staged: Path, bundle: Path) -> bool:
         return False
     names = sorted(p.name for p in staged.iterdir())
     return names == sorted(p.name for p in bundle.iterdir()) and all(
-        (staged / name).read_bytes() == (bundle / name).read_bytes() for name in names)
+        (staged / name).read_bytes() == (bundle / name).read_bytes() for name in names
+    )
 
 
 @dataclass
@@ -139,17 +144,38 @@ def package(config: Config, langs: list[str]) -> Bundle:
                 write_run(read_run(source), target, tag=sub.tag, depth=LEADERBOARD_HITS)
                 report = validate_run(target, layout.topics(lang, split), docids, LEADERBOARD_HITS)
                 problems += report.problems
-                files.append({"file": target.name, "language": lang, "split": split, "queries": report.queries,
-                              "lines": report.lines, "sha256": sha256(target), "source": traced_inputs(source)})
+                files.append(
+                    {
+                        "file": target.name,
+                        "language": lang,
+                        "split": split,
+                        "queries": report.queries,
+                        "lines": report.lines,
+                        "sha256": sha256(target),
+                        "source": traced_inputs(source),
+                    }
+                )
                 log.info("%s %s: %d queries, %s", lang, split, report.queries, "valid" if report.ok else "INVALID")
         if problems:
-            raise SubmissionInvalid("the submission failed validation; nothing was packaged:\n  " + "\n  ".join(problems))
+            raise SubmissionInvalid(
+                "the submission failed validation; nothing was packaged:\n  " + "\n  ".join(problems)
+            )
         if not files:
             raise ConfigError(f"no test runs to submit for {' '.join(langs)}")
-        write_json(staging / "manifest.json", {
-            "tag": sub.tag, "languages": langs, "created": created_time(files),
-            "git": git_state(), "config_file": str(config.source), "config": plain(config), "system": system,
-            "choice": choice, "files": files})
+        write_json(
+            staging / "manifest.json",
+            {
+                "tag": sub.tag,
+                "languages": langs,
+                "created": created_time(files),
+                "git": git_state(),
+                "config_file": str(config.source),
+                "config": plain(config),
+                "system": system,
+                "choice": choice,
+                "files": files,
+            },
+        )
         bundle, archive = root / name, root / f"{name}.zip"
         write_zip(staging, staging_zip)
         if same_files(staging, bundle) and archive.is_file() and archive.read_bytes() == staging_zip.read_bytes():
@@ -171,8 +197,10 @@ def report(bundle: Bundle) -> None:
     why = f" ({bundle.choice['reason']})" if bundle.choice else ""
     state = "written" if bundle.rewritten else "up to date"
     say(f"submission: {bundle.system}{why}")
-    say(f"submission: {len(bundle.files)} files for {len(langs)} languages, "
-        f"{sum(f['queries'] for f in bundle.files)} test queries, all valid; bundle {state}")
+    say(
+        f"submission: {len(bundle.files)} files for {len(langs)} languages, "
+        f"{sum(f['queries'] for f in bundle.files)} test queries, all valid; bundle {state}"
+    )
     say(f"submission bundle: {bundle.folder}/\nready to upload:   {bundle.archive}")
 
 

@@ -7,6 +7,7 @@ The language and split come from the file name (`run.<...>.<lang>.<split>.txt`) 
 --lang/--split; with them, every topic of the split must appear and every docid must be in the
 corpus. Every problem found is listed with its line; the exit status is 1 if there is any.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stages.console import option, say
 from stages.cli import run_stage
 from stages.config import KNOWN_SPLITS, ConfigError, add_config_arguments, config_from_args
+from stages.console import option, say
 from stages.formats import DataFormatError, ReleaseLayout, iter_corpus
 from stages.formats.lines import iter_lines
 from stages.formats.runs import parse_run_line
@@ -51,8 +52,12 @@ class Report:
         return not self.problems
 
 
-def validate_run(path: str | Path, topics: dict[str, str] | None = None, docids: set[str] | None = None,
-                 max_hits: int = LEADERBOARD_HITS) -> Report:
+def validate_run(
+    path: str | Path,
+    topics: dict[str, str] | None = None,
+    docids: set[str] | None = None,
+    max_hits: int = LEADERBOARD_HITS,
+) -> Report:
     """Every check of a leaderboard run file; the report lists what fails, line by line."""
     report = Report(Path(path))
     if not report.path.is_file():  # one problem, not the empty-file and missing-topics ones that would follow
@@ -76,7 +81,9 @@ def validate_run(path: str | Path, topics: dict[str, str] | None = None, docids:
             previous_qid = row.qid
         state = seen.setdefault(row.qid, {"rank": 0, "score": None, "docids": set()})
         if row.rank != state["rank"] + 1:
-            report.add(row.line, f"qid {row.qid}: rank {row.rank} where {state['rank'] + 1} was expected (ranks run 1..n)")
+            report.add(
+                row.line, f"qid {row.qid}: rank {row.rank} where {state['rank'] + 1} was expected (ranks run 1..n)"
+            )
         if row.docid in state["docids"]:
             report.add(row.line, f"qid {row.qid}: docid {row.docid} listed twice")
         if state["score"] is not None and row.score > state["score"]:
@@ -95,8 +102,11 @@ def validate_run(path: str | Path, topics: dict[str, str] | None = None, docids:
     if topics is not None:
         missing = [qid for qid in topics if qid not in seen]
         if missing:
-            report.add(None, f"{len(missing)} of {len(topics)} topics have no hits: {' '.join(missing[:10])}"
-                       + (" ..." if len(missing) > 10 else ""))
+            report.add(
+                None,
+                f"{len(missing)} of {len(topics)} topics have no hits: {' '.join(missing[:10])}"
+                + (" ..." if len(missing) > 10 else ""),
+            )
     return report
 
 
@@ -128,15 +138,21 @@ def validate_file(config, path: Path, lang: str | None = None, split: str | None
     if lang is None or split is None:
         match = NAME.fullmatch(path.name)
         if not match:
-            raise ConfigError(f"{path}: cannot tell language and split from the name (run.<...>.<lang>.<split>.txt); "
-                              f"give {option('lang')}<code> and {option('split')}<split>")
+            raise ConfigError(
+                f"{path}: cannot tell language and split from the name (run.<...>.<lang>.<split>.txt); "
+                f"give {option('lang')}<code> and {option('split')}<split>"
+            )
         lang, split = lang or match["lang"], split or match["split"]
     if lang not in config.languages:
-        raise ConfigError(f"{path}: language {lang!r} is not configured in {config.source} "
-                          f"({option('lang')} one of {' '.join(config.languages)})")
+        raise ConfigError(
+            f"{path}: language {lang!r} is not configured in {config.source} "
+            f"({option('lang')} one of {' '.join(config.languages)})"
+        )
     if split not in config.languages[lang].splits:
-        raise ConfigError(f"{path}: split {split!r} is not configured for {lang} "
-                          f"({option('split')} one of {' '.join(config.languages[lang].splits)})")
+        raise ConfigError(
+            f"{path}: split {split!r} is not configured for {lang} "
+            f"({option('split')} one of {' '.join(config.languages[lang].splits)})"
+        )
     layout = ReleaseLayout(config.data_root)
     return validate_run(path, layout.topics(lang, split), corpus_docids(layout, lang), LEADERBOARD_HITS)
 

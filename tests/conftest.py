@@ -3,6 +3,7 @@
 Tests that start a JVM or build indexes are marked `slow`; those that read the real MIRACL topics and
 qrels in ../shared are marked `shared` and skip when that folder is absent.
 """
+
 from __future__ import annotations
 
 import os
@@ -72,7 +73,10 @@ def sample_bm25(tmp_path_factory, supported_languages):
     config_path = write_config(root / "config.yaml", work_root=root / "work")
     result = subprocess.run(
         [sys.executable, "-m", "stages.bm25", "--config", str(config_path), "--lang", " ".join(supported_languages)],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return load_config(config_path)
@@ -84,9 +88,17 @@ def tiny_model(tmp_path_factory) -> Path:
     from stages.config import TinyModelParams
     from stages.tiny_model import build_tiny_model
 
-    texts = ["The Nile river flows north through Egypt.", "Bread needs yeast and flour.", "Cats sleep many hours.",
-             "The moon causes tides.", "Mto Nile ni mto mrefu zaidi barani Afrika.", "Kilimanjaro ni mlima mrefu."] * 20
-    return build_tiny_model(texts, TinyModelParams(vocab_size=120, max_length=64), tmp_path_factory.mktemp("models") / "tiny")
+    texts = [
+        "The Nile river flows north through Egypt.",
+        "Bread needs yeast and flour.",
+        "Cats sleep many hours.",
+        "The moon causes tides.",
+        "Mto Nile ni mto mrefu zaidi barani Afrika.",
+        "Kilimanjaro ni mlima mrefu.",
+    ] * 20
+    return build_tiny_model(
+        texts, TinyModelParams(vocab_size=120, max_length=64), tmp_path_factory.mktemp("models") / "tiny"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,9 @@
 """Small helpers shared by tests (fixtures live in conftest.py)."""
+
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import yaml
 
@@ -29,29 +29,41 @@ def write_lines(path: Path, lines: list[str], encoding: str = "utf-8", bom: bool
 
 
 PASSAGES = {
-    "en": [("1#0", "Rivers", "The Nile is the longest river of Africa."),
-           ("1#1", "Rivers", "The Amazon carries more water than any other river."),
-           ("2#0", "Mountains", "Kilimanjaro is the highest mountain in Africa."),
-           ("2#1", "Mountains", "Everest lies on the border of Nepal and China.")],
-    "sw": [("7#0", "Mito", "Mto Nile ni mto mrefu zaidi barani Afrika."),
-           ("7#1", "Mito", "Mto Rufiji unapita katika Tanzania."),
-           ("9#0", "Milima", "Kilimanjaro ni mlima mrefu zaidi barani Afrika."),
-           ("9#1", "Milima", "Mlima Kenya uko katikati ya Kenya.")],
+    "en": [
+        ("1#0", "Rivers", "The Nile is the longest river of Africa."),
+        ("1#1", "Rivers", "The Amazon carries more water than any other river."),
+        ("2#0", "Mountains", "Kilimanjaro is the highest mountain in Africa."),
+        ("2#1", "Mountains", "Everest lies on the border of Nepal and China."),
+    ],
+    "sw": [
+        ("7#0", "Mito", "Mto Nile ni mto mrefu zaidi barani Afrika."),
+        ("7#1", "Mito", "Mto Rufiji unapita katika Tanzania."),
+        ("9#0", "Milima", "Kilimanjaro ni mlima mrefu zaidi barani Afrika."),
+        ("9#1", "Milima", "Mlima Kenya uko katikati ya Kenya."),
+    ],
 }
-TOPICS = {"en": {"dev": {"11": "longest river in Africa", "12": "highest mountain"}, "train": {"13": "Amazon water"}},
-          "sw": {"dev": {"21": "mto mrefu zaidi", "22": "Kilimanjaro"}, "train": {"23": "Mlima Kenya"}}}
-QRELS = {"en": {"dev": ["11 Q0 1#0 1", "11 Q0 1#1 0", "12 Q0 2#0 1", "12 Q0 2#1 0"]},
-         "sw": {"dev": ["21 Q0 7#0 1", "21 Q0 9#0 0", "22 Q0 9#0 1", "22 Q0 7#0 0"]}}
-TINY_LANGUAGES = {code: {"name": code, "analyzer": code, "splits": ["train", "dev", "test-a"], "probe": "Nile Afrika"}
-                  for code in ("en", "sw")}
+TOPICS = {
+    "en": {"dev": {"11": "longest river in Africa", "12": "highest mountain"}, "train": {"13": "Amazon water"}},
+    "sw": {"dev": {"21": "mto mrefu zaidi", "22": "Kilimanjaro"}, "train": {"23": "Mlima Kenya"}},
+}
+QRELS = {
+    "en": {"dev": ["11 Q0 1#0 1", "11 Q0 1#1 0", "12 Q0 2#0 1", "12 Q0 2#1 0"]},
+    "sw": {"dev": ["21 Q0 7#0 1", "21 Q0 9#0 0", "22 Q0 9#0 1", "22 Q0 7#0 0"]},
+}
+TINY_LANGUAGES = {
+    code: {"name": code, "analyzer": code, "splits": ["train", "dev", "test-a"], "probe": "Nile Afrika"}
+    for code in ("en", "sw")
+}
 
 
 def make_release(root, passages=PASSAGES):
     """A two-language release (en, sw) small enough to reason about hit by hit."""
     layout = ReleaseLayout(root)
     for lang, docs in passages.items():
-        write_lines(layout.corpus_dir(lang) / "docs-0.jsonl",
-                    [json.dumps({"docid": d, "title": t, "text": x}) for d, t, x in docs])
+        write_lines(
+            layout.corpus_dir(lang) / "docs-0.jsonl",
+            [json.dumps({"docid": d, "title": t, "text": x}) for d, t, x in docs],
+        )
         for split, topics in TOPICS[lang].items():
             write_lines(layout.topics_path(lang, split), [f"{q}\t{text}" for q, text in topics.items()])
         for split, lines in QRELS[lang].items():

@@ -1,4 +1,5 @@
 """The Makefile as the pipeline's map: language selection, the locale, file targets, fan-out."""
+
 import json
 import os
 import subprocess
@@ -19,8 +20,14 @@ def make(*args, env_lang="en_US.UTF-8", timeout=600, plan_dir=None, verbose=True
         env.pop(name, None)
     # Plans of throw-away configs go to a temporary folder, not to the repository's work/.make.
     plan = [f"PLAN_DIR={plan_dir or tempfile.mkdtemp(prefix='make-plan-')}"] + (["VERBOSE=1"] if verbose else [])
-    return subprocess.run(["make", "--no-print-directory", *args, *plan], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        ["make", "--no-print-directory", *args, *plan],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def bm25_commands(output: str) -> list[str]:
@@ -32,12 +39,15 @@ def empty_work_config(tmp_path):
     return write_config(tmp_path / "c.yaml", work_root=tmp_path / "work")
 
 
-@pytest.mark.parametrize("lang_args, expected", [
-    ([], SAMPLE_LANGS),
-    (["LANG=all"], SAMPLE_LANGS),
-    (["LANG=ja yo"], ["ja", "yo"]),
-    (["LANG=ja,yo"], ["ja", "yo"]),
-])
+@pytest.mark.parametrize(
+    "lang_args, expected",
+    [
+        ([], SAMPLE_LANGS),
+        (["LANG=all"], SAMPLE_LANGS),
+        (["LANG=ja yo"], ["ja", "yo"]),
+        (["LANG=ja,yo"], ["ja", "yo"]),
+    ],
+)
 def test_language_selection_from_the_command_line_only(empty_work_config, lang_args, expected):
     result = make("-n", "bm25-runs", f"CONFIG={empty_work_config}", *lang_args)
     assert result.returncode == 0, result.stderr
@@ -77,7 +87,11 @@ def test_bm25_then_eval_then_nothing_to_redo(tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     runs = tmp_path / "work" / "tiny" / "runs" / "bm25"
     assert sorted(p.name for p in runs.glob("*.txt")) == [
-        "run.bm25.en.dev.txt", "run.bm25.en.train.txt", "run.bm25.sw.dev.txt", "run.bm25.sw.train.txt"]
+        "run.bm25.en.dev.txt",
+        "run.bm25.en.train.txt",
+        "run.bm25.sw.dev.txt",
+        "run.bm25.sw.train.txt",
+    ]
     evaluation = make("eval", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}")
     assert evaluation.returncode == 0, evaluation.stderr[-3000:]
     rows = [line for line in evaluation.stdout.splitlines() if line.startswith("| ")]
@@ -100,9 +114,11 @@ def test_a_submission_runs_every_missing_stage_first(empty_work_config):
     assert stages[-3:] == ["ensemble.tune", "ensemble.fusion", "submissions.package"]
     bi_steps = [line.split("--step ")[1].split()[0] for line in commands if "stages.train_bi" in line]
     assert bi_steps == ["init", "kd", "miracl"]
-    assert '-m stages.rerank_bi' in result.stdout and '--model bi --lang "sw" --split "dev test-a test-b"' in result.stdout
-    assert '-m stages.dense' in result.stdout and '--lang "sw" --split "dev test-a test-b"' in result.stdout
-    assert '--step nmt' in result.stdout and '--step miracl' in result.stdout
+    assert (
+        "-m stages.rerank_bi" in result.stdout and '--model bi --lang "sw" --split "dev test-a test-b"' in result.stdout
+    )
+    assert "-m stages.dense" in result.stdout and '--lang "sw" --split "dev test-a test-b"' in result.stdout
+    assert "--step nmt" in result.stdout and "--step miracl" in result.stdout
     assert '--model ce --lang "sw" --split "dev test-a test-b"' in result.stdout
     assert '--lang sw --split "train dev test-a"' in result.stdout
 
@@ -115,20 +131,28 @@ def test_submission_then_nothing_to_redo_then_a_new_topics_file_redoes_its_langu
 
     write_lines(layout.topics_path("en", "test-a"), ["31\tNile river", "32\tEverest"])
     write_lines(layout.topics_path("sw", "test-a"), ["41\tKilimanjaro"])
-    cfg = write_config(tmp_path / "c.yaml", work_root=tmp_path / "work", languages=TINY_LANGUAGES,
-                       fusion={"systems": ["bm25", "bm25-rm3"], "tune": {"min_queries": 2}})
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        work_root=tmp_path / "work",
+        languages=TINY_LANGUAGES,
+        fusion={"systems": ["bm25", "bm25-rm3"], "tune": {"min_queries": 2}},
+    )
     first = make("submission", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}", "LANG=all")
     assert first.returncode == 0, first.stderr[-3000:]
     bundle = tmp_path / "work" / "tiny" / "submissions" / "miracl-pipeline.all"
     assert sorted(p.name for p in bundle.glob("run.*")) == [
-        "run.miracl.miracl-pipeline.en.test-a.txt", "run.miracl.miracl-pipeline.sw.test-a.txt"]
+        "run.miracl.miracl-pipeline.en.test-a.txt",
+        "run.miracl.miracl-pipeline.sw.test-a.txt",
+    ]
     work = tmp_path / "work" / "tiny"
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in work.rglob("*") if p.is_file()}
     again = make("submission", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}", "LANG=all", verbose=False)
     assert again.returncode == 0 and again.stderr == ""
-    assert again.stdout.splitlines() == ["submission: nothing changed since the bundle was made",
-                                         f"submission bundle: {work / 'submissions' / 'miracl-pipeline.all'}/",
-                                         f"ready to upload:   {work / 'submissions' / 'miracl-pipeline.all.zip'}"]
+    assert again.stdout.splitlines() == [
+        "submission: nothing changed since the bundle was made",
+        f"submission bundle: {work / 'submissions' / 'miracl-pipeline.all'}/",
+        f"ready to upload:   {work / 'submissions' / 'miracl-pipeline.all.zip'}",
+    ]
     after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in work.rglob("*") if p.is_file()}
     assert after == before  # not a file touched, logs included
     # a bundle made again from the same runs is the same bytes: no clock in the manifest or the zip
@@ -150,7 +174,8 @@ def test_a_data_root_that_is_not_a_folder_stops_make_with_its_name(empty_work_co
     # one line, make's own: no plan is made, so nothing complains about a missing one after it
     assert result.stderr.splitlines() == [
         f"Makefile:{_line_of('is not a folder: point DATA=')}: *** DATA={tmp_path / 'nowhere'} is not a folder: point "
-        "DATA= at a MIRACL release (miracl-v1.0-<lang>/, miracl-corpus-v1.0-<lang>/).  Stop."]
+        "DATA= at a MIRACL release (miracl-v1.0-<lang>/, miracl-corpus-v1.0-<lang>/).  Stop."
+    ]
     assert list(tmp_path.glob("*.mk*")) == []
 
 
@@ -194,23 +219,32 @@ def test_the_query_generator_recipe_trains_its_teacher_before_distilling_under_i
     result = make("-n", "rerank-bi", f"CONFIG={config}", "LANG=sw")
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "-m stages." in line and "stages.config" not in line]
-    order = [line.split("-m ")[1].split()[0] + (" " + line.split("--step ")[1].split()[0] if "--step" in line else "")
-             for line in lines]
+    order = [
+        line.split("-m ")[1].split()[0] + (" " + line.split("--step ")[1].split()[0] if "--step" in line else "")
+        for line in lines
+    ]
     assert order.index("stages.train_qgen") < order.index("stages.train_bi kd") < order.index("stages.train_bi miracl")
     assert '--model bi-qgen --lang "sw"' in result.stdout and '--model bi-qgen-kd --lang "sw"' in result.stdout
     assert "models/bi/" not in result.stdout and "--model bi " not in result.stdout
 
 
 @pytest.mark.parametrize("weight, trains_generator", [(0.5, True), (0.0, False)])
-def test_the_query_alignment_generator_is_trained_before_distilling_when_the_task_is_on(tmp_path, weight, trains_generator):
+def test_the_query_alignment_generator_is_trained_before_distilling_when_the_task_is_on(
+    tmp_path, weight, trains_generator
+):
     # The default (bi-encoder) teacher: only the alignment task asks for the trained generator.
-    config = write_config(tmp_path / "c.yaml", work_root=tmp_path / "work", bi_encoder={"distillation": {
-        "query_alignment": {"weight": weight, "generator": "trained:qgen"}}})
+    config = write_config(
+        tmp_path / "c.yaml",
+        work_root=tmp_path / "work",
+        bi_encoder={"distillation": {"query_alignment": {"weight": weight, "generator": "trained:qgen"}}},
+    )
     result = make("-n", "train-bi", f"CONFIG={config}")
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "-m stages." in line and "stages.config" not in line]
-    order = [line.split("-m ")[1].split()[0] + (" " + line.split("--step ")[1].split()[0] if "--step" in line else "")
-             for line in lines]
+    order = [
+        line.split("-m ")[1].split()[0] + (" " + line.split("--step ")[1].split()[0] if "--step" in line else "")
+        for line in lines
+    ]
     assert ("stages.train_qgen" in order) == trains_generator
     if trains_generator:
         assert order.index("stages.train_qgen") < order.index("stages.train_bi kd")
@@ -218,8 +252,11 @@ def test_the_query_alignment_generator_is_trained_before_distilling_when_the_tas
 
 def test_the_token_task_makes_distillation_depend_on_its_parallel_files(tmp_path):
     missing = tmp_path / "sw.tsv"
-    config = write_config(tmp_path / "c.yaml", work_root=tmp_path / "work", bi_encoder={"distillation": {
-        "token": {"weight": 1.0, "parallel_files": {"sw": str(missing)}}}})
+    config = write_config(
+        tmp_path / "c.yaml",
+        work_root=tmp_path / "work",
+        bi_encoder={"distillation": {"token": {"weight": 1.0, "parallel_files": {"sw": str(missing)}}}},
+    )
     result = make("-n", "train-bi", f"CONFIG={config}")
     assert result.returncode != 0 and str(missing) in result.stderr  # a prerequisite of the kd model
     missing.write_text("The river.\tMto.\n", encoding="utf-8")
@@ -231,15 +268,24 @@ def test_the_token_task_makes_distillation_depend_on_its_parallel_files(tmp_path
 def test_models_from_another_collection_are_inputs_never_trained(empty_work_config, tmp_path):
     elsewhere = tmp_path / "other" / "models"
     elsewhere.mkdir(parents=True)
-    result = make("-n", "rerank-ce", "rerank-bi", "dense", f"CONFIG={empty_work_config}", f"MODELS={elsewhere}",
-                  "LANG=sw", plan_dir=tmp_path)
+    result = make(
+        "-n",
+        "rerank-ce",
+        "rerank-bi",
+        "dense",
+        f"CONFIG={empty_work_config}",
+        f"MODELS={elsewhere}",
+        "LANG=sw",
+        plan_dir=tmp_path,
+    )
     # make -n still lists the missing models' recipes: they are the error that names the folder, not training
     assert "-m stages.train_ce" not in result.stdout and "-m stages.train_bi" not in result.stdout
     assert "-m stages.tiny_model" not in result.stdout
     assert f"no model at {elsewhere}/ce/training.json: MODELS=" in result.stdout
     # the model file alone: its rule has no prerequisites under MODELS, so nothing else is built first
-    run = make(str(elsewhere / "ce" / "training.json"), f"CONFIG={empty_work_config}", f"MODELS={elsewhere}",
-               plan_dir=tmp_path)
+    run = make(
+        str(elsewhere / "ce" / "training.json"), f"CONFIG={empty_work_config}", f"MODELS={elsewhere}", plan_dir=tmp_path
+    )
     assert run.returncode != 0 and f"no model at {elsewhere}/ce/training.json" in run.stderr
     assert "train them there: make train-ce train-bi" in run.stderr
     assert not (tmp_path / "work").exists() or not list((tmp_path / "work").rglob("training.json"))
@@ -247,9 +293,23 @@ def test_models_from_another_collection_are_inputs_never_trained(empty_work_conf
 
 def test_training_under_models_of_another_collection_is_refused(empty_work_config, tmp_path):
     (tmp_path / "m").mkdir()
-    result = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "stages.train_ce", "--config",
-                             str(empty_work_config), "--models", str(tmp_path / "m"), "--step", "nmt"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "python"),
+            "-m",
+            "stages.train_ce",
+            "--config",
+            str(empty_work_config),
+            "--models",
+            str(tmp_path / "m"),
+            "--step",
+            "nmt",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     assert f"MODELS={tmp_path / 'm'} is for reranking and retrieval" in result.stderr
 
@@ -260,9 +320,17 @@ def test_a_cross_encoder_trained_on_one_collection_reranks_a_dev_only_one(tmp_pa
     layout_b = make_release(tmp_path / "b")
     for lang in ("en", "sw"):
         layout_b.topics_path(lang, "train").unlink()
-    train_cfg = write_config(tmp_path / "a.yaml", work_root=tmp_path / "work", languages=TINY_LANGUAGES,
-                             cross_encoder={"nmt_training": {"epochs": 1}, "miracl_training": {"epochs": 1},
-                                            "negatives": 1, "miracl": {"split": "dev"}})  # the tiny release judges dev only
+    train_cfg = write_config(
+        tmp_path / "a.yaml",
+        work_root=tmp_path / "work",
+        languages=TINY_LANGUAGES,
+        cross_encoder={
+            "nmt_training": {"epochs": 1},
+            "miracl_training": {"epochs": 1},
+            "negatives": 1,
+            "miracl": {"split": "dev"},
+        },
+    )  # the tiny release judges dev only
     trained = make("train-ce", f"CONFIG={train_cfg}", f"DATA={tmp_path / 'a'}", "LANG=all", plan_dir=tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
     models = tmp_path / "work" / "a" / "models"
@@ -270,8 +338,15 @@ def test_a_cross_encoder_trained_on_one_collection_reranks_a_dev_only_one(tmp_pa
 
     languages_b = {code: dict(language, splits=["dev"]) for code, language in TINY_LANGUAGES.items()}
     cfg_b = write_config(tmp_path / "b.yaml", work_root=tmp_path / "work", languages=languages_b)
-    reranked = make("rerank-ce", "eval", f"CONFIG={cfg_b}", f"DATA={tmp_path / 'b'}", f"MODELS={models}", "LANG=all",
-                    plan_dir=tmp_path)
+    reranked = make(
+        "rerank-ce",
+        "eval",
+        f"CONFIG={cfg_b}",
+        f"DATA={tmp_path / 'b'}",
+        f"MODELS={models}",
+        "LANG=all",
+        plan_dir=tmp_path,
+    )
     assert reranked.returncode == 0, reranked.stderr[-3000:]
     assert "-m stages.train_ce" not in reranked.stdout
     from stages.formats.runs import read_metadata
@@ -295,21 +370,48 @@ def test_the_real_configs_training_steps_run_offline_on_the_packaged_stand_in(tm
     only = lambda keep, names: {name: (2 if name in keep else 0) for name in names}  # noqa: E731
     small = {"batch_size": 2, "gradient_accumulation": 1, "epochs": 1, "save_steps": 1000, "logging_steps": 1}
     child = {
-        "extends": str(REPO / "configs" / "miracl-v1.0-offline.yaml"), "work_root": str(tmp_path / "work"),
-        "languages": TINY_LANGUAGES, "expected_scores": None, "jobs": 1,
+        "extends": str(REPO / "configs" / "miracl-v1.0-offline.yaml"),
+        "work_root": str(tmp_path / "work"),
+        "languages": TINY_LANGUAGES,
+        "expected_scores": None,
+        "jobs": 1,
         "bm25": {"index_threads": 1, "search_threads": 1},
         # the tiny release judges dev only: the MIRACL steps train on it here
-        "cross_encoder": {"negatives": 1, "miracl": {"split": "dev"}, "nmt_training": small, "miracl_training": small,
-                          "nmt": {"root": str(REPO / "data" / "mmarco-mini"),
-                                  "languages": only({"english", "spanish"}, real["cross_encoder"]["nmt"]["languages"])}},
-        "bi_encoder": {"negatives": 1, "miracl": {"split": "dev"}, "distillation": {
-            "training": small, "data": {"candidates": 2, "mmarco": only({"spanish"}, real["bi_encoder"]["distillation"]["data"]["mmarco"])}},
-            "miracl_training": small, "teacher": {"batch_size": 8}},
+        "cross_encoder": {
+            "negatives": 1,
+            "miracl": {"split": "dev"},
+            "nmt_training": small,
+            "miracl_training": small,
+            "nmt": {
+                "root": str(REPO / "data" / "mmarco-mini"),
+                "languages": only({"english", "spanish"}, real["cross_encoder"]["nmt"]["languages"]),
+            },
+        },
+        "bi_encoder": {
+            "negatives": 1,
+            "miracl": {"split": "dev"},
+            "distillation": {
+                "training": small,
+                "data": {
+                    "candidates": 2,
+                    "mmarco": only({"spanish"}, real["bi_encoder"]["distillation"]["data"]["mmarco"]),
+                },
+            },
+            "miracl_training": small,
+            "teacher": {"batch_size": 8},
+        },
     }
     config = tmp_path / "offline.yaml"
     config.write_text(yaml.safe_dump(child, allow_unicode=True))
-    trained = make("train-ce", "train-bi", f"CONFIG={config}", f"DATA={tmp_path / 'tiny'}", "LANG=all",
-                   timeout=1200, plan_dir=tmp_path)
+    trained = make(
+        "train-ce",
+        "train-bi",
+        f"CONFIG={config}",
+        f"DATA={tmp_path / 'tiny'}",
+        "LANG=all",
+        timeout=1200,
+        plan_dir=tmp_path,
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     models = tmp_path / "work" / "tiny" / "models"
     packaged = tmp_path / "work" / "packaged" / "multilingual-e5-small"
@@ -362,8 +464,10 @@ def test_validate_asks_for_language_and_split_as_make_variables(empty_work_confi
     run.write_text("1 Q0 1#0 1 1.0 t\n")
     result = make("validate", f"CONFIG={empty_work_config}", f"FILE={run}", verbose=False)
     assert result.returncode == 2
-    assert result.stderr.splitlines()[0] == (f"error: {run}: cannot tell language and split from the name "
-                                             "(run.<...>.<lang>.<split>.txt); give LANG=<code> and SPLIT=<split>")
+    assert result.stderr.splitlines()[0] == (
+        f"error: {run}: cannot tell language and split from the name "
+        "(run.<...>.<lang>.<split>.txt); give LANG=<code> and SPLIT=<split>"
+    )
     assert "--lang" not in result.stderr
 
 

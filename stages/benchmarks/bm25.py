@@ -10,6 +10,7 @@ Whole commands are timed (what a user waits for: start-up, validation, the work)
 median of the rounds, passages/s and queries/s, and the ratio ours / Pyserini (>= 0.95 is the target:
 our stage must add no measurable overhead). It also checks that both runs hold the same hits.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,9 @@ def bench_config(root: Path, source: Path) -> Path:
         "extends": str(source.resolve()),
         "data_root": str(root / "data"),
         "work_root": str(root / "work"),
-        "languages": {LANG: {"name": language.name, "analyzer": language.analyzer, "splits": ["dev"],
-                             "probe": language.probe}},
+        "languages": {
+            LANG: {"name": language.name, "analyzer": language.analyzer, "splits": ["dev"], "probe": language.probe}
+        },
     }
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
@@ -85,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     root.mkdir(parents=True, exist_ok=True)
 
     from stages.benchmarks.synthetic import generate
-    from stages.java import find_java
     from stages.formats.layout import ReleaseLayout
+    from stages.java import find_java
 
     generate(root / "data", LANG, params)
     layout = ReleaseLayout(root / "data")
@@ -101,18 +103,53 @@ def main(argv: list[str] | None = None) -> int:
     log = root / "bench.log"
     log.write_text("", encoding="utf-8")
     py = sys.executable
-    index_cmd = [py, "-m", "pyserini.index.lucene", "--collection", "MrTyDiCollection", "--input",
-                 str(layout.corpus_dir(LANG)), "--index", str(their_index), "--generator",
-                 "DefaultLuceneDocumentGenerator", "--threads", str(bm25.index_threads),
-                 "--storePositions", "--storeDocvectors", "--storeRaw"]
-    search_cmd = [py, "-m", "pyserini.search.lucene", "--index", str(their_index), "--topics", str(topics_file),
-                  "--output", str(their_run), "--bm25", "--k1", str(bm25.k1), "--b", str(bm25.b), "--hits",
-                  str(bm25.hits), "--threads", str(bm25.search_threads), "--batch-size", str(bm25.batch_size)]
+    index_cmd = [
+        py,
+        "-m",
+        "pyserini.index.lucene",
+        "--collection",
+        "MrTyDiCollection",
+        "--input",
+        str(layout.corpus_dir(LANG)),
+        "--index",
+        str(their_index),
+        "--generator",
+        "DefaultLuceneDocumentGenerator",
+        "--threads",
+        str(bm25.index_threads),
+        "--storePositions",
+        "--storeDocvectors",
+        "--storeRaw",
+    ]
+    search_cmd = [
+        py,
+        "-m",
+        "pyserini.search.lucene",
+        "--index",
+        str(their_index),
+        "--topics",
+        str(topics_file),
+        "--output",
+        str(their_run),
+        "--bm25",
+        "--k1",
+        str(bm25.k1),
+        "--b",
+        str(bm25.b),
+        "--hits",
+        str(bm25.hits),
+        "--threads",
+        str(bm25.search_threads),
+        "--batch-size",
+        str(bm25.batch_size),
+    ]
     ours_cmd = [py, "-m", "stages.bm25", "--config", str(cfg), "--lang", LANG, "--split", "dev"]
 
     times = {"pyserini index": [], "ours index": [], "pyserini search": [], "ours search": []}
-    say(f"{params.passages} passages, {queries} queries, {runtime.describe()}, "
-          f"{bm25.index_threads} indexing / {bm25.search_threads} search threads; commands logged in {log}")
+    say(
+        f"{params.passages} passages, {queries} queries, {runtime.describe()}, "
+        f"{bm25.index_threads} indexing / {bm25.search_threads} search threads; commands logged in {log}"
+    )
     for round_number in range(1, params.repeats + 1):
         shutil.rmtree(their_index, ignore_errors=True)
         shutil.rmtree(ours_work, ignore_errors=True)
@@ -138,15 +175,29 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|",
     ]
     lines += [f"| {work} | {unit} | {o:,.0f} | {p:,.0f} | {o / p:.3f} |" for work, unit, o, p in rows]
-    lines += ["", f"Same results as Pyserini: {'yes' if parity_ok else 'NO'}, {parity}.",
-              "", "Seconds per round: " + "; ".join(f"{k}: {', '.join(f'{t:.1f}' for t in v)}" for k, v in times.items())]
+    lines += [
+        "",
+        f"Same results as Pyserini: {'yes' if parity_ok else 'NO'}, {parity}.",
+        "",
+        "Seconds per round: " + "; ".join(f"{k}: {', '.join(f'{t:.1f}' for t in v)}" for k, v in times.items()),
+    ]
     report = "\n".join(lines) + "\n"
     with atomic_write(root / "report.md") as out:
         out.write(report)
     with atomic_write(root / "report.json") as out:
-        json.dump({"times": times, "median": median, "passages": params.passages, "queries": queries,
-                   "ratio": {work: o / p for work, _, o, p in rows}, "parity": parity_ok,
-                   "java": runtime.describe()}, out, indent=2)
+        json.dump(
+            {
+                "times": times,
+                "median": median,
+                "passages": params.passages,
+                "queries": queries,
+                "ratio": {work: o / p for work, _, o, p in rows},
+                "parity": parity_ok,
+                "java": runtime.describe(),
+            },
+            out,
+            indent=2,
+        )
     say("\n" + report.rstrip("\n"))
     say(f"saved {root / 'report.md'}")
     return 0 if parity_ok else 1

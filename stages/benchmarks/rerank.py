@@ -14,6 +14,7 @@ FlopCounterMode on a full-length batch), the achieved FLOP/s, and the machine's 
 measured here with torch (float32, and bfloat16), so the distance to the hardware's limit is visible.
 Results: work/bench/rerank/report.md and report.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,10 +56,18 @@ def shaped_model(config: Config, out: Path) -> Path:
     bench = config.bench
     tokenizer = AutoTokenizer.from_pretrained(ensure_tiny_model(config))
     torch.manual_seed(bench.seed)
-    model = XLMRobertaForSequenceClassification(XLMRobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=bench.rerank_hidden, num_hidden_layers=bench.rerank_layers,
-        num_attention_heads=bench.rerank_heads, intermediate_size=bench.rerank_intermediate,
-        max_position_embeddings=bench.rerank_max_length + 2, num_labels=1, pad_token_id=tokenizer.pad_token_id))
+    model = XLMRobertaForSequenceClassification(
+        XLMRobertaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=bench.rerank_hidden,
+            num_hidden_layers=bench.rerank_layers,
+            num_attention_heads=bench.rerank_heads,
+            intermediate_size=bench.rerank_intermediate,
+            max_position_embeddings=bench.rerank_max_length + 2,
+            num_labels=1,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
@@ -92,7 +101,7 @@ def matmul_peak(dtype_name: str, size: int = 2048, seconds: float = 2.0) -> floa
         runs += 1
     if device == "cuda":
         torch.cuda.synchronize()
-    return 2 * size ** 3 * runs / (time.perf_counter() - started)
+    return 2 * size**3 * runs / (time.perf_counter() - started)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,20 +138,35 @@ def main(argv: list[str] | None = None) -> int:
     rate = {name: len(pairs) / statistics.median(t) for name, t in times.items()}
     peaks = {"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16")}
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
-    result = {"device": device, "pairs": len(pairs), "max_length": bench.rerank_max_length, "longest_batch_tokens": tokens,
-              "model": str(model_path), "repeats": bench.repeats, "pairs_per_second": rate,
-              "ratio_ours_to_baseline": rate["ours"] / rate["baseline"], "gflops_per_pair_at_longest": flops / 1e9,
-              "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()}, "seconds": times}
-    report = "\n".join([
-        f"# Cross-encoder reranking, {len(pairs)} pairs (up to {bench.rerank_max_length} tokens), {device}", "",
-        "| | pairs/s | ours / baseline |", "|---|---|---|",
-        f"| ours (stages.rerank_ce) | {rate['ours']:.1f} | {rate['ours'] / rate['baseline']:.2f} |",
-        f"| baseline (CrossEncoder.predict) | {rate['baseline']:.1f} | 1.00 |", "",
-        f"Model: {bench.rerank_layers} layers, hidden {bench.rerank_hidden} ({model_path}); "
-        f"{flops / 1e9:.2f} GFLOP per pair at {tokens} tokens (an upper bound: most pairs are shorter).",
-        f"Achieved at that bound: ours {rate['ours'] * flops / 1e9:.1f} GFLOP/s, baseline {rate['baseline'] * flops / 1e9:.1f} GFLOP/s; "
-        f"measured matmul peak here: {peaks['float32'] / 1e9:.1f} GFLOP/s float32, {peaks['bfloat16'] / 1e9:.1f} GFLOP/s bfloat16.",
-        ""])
+    result = {
+        "device": device,
+        "pairs": len(pairs),
+        "max_length": bench.rerank_max_length,
+        "longest_batch_tokens": tokens,
+        "model": str(model_path),
+        "repeats": bench.repeats,
+        "pairs_per_second": rate,
+        "ratio_ours_to_baseline": rate["ours"] / rate["baseline"],
+        "gflops_per_pair_at_longest": flops / 1e9,
+        "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()},
+        "seconds": times,
+    }
+    report = "\n".join(
+        [
+            f"# Cross-encoder reranking, {len(pairs)} pairs (up to {bench.rerank_max_length} tokens), {device}",
+            "",
+            "| | pairs/s | ours / baseline |",
+            "|---|---|---|",
+            f"| ours (stages.rerank_ce) | {rate['ours']:.1f} | {rate['ours'] / rate['baseline']:.2f} |",
+            f"| baseline (CrossEncoder.predict) | {rate['baseline']:.1f} | 1.00 |",
+            "",
+            f"Model: {bench.rerank_layers} layers, hidden {bench.rerank_hidden} ({model_path}); "
+            f"{flops / 1e9:.2f} GFLOP per pair at {tokens} tokens (an upper bound: most pairs are shorter).",
+            f"Achieved at that bound: ours {rate['ours'] * flops / 1e9:.1f} GFLOP/s, baseline {rate['baseline'] * flops / 1e9:.1f} GFLOP/s; "
+            f"measured matmul peak here: {peaks['float32'] / 1e9:.1f} GFLOP/s float32, {peaks['bfloat16'] / 1e9:.1f} GFLOP/s bfloat16.",
+            "",
+        ]
+    )
     with atomic_write(root / "report.md") as out:
         out.write(report)
     with atomic_write(root / "report.json") as out:

@@ -4,6 +4,7 @@ Words are made-up syllable strings drawn from a Zipf distribution (as word frequ
 text), so posting lists have realistic skew; queries are a few words taken from one passage each.
 The same seed and sizes give byte-identical files.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+
 from stages import console
 from stages.config import BenchParams
 from stages.formats.atomic import atomic_write
@@ -43,7 +45,7 @@ def generate(root: Path, lang: str, params: BenchParams) -> dict:
     rng = np.random.default_rng(params.seed)
     words = vocabulary(params.vocabulary, rng)
     ranks = np.arange(1, params.vocabulary + 1)
-    probabilities = 1.0 / ranks ** 1.07
+    probabilities = 1.0 / ranks**1.07
     probabilities /= probabilities.sum()
     corpus_dir = layout.corpus_dir(lang)
     corpus_dir.mkdir(parents=True, exist_ok=True)

@@ -11,16 +11,30 @@
 
 Malformed input raises `DataFormatError`, whose message names the file, the line and what was expected.
 """
-from stages.formats.errors import DataFormatError
+
 from stages.formats.atomic import atomic_write
-from stages.formats.topics import read_topics, write_topics
-from stages.formats.qrels import read_qrels, write_qrels
 from stages.formats.corpus import Passage, corpus_files, describe_files, iter_corpus, read_corpus
-from stages.formats.runs import Run, iter_run, read_run, write_run
+from stages.formats.errors import DataFormatError
 from stages.formats.layout import ReleaseLayout
+from stages.formats.qrels import read_qrels, write_qrels
+from stages.formats.runs import Run, iter_run, read_run, write_run
+from stages.formats.topics import read_topics, write_topics
 
 __all__ = [
-    "DataFormatError", "atomic_write", "read_topics", "write_topics", "read_qrels", "write_qrels",
-    "Passage", "corpus_files", "describe_files", "iter_corpus", "read_corpus", "Run", "iter_run", "read_run", "write_run",
+    "DataFormatError",
+    "atomic_write",
+    "read_topics",
+    "write_topics",
+    "read_qrels",
+    "write_qrels",
+    "Passage",
+    "corpus_files",
+    "describe_files",
+    "iter_corpus",
+    "read_corpus",
+    "Run",
+    "iter_run",
+    "read_run",
+    "write_run",
     "ReleaseLayout",
 ]

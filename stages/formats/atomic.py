@@ -1,4 +1,5 @@
 """Write-then-rename, so a crash never leaves a half-written output that looks finished."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """Corpus: JSON lines `{"docid": "39#0", "title": ..., "text": ...}`, in `docs-*.jsonl[.gz]` files."""
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,9 @@ def corpus_files(corpus_dir: str | Path) -> list[Path]:
     """
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
-        raise DataFormatError(corpus_dir, None, "corpus directory not found; expected docs-*.jsonl or docs-*.jsonl.gz files in it")
+        raise DataFormatError(
+            corpus_dir, None, "corpus directory not found; expected docs-*.jsonl or docs-*.jsonl.gz files in it"
+        )
     files, strays = [], []
     for path in corpus_dir.iterdir():
         if path.name.startswith("."):
@@ -45,7 +48,11 @@ def corpus_files(corpus_dir: str | Path) -> list[Path]:
         (files if path.is_file() and path.name.endswith(CORPUS_SUFFIXES) else strays).append(path)
     if strays:
         names = ", ".join(sorted(p.name for p in strays))
-        raise DataFormatError(corpus_dir, None, f"unexpected entries {names}; the corpus directory may hold only .jsonl or .jsonl.gz files")
+        raise DataFormatError(
+            corpus_dir,
+            None,
+            f"unexpected entries {names}; the corpus directory may hold only .jsonl or .jsonl.gz files",
+        )
     if not files:
         raise DataFormatError(corpus_dir, None, "no .jsonl or .jsonl.gz files")
     return sorted(files, key=_natural_key)
@@ -83,7 +90,9 @@ def read_corpus(source: str | Path | Iterable[Path]) -> dict[str, Passage]:
     seen_at: dict[str, str] = {}
     for path, number, passage in iter_corpus(source):
         if passage.docid in passages:
-            raise DataFormatError(path, number, f"duplicate docid {passage.docid!r} (first at {seen_at[passage.docid]})")
+            raise DataFormatError(
+                path, number, f"duplicate docid {passage.docid!r} (first at {seen_at[passage.docid]})"
+            )
         passages[passage.docid] = passage
         seen_at[passage.docid] = f"{path.name}:{number}"
     return passages

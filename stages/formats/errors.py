@@ -1,4 +1,5 @@
 """The error every reader raises for bad input."""
+
 from __future__ import annotations
 
 from pathlib import Path

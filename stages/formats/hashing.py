@@ -1,4 +1,5 @@
 """The content hash every stage records in its metadata, so an output names exactly what it came from."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Small JSON records (manifests, run metadata, reports), written atomically."""
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ A row is tab-separated fields, one of which is the key. Rows are appended and sy
 so a run that dies keeps what it finished; an unfinished last line (no newline: the process died while
 writing it) is dropped with a warning, and any other malformed line is an error naming the line.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,9 @@ from stages.formats.lines import iter_lines
 log = logging.getLogger("stages.formats.keyed")
 
 
-def read_keyed(path: Path, key_field: int, fields: int, expected: str,
-               parse: Callable[[list[str]], object] = list) -> dict[str, object]:
+def read_keyed(
+    path: Path, key_field: int, fields: int, expected: str, parse: Callable[[list[str]], object] = list
+) -> dict[str, object]:
     """{key: parse(row fields)} of a table whose rows have `fields` fields; `expected` describes a row.
 
     `parse` turns a row into its value; a ValueError it raises is reported against that line.

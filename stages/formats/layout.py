@@ -1,10 +1,11 @@
 """Where files sit in a MIRACL release (the layout of the Hugging Face `miracl/miracl` datasets).
 
-    <root>/miracl-v1.0-<lang>/topics/topics.miracl-v1.0-<lang>-<split>.tsv
-    <root>/miracl-v1.0-<lang>/topics/topics-en.miracl-v1.0-<lang>-<split>.tsv  (English side file)
-    <root>/miracl-v1.0-<lang>/qrels/qrels.miracl-v1.0-<lang>-<split>.tsv
-    <root>/miracl-corpus-v1.0-<lang>/docs-*.jsonl[.gz]
+<root>/miracl-v1.0-<lang>/topics/topics.miracl-v1.0-<lang>-<split>.tsv
+<root>/miracl-v1.0-<lang>/topics/topics-en.miracl-v1.0-<lang>-<split>.tsv  (English side file)
+<root>/miracl-v1.0-<lang>/qrels/qrels.miracl-v1.0-<lang>-<split>.tsv
+<root>/miracl-corpus-v1.0-<lang>/docs-*.jsonl[.gz]
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,7 +52,9 @@ class ReleaseLayout:
         if path.is_file():
             return
         if not self.language_dir(lang).is_dir():
-            raise DataFormatError(path, None, f"no {what}: language folder {self.language_dir(lang).name} is missing from {self.root}")
+            raise DataFormatError(
+                path, None, f"no {what}: language folder {self.language_dir(lang).name} is missing from {self.root}"
+            )
         found = ", ".join(self.available_splits(lang)) or "none"
         raise DataFormatError(path, None, f"no {what} (splits with topics for {lang}: {found})")
 

@@ -1,4 +1,5 @@
 """Numbered text lines of a (possibly gzipped) UTF-8 file: the base of every reader."""
+
 from __future__ import annotations
 
 import gzip

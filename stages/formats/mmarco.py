@@ -7,6 +7,7 @@
 Ids are shared by all languages, so one id triple names the same example in every language. The
 plain text form of MS MARCO's triples (`query<TAB>positive<TAB>negative`) is read too.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -34,7 +35,9 @@ class MMarcoLayout:
         return Path(self.root) / "triples.train.ids.small.tsv"
 
     def collection(self, language: str) -> dict[str, str]:
-        return read_id_text(_existing(self.collection_path(language), f"mMARCO {language} collection"), "pid", "passage")
+        return read_id_text(
+            _existing(self.collection_path(language), f"mMARCO {language} collection"), "pid", "passage"
+        )
 
     def queries(self, language: str) -> dict[str, str]:
         return read_id_text(_existing(self.queries_path(language), f"mMARCO {language} queries"), "qid", "query")
@@ -53,7 +56,9 @@ def iter_id_triples(path: str | Path) -> Iterator[tuple[str, str, str]]:
             continue
         fields = line.split()
         if len(fields) != 3:
-            raise DataFormatError(path, number, f"expected 'qid<TAB>positive pid<TAB>negative pid', found {len(fields)} fields")
+            raise DataFormatError(
+                path, number, f"expected 'qid<TAB>positive pid<TAB>negative pid', found {len(fields)} fields"
+            )
         yield fields[0], fields[1], fields[2]
 
 
@@ -64,6 +69,7 @@ def iter_text_triples(path: str | Path) -> Iterator[tuple[str, str, str]]:
             continue
         fields = line.split("\t")
         if len(fields) != 3 or not all(f.strip() for f in fields):
-            raise DataFormatError(path, number, "expected 'query<TAB>positive passage<TAB>negative passage', "
-                                  f"found {len(fields)} fields")
+            raise DataFormatError(
+                path, number, f"expected 'query<TAB>positive passage<TAB>negative passage', found {len(fields)} fields"
+            )
         yield fields[0].strip(), fields[1].strip(), fields[2].strip()

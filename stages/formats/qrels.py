@@ -1,4 +1,5 @@
 """Qrels: `qid Q0 docid relevance`, separated by tabs or spaces. Relevance-0 judgments are kept."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,9 @@ def read_qrels(path: str | Path) -> Qrels:
         if not fields:
             continue
         if len(fields) != 4:
-            raise DataFormatError(path, number, f"expected 4 fields 'qid Q0 docid relevance', found {len(fields)}: {line[:80]!r}")
+            raise DataFormatError(
+                path, number, f"expected 4 fields 'qid Q0 docid relevance', found {len(fields)}: {line[:80]!r}"
+            )
         qid, _, docid, relevance = fields
         try:
             rel = int(relevance)
@@ -31,7 +34,9 @@ def read_qrels(path: str | Path) -> Qrels:
             raise DataFormatError(path, number, f"relevance must be an integer, found {relevance!r}") from None
         judged = qrels.setdefault(qid, {})
         if docid in judged:
-            raise DataFormatError(path, number, f"qid {qid!r} judges docid {docid!r} twice (first on line {first_line[qid, docid]})")
+            raise DataFormatError(
+                path, number, f"qid {qid!r} judges docid {docid!r} twice (first on line {first_line[qid, docid]})"
+            )
         judged[docid] = rel
         first_line[qid, docid] = number
     return qrels

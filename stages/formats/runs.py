@@ -3,6 +3,7 @@
 In memory a run is {qid: {docid: score}}, the form ranx takes. Every run file gets a metadata
 sidecar (`<run>.meta.json`: config, inputs, versions) so it can be traced to what produced it.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,7 +40,9 @@ def parse_run_line(path: str | Path, number: int, text: str) -> RunLine:
     """One TREC run line, or a DataFormatError naming the file, the line and what was expected."""
     fields = text.split()
     if len(fields) != 6:
-        raise DataFormatError(path, number, f"expected 6 fields 'qid Q0 docid rank score tag', found {len(fields)}: {text[:80]!r}")
+        raise DataFormatError(
+            path, number, f"expected 6 fields 'qid Q0 docid rank score tag', found {len(fields)}: {text[:80]!r}"
+        )
     qid, _, docid, rank, score, tag = fields
     try:
         rank_value = int(rank)

@@ -1,4 +1,5 @@
 """Topics: `qid<TAB>query`, one per line. Qids stay strings (`0` and `10020#0` alike)."""
+
 from __future__ import annotations
 
 from pathlib import Path

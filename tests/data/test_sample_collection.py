@@ -1,4 +1,5 @@
 """The embedded sample collection (data/miracl-mini) has the shape the pipeline and its users rely on."""
+
 import re
 from collections import Counter
 

@@ -24,9 +24,16 @@ def test_weighted_sum_of_min_max_scores():
 
 def test_reciprocal_rank_fusion():
     fused = fuse_runs({"a": RUN_A, "b": RUN_B}, "rrf", "none", {"k": 60})
-    assert ranked(fused["q1"]) == [("d2", round(1 / 62 + 1 / 61, 6)), ("d1", round(1 / 61 + 1 / 63, 6)),
-                                   ("d3", round(1 / 63 + 1 / 62, 6))]
-    assert ranked(fused["q3"]) == [("d7", round(1 / 62 + 1 / 61, 6)), ("d6", round(1 / 61, 6)), ("d8", round(1 / 62, 6))]
+    assert ranked(fused["q1"]) == [
+        ("d2", round(1 / 62 + 1 / 61, 6)),
+        ("d1", round(1 / 61 + 1 / 63, 6)),
+        ("d3", round(1 / 63 + 1 / 62, 6)),
+    ]
+    assert ranked(fused["q3"]) == [
+        ("d7", round(1 / 62 + 1 / 61, 6)),
+        ("d6", round(1 / 61, 6)),
+        ("d8", round(1 / 62, 6)),
+    ]
 
 
 def test_depth_and_hits_cut_inputs_and_output():
@@ -42,8 +49,9 @@ def test_runs_answering_different_queries_are_aligned_and_logged(caplog):
     assert alignment.groups == {("a", "b"): ["q1"], ("a",): ["q2", "q3"]}
     assert alignment.unanswered == ["q4"]
     assert alignment.describe(["a", "b"]) == ["2 queries lack b: fused from a only", "1 queries answered by no run: q4"]
-    fused = fuse_runs({"a": RUN_A, "b": partial_b}, "wsum", "min-max", {"weights": [0.3, 0.7]},
-                      qids=["q1", "q2", "q3", "q4"])
+    fused = fuse_runs(
+        {"a": RUN_A, "b": partial_b}, "wsum", "min-max", {"weights": [0.3, 0.7]}, qids=["q1", "q2", "q3", "q4"]
+    )
     assert ranked(fused["q1"])[0] == ("d2", 0.85)
     assert list(fused["q3"]) == ["d6", "d7"]  # a's own ranking where only a answers
     assert "q4" not in fused

@@ -1,4 +1,5 @@
 """The report's chart: the legend beside the bars, not over them; a zero score visible and unlike a missing one."""
+
 import math
 
 import pandas as pd
@@ -26,8 +27,10 @@ def test_a_zero_is_marked_and_labelled_and_a_missing_score_is_labelled_otherwise
     fig = chart_figure(frame, "nDCG@10")
     ax = fig.axes[0]
     labels = {text.get_text(): text.xy for text in ax.texts}
-    bars = {system: [p.get_x() + p.get_width() / 2 for p in container.patches]
-            for system, container in zip(frame.columns, ax.containers)}
+    bars = {
+        system: [p.get_x() + p.get_width() / 2 for p in container.patches]
+        for system, container in zip(frame.columns, ax.containers)
+    }
     assert set(labels) == {"0", "n/a"}
     assert math.isclose(labels["0"][0], bars["bm25"][0]) and math.isclose(labels["n/a"][0], bars["ce"][0])
     markers = [line for line in ax.lines if line.get_marker() == "v"]

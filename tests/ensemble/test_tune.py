@@ -1,12 +1,23 @@
 """The tuner covers the whole weight simplex, finds a constructed optimum, and reports an honest estimate."""
+
 import dataclasses
 
 import numpy as np
 import pytest
 import yaml
 
-from ensemble.tune import (best_setting, candidates, cross_validated, load_tuned, params_path, per_query_scores,
-                           tune_language, tune_pooled, weight_grid, write_params)
+from ensemble.tune import (
+    best_setting,
+    candidates,
+    cross_validated,
+    load_tuned,
+    params_path,
+    per_query_scores,
+    tune_language,
+    tune_pooled,
+    weight_grid,
+    write_params,
+)
 from stages.config import FusionParams, TuneParams, load_config
 from stages.formats import write_run
 from tests.helpers import TINY_LANGUAGES, make_release, write_config
@@ -80,13 +91,25 @@ def test_cross_validation_of_a_clear_winner_keeps_its_score():
 def tiny_fusion(tmp_path):
     """The tiny en/sw release with two hand-written systems' dev runs, sw judged on 2 queries only."""
     make_release(tmp_path / "rel")
-    config = load_config(write_config(
-        tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w", languages=TINY_LANGUAGES,
-        fusion={"systems": ["x", "y"], "tune": {"min_queries": 2, "step": 0.5, "folds": 2}}))
-    runs = {"x": {"en": {"11": {"1#0": 2.0, "1#1": 1.0}, "12": {"2#1": 2.0, "2#0": 1.0}},
-                  "sw": {"21": {"9#0": 2.0, "7#0": 1.0}, "22": {"9#0": 1.0}}},
-            "y": {"en": {"11": {"1#1": 2.0, "1#0": 1.0}, "12": {"2#0": 3.0, "2#1": 1.0}},
-                  "sw": {"21": {"7#0": 5.0, "9#0": 1.0}, "22": {"7#0": 1.0}}}}
+    config = load_config(
+        write_config(
+            tmp_path / "c.yaml",
+            data_root=tmp_path / "rel",
+            work_root=tmp_path / "w",
+            languages=TINY_LANGUAGES,
+            fusion={"systems": ["x", "y"], "tune": {"min_queries": 2, "step": 0.5, "folds": 2}},
+        )
+    )
+    runs = {
+        "x": {
+            "en": {"11": {"1#0": 2.0, "1#1": 1.0}, "12": {"2#1": 2.0, "2#0": 1.0}},
+            "sw": {"21": {"9#0": 2.0, "7#0": 1.0}, "22": {"9#0": 1.0}},
+        },
+        "y": {
+            "en": {"11": {"1#1": 2.0, "1#0": 1.0}, "12": {"2#0": 3.0, "2#1": 1.0}},
+            "sw": {"21": {"7#0": 5.0, "9#0": 1.0}, "22": {"7#0": 1.0}},
+        },
+    }
     for system, per_lang in runs.items():
         for lang, run in per_lang.items():
             write_run(run, config.run_path(system, lang, "dev"), tag=system)
@@ -103,8 +126,12 @@ def test_tune_language_records_parameters_scores_and_inputs(tiny_fusion):
 
 
 def test_a_language_with_too_few_dev_queries_takes_the_pooled_parameters(tiny_fusion):
-    config = dataclasses.replace(tiny_fusion, fusion=dataclasses.replace(
-        tiny_fusion.fusion, tune=dataclasses.replace(tiny_fusion.fusion.tune, min_queries=3)))
+    config = dataclasses.replace(
+        tiny_fusion,
+        fusion=dataclasses.replace(
+            tiny_fusion.fusion, tune=dataclasses.replace(tiny_fusion.fusion.tune, min_queries=3)
+        ),
+    )
     entry = tune_language(config, "sw")
     assert entry["fallback"] == "all" and "2 judged dev queries" in entry["reason"]
     write_params(params_path(config, "sw"), entry, config, "sw")

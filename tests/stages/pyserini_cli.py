@@ -6,6 +6,7 @@ JOBS.json is a list of {"index": [...args], "search": [[...args], ...]}. Each is
 `python -m pyserini.index.lucene ARGS` / `python -m pyserini.search.lucene ARGS` would run it; one
 process pays Pyserini's import cost once. Used by the parity test.
 """
+
 import json
 import os
 import runpy

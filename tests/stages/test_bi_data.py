@@ -1,4 +1,5 @@
 """Parallel queries for distillation: English versions by id, candidates from BM25 or the triples."""
+
 import pytest
 
 from stages.bi_data import miracl_parallel, mmarco_parallel
@@ -12,9 +13,15 @@ from tests.helpers import PASSAGES, REPO, TINY_LANGUAGES, make_release, write_co
 def tiny(tmp_path):
     layout = make_release(tmp_path / "rel")
     write_lines(layout.english_topics_path("sw", "train"), ["23\tMount Kenya"])
-    config = load_config(write_config(tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w",
-                                      languages=TINY_LANGUAGES,
-                                      bi_encoder={"distillation": {"data": {"candidates": 2, "mmarco": {}}}}))
+    config = load_config(
+        write_config(
+            tmp_path / "c.yaml",
+            data_root=tmp_path / "rel",
+            work_root=tmp_path / "w",
+            languages=TINY_LANGUAGES,
+            bi_encoder={"distillation": {"data": {"candidates": 2, "mmarco": {}}}},
+        )
+    )
     write_run({"13": {"1#1": 9.0, "2#1": 5.0, "2#0": 4.0}}, config.run_path("bm25", "en", "train"), tag="bm25")
     write_run({"23": {"9#1": 7.0, "7#1": 7.0, "9#0": 1.0}}, config.run_path("bm25", "sw", "train"), tag="bm25")
     return config
@@ -37,8 +44,12 @@ def test_a_language_without_an_english_side_file_is_left_out(tiny):
 
 
 def test_mmarco_queries_are_parallel_by_id_and_the_teacher_reads_english(tmp_path):
-    config = load_config(write_config(tmp_path / "c.yaml", bi_encoder={
-        "distillation": {"data": {"candidates": 3, "mmarco": {"french": 4, "arabic": 2}}}}))
+    config = load_config(
+        write_config(
+            tmp_path / "c.yaml",
+            bi_encoder={"distillation": {"data": {"candidates": 3, "mmarco": {"french": 4, "arabic": 2}}}},
+        )
+    )
     # (a child config's mapping merges into the sample's, which names four more languages)
     queries = [q for q in mmarco_parallel(config) if q.source in ("mmarco:french", "mmarco:arabic")]
     layout = MMarcoLayout(REPO / "data" / "mmarco-mini")

@@ -1,9 +1,16 @@
 """The student's two kinds: MaxSim against hand values, a maxsim student built, saved and loaded back as such."""
+
 import numpy as np
 import pytest
 
-from stages.bi_model import (build_student, encode_tokens, is_multi_vector, load_encoder, maxsim_scores,
-                             saved_multi_vector)
+from stages.bi_model import (
+    build_student,
+    encode_tokens,
+    is_multi_vector,
+    load_encoder,
+    maxsim_scores,
+    saved_multi_vector,
+)
 from stages.config import ConfigError, StudentParams
 
 MAXSIM = StudentParams(scoring="maxsim", token_dim=8, similarity="cosine", max_query_length=32, max_passage_length=64)

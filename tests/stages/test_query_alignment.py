@@ -1,5 +1,6 @@
 """The alignment enhancement: each query paired with the query generated from its teacher-best passage,
 generated queries cached on disk, and the task's loss the weighted in-batch contrastive loss."""
+
 import pytest
 import torch
 
@@ -15,8 +16,12 @@ def parallel(qid, query, student_passages, teacher_passages):
 
 
 QUERIES = [
-    parallel("1", "mto mrefu zaidi", ["Mto Nile", "Mlima Kenya", "Mto Rufiji"], ["Nile river", "Mount Kenya", "Rufiji river"]),
-    parallel("2", "mlima mrefu", ["Mto Nile", "Kilimanjaro", "Mlima Kenya"], ["Nile river", "Kilimanjaro", "Mount Kenya"]),
+    parallel(
+        "1", "mto mrefu zaidi", ["Mto Nile", "Mlima Kenya", "Mto Rufiji"], ["Nile river", "Mount Kenya", "Rufiji river"]
+    ),
+    parallel(
+        "2", "mlima mrefu", ["Mto Nile", "Kilimanjaro", "Mlima Kenya"], ["Nile river", "Kilimanjaro", "Mount Kenya"]
+    ),
     parallel("3", "mlima Kenya", ["Mto Nile", "Mlima Kenya"], ["Nile river", "Mount Kenya"]),
     parallel("4", "mto", ["Mto Rufiji", "Mto Nile"], ["Rufiji river", "Nile river"]),
 ]
@@ -33,8 +38,10 @@ def test_each_query_is_paired_with_the_query_generated_from_its_teacher_best_pas
     assert best_passages(QUERIES, SCORES) == ["Nile river", "Kilimanjaro", "Mount Kenya", "Rufiji river"]
     rows = alignment_rows(QUERIES, SCORES, about)
     # query 3's generated query is empty: left out
-    assert rows == {"query": ["mto mrefu zaidi", "mlima mrefu", "mto"],
-                    "generated": ["about Nile river", "about Kilimanjaro", "about Rufiji river"]}
+    assert rows == {
+        "query": ["mto mrefu zaidi", "mlima mrefu", "mto"],
+        "generated": ["about Nile river", "about Kilimanjaro", "about Rufiji river"],
+    }
 
 
 class CountingGenerator:
@@ -51,7 +58,10 @@ def no_generator():
 
 
 def test_generated_queries_are_cached_and_a_second_run_does_not_load_the_generator(tmp_path):
-    path, settings = tmp_path / "qgen" / "generated-english.tsv", {"weights_sha256": "a", "prompt": "{language} query: "}
+    path, settings = (
+        tmp_path / "qgen" / "generated-english.tsv",
+        {"weights_sha256": "a", "prompt": "{language} query: "},
+    )
     generator = CountingGenerator(about)
     passages = ["Nile river", "Mount Kenya", "Nile river", "Kilimanjaro"]
     first = cached_generation(passages, settings, GeneratedQueries(path), lambda: generator)
@@ -71,8 +81,9 @@ def test_generated_queries_are_cached_and_a_second_run_does_not_load_the_generat
 def test_a_real_generator_is_deterministic_and_its_queries_come_back_from_the_cache(tiny_model, tmp_path):
     from stages.train_qgen import build_tiny_generator, generate_queries, load_generator
 
-    folder = build_tiny_generator(tiny_model, TinyModelParams(layers=1, hidden=32, heads=2, intermediate=64, seed=5),
-                                  tmp_path / "tiny-t5")
+    folder = build_tiny_generator(
+        tiny_model, TinyModelParams(layers=1, hidden=32, heads=2, intermediate=64, seed=5), tmp_path / "tiny-t5"
+    )
 
     def load():
         model, tokenizer = load_generator(str(folder))
@@ -106,8 +117,10 @@ def test_the_weighted_loss_is_the_weight_times_the_contrastive_loss_on_the_same_
 
     contrastive = contrastive_loss(student, student.similarity_fn_name)
     loss = weighted_loss(contrastive, 0.5, "query_alignment")
-    features = [student.preprocess(["mto mrefu zaidi", "mlima mrefu", "mto Nile"]),
-                student.preprocess(["longest river", "highest mountain", "Nile river"])]
+    features = [
+        student.preprocess(["mto mrefu zaidi", "mlima mrefu", "mto Nile"]),
+        student.preprocess(["longest river", "highest mountain", "Nile river"]),
+    ]
     student.eval()  # no dropout: both forward passes see the same network
     with torch.no_grad():
         weighted, plain = loss(features, None), contrastive(features, None)
@@ -130,12 +143,18 @@ def test_distillation_and_alignment_train_together_and_the_alignment_loss_is_log
     queries = [q for q in QUERIES if len(q.docids) == 2]
     queries = [parallel(str(i), f"{q.query} {i}", q.passages, q.teacher_passages) for i in range(4) for q in queries]
     scores = [[-1.0, -2.0] if i % 2 else [-2.0, -1.0] for i in range(len(queries))]
-    ranking = Task(distillation_rows(queries, scores, None, 1.0),
-                   make_distillation_loss(model, DistillParams(representation_weight=0.0), 2, None))
-    alignment = Task(alignment_rows(queries, scores, lambda ps: [f"about {p} {i}" for i, p in enumerate(ps)]),
-                     weighted_loss(contrastive_loss(model, "dot"), 0.5, "query_alignment"), ("query", "generated"))
-    training = TrainParams(epochs=2, learning_rate=0.001, batch_size=4, warmup_ratio=0.0, save_steps=1000,
-                           logging_steps=1, seed=13)
+    ranking = Task(
+        distillation_rows(queries, scores, None, 1.0),
+        make_distillation_loss(model, DistillParams(representation_weight=0.0), 2, None),
+    )
+    alignment = Task(
+        alignment_rows(queries, scores, lambda ps: [f"about {p} {i}" for i, p in enumerate(ps)]),
+        weighted_loss(contrastive_loss(model, "dot"), 0.5, "query_alignment"),
+        ("query", "generated"),
+    )
+    training = TrainParams(
+        epochs=2, learning_rate=0.001, batch_size=4, warmup_ratio=0.0, save_steps=1000, logging_steps=1, seed=13
+    )
     out = train(model, {"ranking": ranking, "query_alignment": alignment}, tmp_path / "kd", training, {"step": "kd"})
     record = read_json(out / "training.json")
     assert record["rows_per_task"] == {"ranking": 8, "query_alignment": 8}

@@ -1,5 +1,6 @@
 """The bi-encoder reranker scores exactly BM25's candidates by the model's inner product (MaxSim for a
 maxsim student), and resumes."""
+
 import json
 
 import numpy as np
@@ -40,10 +41,16 @@ def test_rerank_scores_each_candidate_by_the_dot_product():
 @pytest.fixture()
 def tiny(tmp_path):
     make_release(tmp_path / "rel")
-    config = load_config(write_config(tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w",
-                                      languages=TINY_LANGUAGES))
-    write_run({"11": {"1#0": 2.0, "1#1": 1.0, "2#0": 0.5}, "12": {"2#0": 1.0, "2#1": 0.9}},
-              config.run_path("bm25", "en", "dev"), tag="bm25")
+    config = load_config(
+        write_config(
+            tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w", languages=TINY_LANGUAGES
+        )
+    )
+    write_run(
+        {"11": {"1#0": 2.0, "1#1": 1.0, "2#0": 0.5}, "12": {"2#0": 1.0, "2#1": 0.9}},
+        config.run_path("bm25", "en", "dev"),
+        tag="bm25",
+    )
     return config
 
 
@@ -71,8 +78,9 @@ def test_a_trained_student_reranks_the_candidates_and_a_rerun_skips(tiny, tiny_m
 def test_a_maxsim_student_reranks_by_maxsim_of_its_own_token_vectors(tiny, tiny_model):
     from stages.bi_model import build_student, encode_tokens, is_multi_vector, load_encoder
 
-    student = build_student(str(tiny_model), StudentParams(scoring="maxsim", token_dim=16, similarity="cosine",
-                                                           max_passage_length=64))
+    student = build_student(
+        str(tiny_model), StudentParams(scoring="maxsim", token_dim=16, similarity="cosine", max_passage_length=64)
+    )
     path = tiny.work_dir / "models" / "bi"
     student.save(str(path))
     (path / "training.json").write_text(json.dumps({"step": "miracl"}))
@@ -82,8 +90,15 @@ def test_a_maxsim_student_reranks_by_maxsim_of_its_own_token_vectors(tiny, tiny_
     run = read_run(out)
     assert {q: set(h) for q, h in run.items()} == {"11": {"1#0", "1#1", "2#0"}, "12": {"2#0", "2#1"}}
     (query,) = encode_tokens(student, ["highest mountain"], "query", 4)
-    passages = encode_tokens(student, ["Mountains: Kilimanjaro is the highest mountain in Africa.",
-                                       "Mountains: Everest lies on the border of Nepal and China."], "document", 4)
+    passages = encode_tokens(
+        student,
+        [
+            "Mountains: Kilimanjaro is the highest mountain in Africa.",
+            "Mountains: Everest lies on the border of Nepal and China.",
+        ],
+        "document",
+        4,
+    )
     for docid, passage in zip(("2#0", "2#1"), passages):
         expected = (query @ passage.T).max(axis=1).sum()  # each query token's best passage token, summed
         assert run["12"][docid] == pytest.approx(float(expected), rel=1e-4)

@@ -1,4 +1,5 @@
 """Reranking keeps the candidate set, scores by the model, names missing passages, and resumes."""
+
 import json
 
 import numpy as np
@@ -45,10 +46,15 @@ def test_a_candidate_missing_from_the_corpus_is_named(tmp_path):
 @pytest.fixture()
 def tiny(tmp_path):
     make_release(tmp_path / "rel")
-    config = load_config(write_config(tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w",
-                                      languages=TINY_LANGUAGES))
-    for split, run in {"dev": {"11": {"1#0": 2.0, "1#1": 1.0, "2#0": 0.5}, "12": {"2#0": 1.0, "2#1": 0.9}},
-                       "train": {"13": {"1#1": 1.0}}}.items():
+    config = load_config(
+        write_config(
+            tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w", languages=TINY_LANGUAGES
+        )
+    )
+    for split, run in {
+        "dev": {"11": {"1#0": 2.0, "1#1": 1.0, "2#0": 0.5}, "12": {"2#0": 1.0, "2#1": 0.9}},
+        "train": {"13": {"1#1": 1.0}},
+    }.items():
         write_run(run, config.run_path("bm25", "en", split), tag="bm25")
     model_dir = config.work_dir / "models" / "ce"
     model_dir.mkdir(parents=True)

@@ -1,4 +1,5 @@
 """make check-tolerance: the child config of each seed, and the machine records it shares."""
+
 from stages.config import load_config
 from stages.seed_spread import seeded_config, share_machine_records
 from tests.helpers import write_config
@@ -8,8 +9,16 @@ def test_a_seeded_config_changes_every_training_seed_and_the_work_folder_only(tm
     parent = load_config(write_config(tmp_path / "c.yaml", work_root=tmp_path / "work"))
     path = seeded_config(parent, 16, tmp_path / "seeds")
     child = load_config(path)
-    trainings = lambda c: [c.cross_encoder.nmt_training, c.cross_encoder.miracl_training,  # noqa: E731
-                           c.bi_encoder.distillation.training, c.bi_encoder.miracl_training, c.query_generator.training]
+
+    def trainings(c):
+        return [
+            c.cross_encoder.nmt_training,
+            c.cross_encoder.miracl_training,
+            c.bi_encoder.distillation.training,
+            c.bi_encoder.miracl_training,
+            c.query_generator.training,
+        ]
+
     assert {t.seed for t in trainings(child)} == {16} and {t.seed for t in trainings(parent)} == {13}
     assert child.work_root == tmp_path / "seeds" / "seed-16" and child.data_root == parent.data_root
     assert child.expected_scores == parent.expected_scores

@@ -1,4 +1,5 @@
 """The project-built tiny model: XLM-R's tokenizer over a sentencepiece vocabulary, loadable by path."""
+
 import json
 
 
@@ -10,7 +11,12 @@ def test_the_tokenizer_splits_text_as_its_sentencepiece_model_does(tiny_model):
     tokens = tokenizer.convert_ids_to_tokens(ids)
     assert tokens[0] == "<s>" and tokens.count("</s>") == 3  # XLM-R's pair template: <s> A </s></s> B </s>
     assert tokenizer.pad_token_id == 1 and tokenizer.unk_token_id == 3
-    assert "".join(t for t in tokens if not t.startswith("<")).replace("▁", " ").split() == ["Nile", "river", "Mto", "Nile"]
+    assert "".join(t for t in tokens if not t.startswith("<")).replace("▁", " ").split() == [
+        "Nile",
+        "river",
+        "Mto",
+        "Nile",
+    ]
 
 
 def test_it_loads_as_a_one_logit_cross_encoder_and_records_how_it_was_built(tiny_model):

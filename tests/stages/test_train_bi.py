@@ -1,4 +1,5 @@
 """Distillation losses against hand values, a teacher that gets no gradient, and a student that learns."""
+
 import json
 import math
 
@@ -22,7 +23,7 @@ def embeddings_of(*rows, width):
     """Embeddings whose first coordinates are given; the rest are zero (the student's width is larger)."""
     out = torch.zeros(len(rows), width)
     for i, row in enumerate(rows):
-        out[i, :len(row)] = torch.tensor(row, dtype=torch.float)
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.float)
     return out
 
 
@@ -31,7 +32,11 @@ def test_kl_mse_and_contrastive_losses_equal_the_values_worked_by_hand(student):
     params = DistillParams(temperature=2.0, rank_weight=0.5, representation_weight=2.0, contrastive_weight=0.25)
     loss = make_distillation_loss(student, params, candidates=3, teacher_dim=width)
     query = embeddings_of([1, 0], width=width)
-    candidates = [embeddings_of([2, 0], width=width), embeddings_of([0, 1], width=width), embeddings_of([1, 1], width=width)]
+    candidates = [
+        embeddings_of([2, 0], width=width),
+        embeddings_of([0, 1], width=width),
+        embeddings_of([1, 1], width=width),
+    ]
     teacher_query = embeddings_of([0.5, 0.5], width=width)
     labels = torch.cat([torch.tensor([[3.0, 0.0, 2.0]]), teacher_query], dim=1)
 
@@ -41,8 +46,9 @@ def test_kl_mse_and_contrastive_losses_equal_the_values_worked_by_hand(student):
     def softmax(xs):
         z = sum(math.exp(x) for x in xs)
         return [math.exp(x) / z for x in xs]
+
     p_teacher, p_student = softmax([1.5, 0.0, 1.0]), softmax([1.0, 0.0, 0.5])
-    kl = sum(t * math.log(t / s) for t, s in zip(p_teacher, p_student)) * 2.0 ** 2
+    kl = sum(t * math.log(t / s) for t, s in zip(p_teacher, p_student)) * 2.0**2
     assert losses["rank"].item() == pytest.approx(0.5 * kl, rel=1e-5)
     # (1 - 0.5)^2 + (0 - 0.5)^2 over `width` coordinates, the rest being 0 on both sides.
     assert losses["representation"].item() == pytest.approx(2.0 * 0.5 / width, rel=1e-5)
@@ -53,8 +59,11 @@ def test_kl_mse_and_contrastive_losses_equal_the_values_worked_by_hand(student):
 def test_the_teacher_targets_get_no_gradient(student):
     width = student.get_embedding_dimension()
     loss = make_distillation_loss(student, DistillParams(), candidates=2, teacher_dim=width)
-    features = [student.preprocess(["mto mrefu"]), student.preprocess(["Mto Nile ni mto mrefu."]),
-                student.preprocess(["Mlima Kenya."])]
+    features = [
+        student.preprocess(["mto mrefu"]),
+        student.preprocess(["Mto Nile ni mto mrefu."]),
+        student.preprocess(["Mlima Kenya."]),
+    ]
     labels = torch.cat([torch.tensor([[2.0, -1.0]]), torch.ones(1, width)], dim=1).requires_grad_()
     sum(loss(features, labels).values()).backward()
     assert labels.grad is None
@@ -118,12 +127,32 @@ def test_a_cache_of_another_teacher_is_refused(tmp_path):
 
 
 TOY = [  # target-language query, English query, candidates (Swahili passages)
-    ("mto mrefu zaidi", "longest river", ["Nile longest river Africa", "Kilimanjaro highest mountain", "Rufiji river", "Kenya mountain"]),
-    ("mlima mrefu zaidi", "highest mountain", ["Kenya mountain", "Nile longest river Africa", "Kilimanjaro highest mountain", "Rufiji river"]),
-    ("maji ya mto", "river water", ["Kilimanjaro highest mountain", "Rufiji river water", "Kenya mountain", "Nile longest river"]),
-    ("mlima Afrika", "mountain Africa", ["Rufiji river", "Kenya mountain", "Nile river", "Kilimanjaro mountain Africa"]),
+    (
+        "mto mrefu zaidi",
+        "longest river",
+        ["Nile longest river Africa", "Kilimanjaro highest mountain", "Rufiji river", "Kenya mountain"],
+    ),
+    (
+        "mlima mrefu zaidi",
+        "highest mountain",
+        ["Kenya mountain", "Nile longest river Africa", "Kilimanjaro highest mountain", "Rufiji river"],
+    ),
+    (
+        "maji ya mto",
+        "river water",
+        ["Kilimanjaro highest mountain", "Rufiji river water", "Kenya mountain", "Nile longest river"],
+    ),
+    (
+        "mlima Afrika",
+        "mountain Africa",
+        ["Rufiji river", "Kenya mountain", "Nile river", "Kilimanjaro mountain Africa"],
+    ),
     ("mto Nile", "Nile river", ["Kenya mountain", "Rufiji river", "Nile river Africa", "Kilimanjaro highest mountain"]),
-    ("mlima Kilimanjaro", "Kilimanjaro mountain", ["Kilimanjaro highest mountain Africa", "Nile river", "Kenya mountain", "Rufiji water"]),
+    (
+        "mlima Kilimanjaro",
+        "Kilimanjaro mountain",
+        ["Kilimanjaro highest mountain Africa", "Nile river", "Kenya mountain", "Rufiji water"],
+    ),
 ]
 
 
@@ -155,10 +184,16 @@ def test_a_tiny_student_distilled_on_a_toy_parallel_set_moves_toward_the_teacher
 
     params = DistillParams(temperature=1.0, representation_weight=0.1)
     loss = make_distillation_loss(model, params, candidates=4, teacher_dim=embeddings.shape[1])
-    training = TrainParams(epochs=40, learning_rate=0.003, batch_size=6, warmup_ratio=0.0, save_steps=1000,
-                           logging_steps=10, seed=13)
-    train(model, {"ranking": Task(distillation_rows(queries, scores, embeddings, 3.0), loss)}, tmp_path / "kd", training,
-          {"step": "kd"})
+    training = TrainParams(
+        epochs=40, learning_rate=0.003, batch_size=6, warmup_ratio=0.0, save_steps=1000, logging_steps=10, seed=13
+    )
+    train(
+        model,
+        {"ranking": Task(distillation_rows(queries, scores, embeddings, 3.0), loss)},
+        tmp_path / "kd",
+        training,
+        {"step": "kd"},
+    )
     kl_after, agree_after = kl_and_agreement(SentenceTransformer(str(tmp_path / "kd")), queries, scaled)
 
     assert kl_after < 0.5 * kl_before, (kl_before, kl_after)
@@ -182,7 +217,9 @@ def test_a_cross_encoder_teacher_scores_with_its_logits_and_has_no_query_embeddi
 
     teacher = CrossEncoderTeacher(str(tiny_model), TeacherParams(kind="cross-encoder", max_length=64))
     pairs = [("longest river", "The Nile river flows north."), ("tides", "The moon causes tides.")]
-    reference = CrossEncoder(str(tiny_model), num_labels=1, max_length=64).predict(pairs, activation_fn=torch.nn.Identity())
+    reference = CrossEncoder(str(tiny_model), num_labels=1, max_length=64).predict(
+        pairs, activation_fn=torch.nn.Identity()
+    )
     assert teacher.score(pairs) == pytest.approx([float(v) for v in reference], rel=1e-5)
     assert all(p.grad is None for p in teacher.model.model.parameters())
     with pytest.raises(ConfigError, match="representation_weight to 0"):
@@ -195,12 +232,28 @@ def test_separate_towers_with_prefixes_train_and_encode_queries_and_passages_apa
     from stages.bi_model import build_student, encode
     from stages.train_bi import contrastive_loss
 
-    params = StudentParams(shared_towers=False, query_prefix="query: ", passage_prefix="passage: ",
-                           similarity="cosine", pooling="cls", max_passage_length=64)
+    params = StudentParams(
+        shared_towers=False,
+        query_prefix="query: ",
+        passage_prefix="passage: ",
+        similarity="cosine",
+        pooling="cls",
+        max_passage_length=64,
+    )
     model = build_student(str(tiny_model), params)
-    columns = {"query": [q for q, _, _ in TOY], "positive": [c[0] for _, _, c in TOY], "negative_1": [c[1] for _, _, c in TOY]}
+    columns = {
+        "query": [q for q, _, _ in TOY],
+        "positive": [c[0] for _, _, c in TOY],
+        "negative_1": [c[1] for _, _, c in TOY],
+    }
     training = TrainParams(epochs=1, learning_rate=0.001, batch_size=3, save_steps=1000, logging_steps=1, seed=13)
-    train(model, {"miracl": Task(columns, contrastive_loss(model, "cosine"))}, tmp_path / "bi", training, {"step": "miracl"})
+    train(
+        model,
+        {"miracl": Task(columns, contrastive_loss(model, "cosine"))},
+        tmp_path / "bi",
+        training,
+        {"step": "miracl"},
+    )
     saved = SentenceTransformer(str(tmp_path / "bi"))
     assert saved.prompts == {"query": "query: ", "document": "passage: "} and saved.similarity_fn_name == "cosine"
     as_query, as_passage = encode(saved, ["mto mrefu"], "query", 2), encode(saved, ["mto mrefu"], "document", 2)
@@ -223,10 +276,16 @@ def test_a_maxsim_student_distilled_for_a_few_steps_changes_its_weights(tiny_mod
     scores, embeddings = teacher_targets(queries, TeacherCache(tmp_path / "t", {"kind": "toy"}), OverlapTeacher, False)
     params = DistillParams(temperature=1.0, representation_weight=0.0, contrastive_weight=0.5)
     loss = make_distillation_loss(model, params, candidates=4, teacher_dim=None)
-    training = TrainParams(epochs=3, learning_rate=0.003, batch_size=6, warmup_ratio=0.0, save_steps=1000,
-                           logging_steps=1, seed=13)
-    train(model, {"ranking": Task(distillation_rows(queries, scores, embeddings, 3.0), loss)}, tmp_path / "kd", training,
-          {"step": "kd"})
+    training = TrainParams(
+        epochs=3, learning_rate=0.003, batch_size=6, warmup_ratio=0.0, save_steps=1000, logging_steps=1, seed=13
+    )
+    train(
+        model,
+        {"ranking": Task(distillation_rows(queries, scores, embeddings, 3.0), loss)},
+        tmp_path / "kd",
+        training,
+        {"step": "kd"},
+    )
 
     trained = load_encoder(tmp_path / "kd", device="cpu")
     assert is_multi_vector(trained)

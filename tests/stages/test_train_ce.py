@@ -1,4 +1,5 @@
 """Cross-encoder training: the listwise loss by hand, learning on a toy set, resuming after a crash."""
+
 import json
 import math
 
@@ -10,9 +11,15 @@ from stages.train_ce import make_loss, train
 
 pytestmark = pytest.mark.slow
 
-TOY = [("nile river", "The Nile river flows north through Egypt."), ("bread yeast", "Bread needs yeast and flour."),
-       ("cats sleep", "Cats sleep many hours."), ("moon tides", "The moon causes tides.")]
-GROUPS = [Group("toy", str(i), q, p, tuple(other for _, other in TOY if other != p)) for i, (q, p) in enumerate(TOY)] * 8
+TOY = [
+    ("nile river", "The Nile river flows north through Egypt."),
+    ("bread yeast", "Bread needs yeast and flour."),
+    ("cats sleep", "Cats sleep many hours."),
+    ("moon tides", "The moon causes tides."),
+]
+GROUPS = [
+    Group("toy", str(i), q, p, tuple(other for _, other in TOY if other != p)) for i, (q, p) in enumerate(TOY)
+] * 8
 
 
 def test_listwise_loss_is_softmax_cross_entropy_over_the_group_alone(tiny_model):
@@ -21,9 +28,15 @@ def test_listwise_loss_is_softmax_cross_entropy_over_the_group_alone(tiny_model)
 
     loss = make_loss(CrossEncoder(str(tiny_model), num_labels=1, max_length=64), "listwise")
     assert list(loss.get_in_batch_negatives(["q1", "q2"], [["p1", "p2"], ["n1", "n2"]])) == []
-    scores = [torch.tensor([2.0, 0.5]), torch.tensor([1.0, 0.5]), torch.tensor([0.0, 1.5])]  # positive, negative, negative
-    expected = (-math.log(math.exp(2) / (math.exp(2) + math.exp(1) + 1))
-                - math.log(math.exp(0.5) / (3 * math.exp(0.5) + math.exp(1.5) - math.exp(0.5)))) / 2
+    scores = [
+        torch.tensor([2.0, 0.5]),
+        torch.tensor([1.0, 0.5]),
+        torch.tensor([0.0, 1.5]),
+    ]  # positive, negative, negative
+    expected = (
+        -math.log(math.exp(2) / (math.exp(2) + math.exp(1) + 1))
+        - math.log(math.exp(0.5) / (3 * math.exp(0.5) + math.exp(1.5) - math.exp(0.5)))
+    ) / 2
     assert loss.calculate_loss(scores, 2).item() == pytest.approx(expected, rel=1e-6)
 
 
@@ -39,7 +52,9 @@ def positives_on_top(model_dir) -> int:
 
 
 def test_a_few_steps_lower_the_loss_and_put_positives_first_more_often(tiny_model, tmp_path):
-    params = TrainParams(epochs=20, learning_rate=2e-3, batch_size=8, warmup_ratio=0.0, save_steps=1000, logging_steps=4)
+    params = TrainParams(
+        epochs=20, learning_rate=2e-3, batch_size=8, warmup_ratio=0.0, save_steps=1000, logging_steps=4
+    )
     out = train(GROUPS, str(tiny_model), tmp_path / "ce", params, "listwise", 64, {"step": "toy"})
     losses = [h["loss"] for h in json.loads((out / "training.json").read_text())["log_history"] if "loss" in h]
     assert losses[-1] < 0.5 * losses[0]

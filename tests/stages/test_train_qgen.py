@@ -1,5 +1,6 @@
 """The query generator: its teacher score is the query's summed token log-probabilities given the prompted
 passage, without gradient; its training pairs name the query's language; its generation is greedy."""
+
 import pytest
 import torch
 
@@ -31,12 +32,17 @@ def by_hand(model, tokenizer, query, passage):
 def test_the_teacher_score_is_the_summed_log_probability_of_the_query_worked_out_token_by_token(generator):
     params = TeacherParams(kind="query-generator", batch_size=2, max_length=64)
     teacher = QueryGeneratorTeacher(str(generator), params, prompt=PROMPT, language="english")
-    pairs = [("longest river", "The Nile river flows north through Egypt."),
-             ("tides", "The moon causes tides."), ("Nile", "Cats sleep many hours and the Nile is long.")]
+    pairs = [
+        ("longest river", "The Nile river flows north through Egypt."),
+        ("tides", "The moon causes tides."),
+        ("Nile", "Cats sleep many hours and the Nile is long."),
+    ]
     scores = teacher.score(pairs)
     for (query, passage), score in zip(pairs, scores):
         # The generator reads the prompt naming English, then the passage.
-        assert score == pytest.approx(by_hand(teacher.model, teacher.tokenizer, query, "english query: " + passage), abs=1e-4)
+        assert score == pytest.approx(
+            by_hand(teacher.model, teacher.tokenizer, query, "english query: " + passage), abs=1e-4
+        )
     assert all(s < 0 for s in scores)  # log-probabilities of whole queries
     prompted = [(query, "english query: " + passage) for query, passage in pairs]
     assert scores == pytest.approx(log_likelihoods(teacher.model, teacher.tokenizer, prompted, 2, 64, 64), abs=1e-5)
@@ -60,8 +66,10 @@ def test_the_generator_input_is_the_prompt_naming_the_language_then_the_passage(
     assert generator_input("", "swahili", "Mto Nile ni mrefu.") == "Mto Nile ni mrefu."
 
 
-NAMED_LANGUAGES = {code: {"name": name, "analyzer": code, "splits": ["train", "dev", "test-a"], "probe": "Nile Afrika"}
-                   for code, name in (("en", "English"), ("sw", "Swahili"))}
+NAMED_LANGUAGES = {
+    code: {"name": name, "analyzer": code, "splits": ["train", "dev", "test-a"], "probe": "Nile Afrika"}
+    for code, name in (("en", "English"), ("sw", "Swahili"))
+}
 
 
 def tiny_release_config(tmp_path, sample_config, **query_generator):
@@ -72,22 +80,38 @@ def tiny_release_config(tmp_path, sample_config, **query_generator):
     no_mmarco = {language: 0 for language in sample_config.query_generator.mmarco}  # the sample's are merged in
     query_generator = {"miracl_split": "dev", "max_passage_length": 64} | query_generator
     query_generator["mmarco"] = no_mmarco | query_generator.get("mmarco", {})
-    return load_config(write_config(
-        tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w", languages=NAMED_LANGUAGES,
-        tiny_model={"vocab_size": 1500, "layers": 1, "hidden": 32, "heads": 2, "intermediate": 64, "max_length": 64},
-        query_generator=query_generator))
+    return load_config(
+        write_config(
+            tmp_path / "c.yaml",
+            data_root=tmp_path / "rel",
+            work_root=tmp_path / "w",
+            languages=NAMED_LANGUAGES,
+            tiny_model={
+                "vocab_size": 1500,
+                "layers": 1,
+                "hidden": 32,
+                "heads": 2,
+                "intermediate": 64,
+                "max_length": 64,
+            },
+            query_generator=query_generator,
+        )
+    )
 
 
 def test_training_pairs_name_the_query_language_and_cross_language_pairs_keep_the_query_id(tmp_path, sample_config):
     from stages.formats.mmarco import MMarcoLayout
     from stages.train_qgen import training_pairs
 
-    config = tiny_release_config(tmp_path, sample_config, mmarco={"english": 2, "spanish": 2},
-                                 mmarco_cross_languages=["english"])
+    config = tiny_release_config(
+        tmp_path, sample_config, mmarco={"english": 2, "spanish": 2}, mmarco_cross_languages=["english"]
+    )
     pairs = training_pairs(config)
-    assert [(source, language) for source, language, _, _ in pairs] == [
-        ("mmarco:english", "english")] * 2 + [("mmarco:spanish", "spanish")] * 2 + [("mmarco:spanish>english", "english")] * 2 + [
-        ("miracl:en", "english")] * 2 + [("miracl:sw", "swahili")] * 2  # MIRACL: the language's name in lower case
+    assert [(source, language) for source, language, _, _ in pairs] == [("mmarco:english", "english")] * 2 + [
+        ("mmarco:spanish", "spanish")
+    ] * 2 + [("mmarco:spanish>english", "english")] * 2 + [("miracl:en", "english")] * 2 + [
+        ("miracl:sw", "swahili")
+    ] * 2  # MIRACL: the language's name in lower case
     english, spanish, cross = pairs[0:2], pairs[2:4], pairs[4:6]
     mmarco = MMarcoLayout(config.cross_encoder.nmt.root)
     assert {p for _, _, p, _ in spanish} <= set(mmarco.collection("spanish").values())
@@ -113,13 +137,26 @@ def test_the_generator_trains_on_miracl_positives_and_then_likes_their_queries_m
     from stages.formats.jsonfile import read_json
     from stages.train_qgen import load_generator, model_dir, train, training_pairs
 
-    config = tiny_release_config(tmp_path, sample_config, training={
-        "epochs": 30, "learning_rate": 0.01, "batch_size": 4, "warmup_ratio": 0.0, "save_steps": 1000,
-        "logging_steps": 5, "seed": 13})
+    config = tiny_release_config(
+        tmp_path,
+        sample_config,
+        training={
+            "epochs": 30,
+            "learning_rate": 0.01,
+            "batch_size": 4,
+            "warmup_ratio": 0.0,
+            "save_steps": 1000,
+            "logging_steps": 5,
+            "seed": 13,
+        },
+    )
     pairs = training_pairs(config)
     assert sorted((source, language, query) for source, language, _, query in pairs) == [
-        ("miracl:en", "english", "highest mountain"), ("miracl:en", "english", "longest river in Africa"),
-        ("miracl:sw", "swahili", "Kilimanjaro"), ("miracl:sw", "swahili", "mto mrefu zaidi")]  # judged positives of dev
+        ("miracl:en", "english", "highest mountain"),
+        ("miracl:en", "english", "longest river in Africa"),
+        ("miracl:sw", "swahili", "Kilimanjaro"),
+        ("miracl:sw", "swahili", "mto mrefu zaidi"),
+    ]  # judged positives of dev
 
     def mean_score(path):
         model, tokenizer = load_generator(str(path))
@@ -132,7 +169,9 @@ def test_the_generator_trains_on_miracl_positives_and_then_likes_their_queries_m
     assert read_json(out / "training.json")["inputs"]["params"]["prompt"] == PROMPT  # a new prompt retrains it
     stamps = [(p / "model.safetensors").stat().st_mtime_ns for p in (out, config.work_dir / "models" / "tiny-t5")]
     assert train(config) == out  # same inputs: neither the generator nor its starting point is built again
-    assert [(p / "model.safetensors").stat().st_mtime_ns for p in (out, config.work_dir / "models" / "tiny-t5")] == stamps
+    assert [
+        (p / "model.safetensors").stat().st_mtime_ns for p in (out, config.work_dir / "models" / "tiny-t5")
+    ] == stamps
 
 
 def test_the_teacher_cache_of_a_generator_names_its_prompt_so_an_unprompted_cache_is_not_reused(tmp_path):
@@ -147,15 +186,28 @@ def test_the_teacher_cache_of_a_generator_names_its_prompt_so_an_unprompted_cach
     (trained / "model.safetensors").write_bytes(b"weights")
 
     def cache_of(prompt, teacher):
-        config = load_config(write_config(tmp_path / "c.yaml", work_root=tmp_path / "w", query_generator={"prompt": prompt},
-                                          bi_encoder={"teacher": teacher}))
+        config = load_config(
+            write_config(
+                tmp_path / "c.yaml",
+                work_root=tmp_path / "w",
+                query_generator={"prompt": prompt},
+                bi_encoder={"teacher": teacher},
+            )
+        )
         return open_cache(config)[0].folder
 
     generator = {"kind": "query-generator", "model": "trained:qgen"}
     prompted, unprompted = cache_of(PROMPT, generator), cache_of("", generator)
     assert prompted != unprompted
     assert read_json(prompted / "teacher.json") | {"weights_sha256": None} == {
-        "kind": "query-generator", "model": "trained:qgen", "weights_sha256": None, "max_length": 256,
-        "prompt": PROMPT, "language": "english"}
+        "kind": "query-generator",
+        "model": "trained:qgen",
+        "weights_sha256": None,
+        "max_length": 256,
+        "prompt": PROMPT,
+        "language": "english",
+    }
     # other teachers read no prompt: their identity (and so their existing caches) stay as they were
-    assert "prompt" not in read_json(cache_of(PROMPT, {"kind": "cross-encoder", "model": "trained:qgen"}) / "teacher.json")
+    assert "prompt" not in read_json(
+        cache_of(PROMPT, {"kind": "cross-encoder", "model": "trained:qgen"}) / "teacher.json"
+    )

@@ -1,5 +1,6 @@
 """What the training stages share: the weights hash (subfolders included), the record that names it, and the
 check that a model folder's tokenizer fits its embedding table."""
+
 import hashlib
 import json
 import os
@@ -46,9 +47,14 @@ def write_model_folder(folder: Path, rows: int, pieces: int, added_ids=()) -> Pa
     """Only what the tokenizer check reads: the embedding rows and a Unigram tokenizer.json."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps({"vocab_size": rows}))
-    (folder / "tokenizer.json").write_text(json.dumps({
-        "model": {"type": "Unigram", "vocab": [[f"p{i}", 0.0] for i in range(pieces)]},
-        "added_tokens": [{"id": i, "content": f"<a{i}>"} for i in added_ids]}))
+    (folder / "tokenizer.json").write_text(
+        json.dumps(
+            {
+                "model": {"type": "Unigram", "vocab": [[f"p{i}", 0.0] for i in range(pieces)]},
+                "added_tokens": [{"id": i, "content": f"<a{i}>"} for i in added_ids],
+            }
+        )
+    )
     (folder / "training.json").write_text(json.dumps({"collection": "elsewhere"}))
     return folder
 
@@ -92,11 +98,20 @@ def test_a_reranker_refuses_a_models_folder_whose_tokenizer_does_not_match(tmp_p
 def test_a_trained_model_is_reported_in_one_line_with_its_loss_curve(capsys, tmp_path):
     from stages.training import report_training
 
-    record = {"steps": 42, "seconds": 201.4, "train_params": {"precision": "bf16"},
-              "log_history": [{"loss": 1.3852, "step": 5}, {"loss": 0.9, "step": 10}, {"loss": 0.5711, "step": 40},
-                              {"train_loss": 0.8, "step": 42}]}
+    record = {
+        "steps": 42,
+        "seconds": 201.4,
+        "train_params": {"precision": "bf16"},
+        "log_history": [
+            {"loss": 1.3852, "step": 5},
+            {"loss": 0.9, "step": 10},
+            {"loss": 0.5711, "step": 40},
+            {"train_loss": 0.8, "step": 42},
+        ],
+    }
     report_training(tmp_path / "ce-nmt", record, "168 groups")
     report_training(tmp_path / "bi", record | {"log_history": [{"loss": 1.327, "step": 5}]}, "119 rows")
     assert capsys.readouterr().out.splitlines() == [
         "train ce-nmt: 168 groups, 42 steps, loss 1.385 -> 0.571, bf16 (3 min 21 s)",
-        "train bi: 119 rows, 42 steps, loss 1.327, bf16 (3 min 21 s)"]
+        "train bi: 119 rows, 42 steps, loss 1.327, bf16 (3 min 21 s)",
+    ]

@@ -1,4 +1,5 @@
 """submission.system: auto submits the system, fused or single, with the best dev estimate."""
+
 import json
 import math
 
@@ -13,10 +14,14 @@ from tests.helpers import TINY_LANGUAGES, make_release, write_config, write_line
 
 # The sample release's dev judgments: en 11 -> 1#0, 12 -> 2#0; sw 21 -> 7#0, 22 -> 9#0 (one relevant each).
 AT_1, AT_2 = 1.0, 1 / math.log2(3)  # nDCG@10 of a query whose one relevant passage is at rank 1, or 2
-BM25_DEV = {"en": {"11": {"1#1": 2.0, "1#0": 1.0}, "12": {"2#0": 2.0, "2#1": 1.0}},   # en: (AT_2 + AT_1) / 2
-            "sw": {"21": {"7#0": 2.0, "9#0": 1.0}, "22": {"9#0": 2.0, "7#0": 1.0}}}   # sw: 1
-CE_DEV = {"en": {"11": {"1#0": 2.0, "1#1": 1.0}, "12": {"2#1": 2.0, "2#0": 1.0}},     # en: (AT_1 + AT_2) / 2
-          "sw": {"21": {"9#0": 2.0, "7#0": 1.0}, "22": {"7#0": 2.0, "9#0": 1.0}}}     # sw: AT_2
+BM25_DEV = {
+    "en": {"11": {"1#1": 2.0, "1#0": 1.0}, "12": {"2#0": 2.0, "2#1": 1.0}},  # en: (AT_2 + AT_1) / 2
+    "sw": {"21": {"7#0": 2.0, "9#0": 1.0}, "22": {"9#0": 2.0, "7#0": 1.0}},
+}  # sw: 1
+CE_DEV = {
+    "en": {"11": {"1#0": 2.0, "1#1": 1.0}, "12": {"2#1": 2.0, "2#0": 1.0}},  # en: (AT_1 + AT_2) / 2
+    "sw": {"21": {"9#0": 2.0, "7#0": 1.0}, "22": {"7#0": 2.0, "9#0": 1.0}},
+}  # sw: AT_2
 
 
 @pytest.fixture()
@@ -24,14 +29,24 @@ def config(tmp_path):
     layout = make_release(tmp_path / "rel")
     for lang, qids in (("en", ["31"]), ("sw", ["41"])):
         write_lines(layout.topics_path(lang, "test-a"), [f"{q}\tquery" for q in qids])
-    config = load_config(write_config(tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w",
-                                      languages=TINY_LANGUAGES, submission={"system": "auto"},
-                                      fusion={"systems": ["bm25", "ce"], "tune": {"min_queries": 2}}))
+    config = load_config(
+        write_config(
+            tmp_path / "c.yaml",
+            data_root=tmp_path / "rel",
+            work_root=tmp_path / "w",
+            languages=TINY_LANGUAGES,
+            submission={"system": "auto"},
+            fusion={"systems": ["bm25", "ce"], "tune": {"min_queries": 2}},
+        )
+    )
     for system, runs in (("bm25", BM25_DEV), ("ce", CE_DEV)):
         for lang, run in runs.items():
             write_run(run, config.run_path(system, lang, "dev"), tag=system)
-    for system, docid in (("bm25", {"en": "1#0", "sw": "7#0"}), ("ce", {"en": "2#0", "sw": "9#0"}),
-                          ("fusion", {"en": "1#1", "sw": "7#1"})):
+    for system, docid in (
+        ("bm25", {"en": "1#0", "sw": "7#0"}),
+        ("ce", {"en": "2#0", "sw": "9#0"}),
+        ("fusion", {"en": "1#1", "sw": "7#1"}),
+    ):
         for lang, qid in (("en", "31"), ("sw", "41")):
             write_run({qid: {docid[lang]: 1.0}}, config.run_path(system, lang, "test-a"), tag=system)
     return config
@@ -49,8 +64,11 @@ def test_a_single_system_above_the_fused_estimate_is_submitted(config):
     chosen, record = choose_system(config, ["en", "sw"])
     bm25 = ((AT_2 + AT_1) / 2 + AT_1) / 2  # 0.9077: above ce ((AT_1 + AT_2) / 2 + AT_2) / 2 = 0.7232 and fusion 0.8
     assert chosen == "bm25"
-    assert record["candidates"] == {"fusion": 0.8, "bm25": pytest.approx(bm25, abs=1e-6),
-                                    "ce": pytest.approx(((AT_1 + AT_2) / 2 + AT_2) / 2, abs=1e-6)}
+    assert record["candidates"] == {
+        "fusion": 0.8,
+        "bm25": pytest.approx(bm25, abs=1e-6),
+        "ce": pytest.approx(((AT_1 + AT_2) / 2 + AT_2) / 2, abs=1e-6),
+    }
     assert record["languages"] == ["en", "sw"] and "fusion does not pay" in record["reason"]
 
 

@@ -1,4 +1,5 @@
 """The bundle: every language's test run under the submission tag, validated, with a manifest and a zip."""
+
 import json
 import os
 import zipfile
@@ -16,8 +17,15 @@ def release(tmp_path):
     layout = make_release(tmp_path / "rel")
     write_lines(layout.topics_path("en", "test-a"), ["31\tNile", "32\tEverest"])
     write_lines(layout.topics_path("sw", "test-a"), ["41\tKilimanjaro"])
-    config = load_config(write_config(tmp_path / "c.yaml", data_root=tmp_path / "rel", work_root=tmp_path / "w",
-                                      languages=TINY_LANGUAGES, submission={"tag": "team-x", "system": "fusion"}))
+    config = load_config(
+        write_config(
+            tmp_path / "c.yaml",
+            data_root=tmp_path / "rel",
+            work_root=tmp_path / "w",
+            languages=TINY_LANGUAGES,
+            submission={"tag": "team-x", "system": "fusion"},
+        )
+    )
     fused = {"en": {"31": {"1#0": 0.9, "1#1": 0.4}, "32": {"2#1": 0.8}}, "sw": {"41": {"9#0": 0.7, "7#0": 0.1}}}
     for lang, run in fused.items():
         path = config.run_path("fusion", lang, "test-a")
@@ -35,7 +43,10 @@ def test_bundle_holds_renamed_retagged_runs_a_manifest_and_a_zip(release):
     assert read_run(bundle / "run.miracl.team-x.en.test-a.txt") == read_run(release.run_path("fusion", "en", "test-a"))
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["tag"] == "team-x" and manifest["git"]["commit"]
-    assert [(f["language"], f["split"], f["queries"]) for f in manifest["files"]] == [("en", "test-a", 2), ("sw", "test-a", 1)]
+    assert [(f["language"], f["split"], f["queries"]) for f in manifest["files"]] == [
+        ("en", "test-a", 2),
+        ("sw", "test-a", 1),
+    ]
     assert manifest["files"][0]["source"]["metadata"]["method"] == "wsum"
     assert bundle.name == "team-x.all" and archive.name == "team-x.all.zip"
     assert sorted(zipfile.ZipFile(archive).namelist()) == names
@@ -43,8 +54,9 @@ def test_bundle_holds_renamed_retagged_runs_a_manifest_and_a_zip(release):
 
 def test_one_language_makes_its_own_bundle(release):
     made = package(release, ["sw"])
-    bundle, archive = made.folder, made.archive
+    bundle = made.folder
     assert bundle.name == "team-x.sw" and [p.name for p in bundle.glob("run.*")] == ["run.miracl.team-x.sw.test-a.txt"]
+    assert made.archive.name == "team-x.sw.zip" and made.archive.is_file()
 
 
 def test_an_invalid_run_stops_packaging_and_leaves_nothing(release):
@@ -62,8 +74,12 @@ def test_hits_beyond_the_leaderboards_100_are_cut_whatever_the_config_says(relea
     config = dataclasses.replace(release, fusion=dataclasses.replace(release.fusion, hits=1000))
     many = {"31": {f"{n}#0": 1.0 - n / 1000 for n in range(150)}, "32": {"2#1": 0.8}}
     corpus = release.data_root / "miracl-corpus-v1.0-en" / "docs-0.jsonl"
-    corpus.write_text(corpus.read_text() + "".join(json.dumps({"docid": f"{n}#0", "title": "t", "text": "x"}) + "\n"
-                                                   for n in range(0, 150) if n not in (1, 2)))
+    corpus.write_text(
+        corpus.read_text()
+        + "".join(
+            json.dumps({"docid": f"{n}#0", "title": "t", "text": "x"}) + "\n" for n in range(0, 150) if n not in (1, 2)
+        )
+    )
     write_run(many, release.run_path("fusion", "en", "test-a"), tag="fusion-wsum")
     made = package(config, ["en", "sw"])
     assert len(read_run(made.folder / "run.miracl.team-x.en.test-a.txt")["31"]) == 100

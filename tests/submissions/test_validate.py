@@ -24,7 +24,9 @@ def test_a_missing_topic(tmp_path):
 
 def test_ranks_must_run_from_one(tmp_path):
     report = check(tmp_path, ["1 Q0 10#0 1 2.5 t", "1 Q0 10#1 3 1.5 t"] + GOOD[2:])
-    assert report.problems == [f"{tmp_path / 'run.t.sw.test-a.txt'}:2: qid 1: rank 3 where 2 was expected (ranks run 1..n)"]
+    assert report.problems == [
+        f"{tmp_path / 'run.t.sw.test-a.txt'}:2: qid 1: rank 3 where 2 was expected (ranks run 1..n)"
+    ]
 
 
 def test_a_duplicate_docid_within_a_query(tmp_path):
@@ -34,7 +36,9 @@ def test_a_duplicate_docid_within_a_query(tmp_path):
 
 def test_scores_must_not_increase_down_the_ranking(tmp_path):
     report = check(tmp_path, ["1 Q0 10#0 1 1.5 t", "1 Q0 10#1 2 2.5 t"] + GOOD[2:])
-    assert len(report.problems) == 1 and ":2: qid 1: score 2.5 is higher than the one above it (1.5)" in report.problems[0]
+    assert (
+        len(report.problems) == 1 and ":2: qid 1: score 2.5 is higher than the one above it (1.5)" in report.problems[0]
+    )
 
 
 def test_every_docid_must_be_in_the_corpus(tmp_path):
@@ -77,7 +81,8 @@ def test_the_command_line_reads_language_and_split_from_the_name_and_exits_1(tmp
     first_qid = next(iter(layout.topics("sw", "test-a")))
     docid = next(iter(read_corpus(layout.corpus_dir("sw"))))
     path = write_lines(tmp_path / "run.mine.sw.test-a.txt", [f"{first_qid} Q0 {docid} 1 1.0 mine"])
-    result = subprocess.run([sys.executable, "-m", "submissions.validate", str(path)], cwd=REPO,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "submissions.validate", str(path)], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 1
     assert f"BAD {path}" in result.stdout and "3 of 4 topics have no hits" in result.stdout

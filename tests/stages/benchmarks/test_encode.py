@@ -1,4 +1,5 @@
 """The encoding benchmark compares like with like: same embeddings, same top-k, a report in the right place."""
+
 import json
 
 import numpy as np
@@ -48,9 +49,33 @@ def test_numpy_top_k_matches_faiss():
 
 def test_a_small_run_writes_the_table_and_the_numbers(student, tmp_path, capsys):
     config = write_config(tmp_path / "c.yaml", work_root=tmp_path / "w")
-    assert main(["--config", str(config), "--model", str(student), "--passages", "12", "--batch-size", "4",
-                 "--vectors", "300", "--dimension", "8", "--queries", "5", "--k", "4", "--repeats", "1",
-                 "--out", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(config),
+                "--model",
+                str(student),
+                "--passages",
+                "12",
+                "--batch-size",
+                "4",
+                "--vectors",
+                "300",
+                "--dimension",
+                "8",
+                "--queries",
+                "5",
+                "--k",
+                "4",
+                "--repeats",
+                "1",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     report = (tmp_path / "out" / "results.md").read_text()
     assert "| encoding" in report and "| exact search" in report and report in capsys.readouterr().out
     results = json.loads((tmp_path / "out" / "results.json").read_text())

@@ -27,15 +27,18 @@ def test_empty_title_is_allowed(tmp_path):
     assert read_corpus(tmp_path)["1#0"].title == ""
 
 
-@pytest.mark.parametrize("line, expected", [
-    ('{"docid": "1#0", "title": "t", "text": ', "not valid JSON"),
-    ('["1#0", "t", "x"]', "expected a JSON object, found list"),
-    ('{"title": "t", "text": "x"}', "missing or empty 'docid'"),
-    ('{"docid": "  ", "title": "t", "text": "x"}', "missing or empty 'docid'"),
-    ('{"docid": "1#0", "title": "t"}', "docid '1#0': missing 'text'"),
-    ('{"docid": "1#0", "text": "x"}', "docid '1#0': missing 'title'"),
-    ("", "empty line"),
-])
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ('{"docid": "1#0", "title": "t", "text": ', "not valid JSON"),
+        ('["1#0", "t", "x"]', "expected a JSON object, found list"),
+        ('{"title": "t", "text": "x"}', "missing or empty 'docid'"),
+        ('{"docid": "  ", "title": "t", "text": "x"}', "missing or empty 'docid'"),
+        ('{"docid": "1#0", "title": "t"}', "docid '1#0': missing 'text'"),
+        ('{"docid": "1#0", "text": "x"}', "docid '1#0': missing 'title'"),
+        ("", "empty line"),
+    ],
+)
 def test_bad_lines_name_file_and_line(tmp_path, line, expected):
     path = write_lines(tmp_path / "docs-0.jsonl", [doc("0#0"), line])
     with pytest.raises(DataFormatError) as info:
@@ -62,4 +65,7 @@ def test_stray_files_and_empty_directories_are_errors(tmp_path):
 
 def test_iter_corpus_reports_where_each_passage_came_from(tmp_path):
     write_lines(tmp_path / "docs-0.jsonl", [doc("1#0"), doc("1#1")])
-    assert [(p.name, n, d.docid) for p, n, d in iter_corpus(tmp_path)] == [("docs-0.jsonl", 1, "1#0"), ("docs-0.jsonl", 2, "1#1")]
+    assert [(p.name, n, d.docid) for p, n, d in iter_corpus(tmp_path)] == [
+        ("docs-0.jsonl", 1, "1#0"),
+        ("docs-0.jsonl", 2, "1#1"),
+    ]

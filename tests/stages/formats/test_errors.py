@@ -1,4 +1,5 @@
 """DataFormatError keeps its file, line and message, also across a process boundary."""
+
 import pickle
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Append-only keyed tables: what was appended reads back, an interrupted last line is dropped, bad lines name their line."""
+
 import pytest
 
 from stages.formats import DataFormatError

@@ -14,10 +14,14 @@ def make_release(root):
 
 def test_paths_follow_the_release_layout(tmp_path):
     layout = ReleaseLayout(tmp_path)
-    assert layout.topics_path("ja", "test-a").relative_to(tmp_path).as_posix() == \
-        "miracl-v1.0-ja/topics/topics.miracl-v1.0-ja-test-a.tsv"
-    assert layout.qrels_path("yo", "dev").relative_to(tmp_path).as_posix() == \
-        "miracl-v1.0-yo/qrels/qrels.miracl-v1.0-yo-dev.tsv"
+    assert (
+        layout.topics_path("ja", "test-a").relative_to(tmp_path).as_posix()
+        == "miracl-v1.0-ja/topics/topics.miracl-v1.0-ja-test-a.tsv"
+    )
+    assert (
+        layout.qrels_path("yo", "dev").relative_to(tmp_path).as_posix()
+        == "miracl-v1.0-yo/qrels/qrels.miracl-v1.0-yo-dev.tsv"
+    )
     assert layout.corpus_dir("de").relative_to(tmp_path).as_posix() == "miracl-corpus-v1.0-de"
 
 
@@ -31,7 +35,10 @@ def test_available_splits_and_readers(tmp_path):
 
 def test_a_missing_split_names_the_file_and_the_splits_there_are(tmp_path):
     layout = make_release(tmp_path)
-    with pytest.raises(DataFormatError, match=r"topics\.miracl-v1\.0-sw-test-a\.tsv: no topics file for sw test-a \(splits with topics for sw: train, dev\)"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"topics\.miracl-v1\.0-sw-test-a\.tsv: no topics file for sw test-a \(splits with topics for sw: train, dev\)",
+    ):
         layout.topics("sw", "test-a")
     with pytest.raises(DataFormatError, match="no qrels file for sw train"):
         layout.qrels("sw", "train")

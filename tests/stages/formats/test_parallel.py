@@ -1,4 +1,5 @@
 """Parallel sentences: `english<TAB>target` pairs in order; a bad line names the file and line."""
+
 import pytest
 
 from stages.formats import DataFormatError

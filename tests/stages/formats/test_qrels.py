@@ -24,11 +24,14 @@ def test_bom_and_whitespace(tmp_path):
     assert read_qrels(path) == {"3": {"5#0": 1}}
 
 
-@pytest.mark.parametrize("lines, line_no, expected", [
-    (["1 Q0 2#0 1", "1 Q0 2#1"], 2, "expected 4 fields"),
-    (["1 Q0 2#0 yes"], 1, "relevance must be an integer, found 'yes'"),
-    (["1 Q0 2#0 1", "1 Q0 2#0 0"], 2, "judges docid '2#0' twice (first on line 1)"),
-])
+@pytest.mark.parametrize(
+    "lines, line_no, expected",
+    [
+        (["1 Q0 2#0 1", "1 Q0 2#1"], 2, "expected 4 fields"),
+        (["1 Q0 2#0 yes"], 1, "relevance must be an integer, found 'yes'"),
+        (["1 Q0 2#0 1", "1 Q0 2#0 0"], 2, "judges docid '2#0' twice (first on line 1)"),
+    ],
+)
 def test_errors_name_file_line_and_expectation(tmp_path, lines, line_no, expected):
     path = write_lines(tmp_path / "bad.tsv", lines)
     with pytest.raises(DataFormatError) as info:

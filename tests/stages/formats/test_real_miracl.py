@@ -1,4 +1,5 @@
 """The readers on the real MIRACL v1.0 topics and qrels (../shared; skipped when absent)."""
+
 import re
 
 import pytest
@@ -8,9 +9,26 @@ from stages.formats import ReleaseLayout
 pytestmark = pytest.mark.shared
 
 # Dev query counts published with MIRACL v1.0 (Zhang et al., TACL 2023).
-DEV_QUERIES = {"ar": 2896, "bn": 411, "en": 799, "es": 648, "fa": 632, "fi": 1271, "fr": 343, "hi": 350,
-               "id": 960, "ja": 860, "ko": 213, "ru": 1252, "sw": 482, "te": 828, "th": 733, "zh": 393,
-               "de": 305, "yo": 119}
+DEV_QUERIES = {
+    "ar": 2896,
+    "bn": 411,
+    "en": 799,
+    "es": 648,
+    "fa": 632,
+    "fi": 1271,
+    "fr": 343,
+    "hi": 350,
+    "id": 960,
+    "ja": 860,
+    "ko": 213,
+    "ru": 1252,
+    "sw": 482,
+    "te": 828,
+    "th": 733,
+    "zh": 393,
+    "de": 305,
+    "yo": 119,
+}
 INTEGER_QIDS = {"ar", "bn", "en", "fi", "id", "ja", "ko", "ru", "sw", "te", "th"}
 
 

@@ -36,11 +36,14 @@ def test_tag_must_be_one_word(tmp_path):
         write_run({"1": {"d": 1.0}}, tmp_path / "r.txt", tag="two words")
 
 
-@pytest.mark.parametrize("line, expected", [
-    ("1 Q0 d#0 1 2.0", "expected 6 fields"),
-    ("1 Q0 d#0 first 2.0 tag", "rank must be an integer"),
-    ("1 Q0 d#0 1 high tag", "score must be a number"),
-])
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("1 Q0 d#0 1 2.0", "expected 6 fields"),
+        ("1 Q0 d#0 first 2.0 tag", "rank must be an integer"),
+        ("1 Q0 d#0 1 high tag", "score must be a number"),
+    ],
+)
 def test_bad_lines_name_file_and_line(tmp_path, line, expected):
     path = write_lines(tmp_path / "r.txt", ["1 Q0 d#1 1 3.0 tag", line])
     with pytest.raises(DataFormatError) as info:

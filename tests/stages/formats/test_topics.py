@@ -5,7 +5,9 @@ from tests.helpers import write_lines
 
 
 def test_reads_integer_and_hash_qids_as_strings_in_file_order(tmp_path):
-    path = write_lines(tmp_path / "t.tsv", ["29\tما هي منظمة الاوبك ؟", "10020#0\tOdun wo ni?", "007\tleading zeros stay"])
+    path = write_lines(
+        tmp_path / "t.tsv", ["29\tما هي منظمة الاوبك ؟", "10020#0\tOdun wo ni?", "007\tleading zeros stay"]
+    )
     topics = read_topics(path)
     assert list(topics) == ["29", "10020#0", "007"]
     assert topics["29"] == "ما هي منظمة الاوبك ؟"
@@ -22,12 +24,15 @@ def test_a_tab_inside_the_query_is_kept(tmp_path):
     assert read_topics(path) == {"1": "part one\tpart two"}
 
 
-@pytest.mark.parametrize("lines, line_no, expected", [
-    (["1\tok", "2 no tab here"], 2, "expected 'qid<TAB>query'"),
-    (["1\tok", "2\t   "], 2, "empty query for qid '2'"),
-    (["\tquery without id"], 1, "empty qid"),
-    (["5\tfirst", "6\tother", "5\tagain"], 3, "duplicate qid '5' (first on line 1)"),
-])
+@pytest.mark.parametrize(
+    "lines, line_no, expected",
+    [
+        (["1\tok", "2 no tab here"], 2, "expected 'qid<TAB>query'"),
+        (["1\tok", "2\t   "], 2, "empty query for qid '2'"),
+        (["\tquery without id"], 1, "empty qid"),
+        (["5\tfirst", "6\tother", "5\tagain"], 3, "duplicate qid '5' (first on line 1)"),
+    ],
+)
 def test_errors_name_file_line_and_expectation(tmp_path, lines, line_no, expected):
     path = write_lines(tmp_path / "bad.tsv", lines)
     with pytest.raises(DataFormatError) as info:
