@@ -87,7 +87,8 @@ format: $(VENV_STAMP) ## rewrite the code in ruff's format, and apply ruff's saf
 
 # ---------------------------------------------------------------- what the config says
 
-# Languages, splits and the work folder come from the config (and DATA), via a generated include.
+# Languages, splits, the work folder and every stage's files come from the config (and DATA) through a
+# generated include: stages/plan.py holds the table of stages (what each runs, reads, writes and hashes).
 PLAN_DIR ?= work/.make
 PLAN := $(PLAN_DIR)/$(subst /,_,$(CONFIG))$(if $(DATA),@$(subst /,_,$(abspath $(DATA))))$(if $(MODELS),+models).mk
 NO_PLAN_GOALS := help setup test lint format clean-all doctor
@@ -104,61 +105,79 @@ include $(PLAN)
 endif
 
 # A config the stages refuse makes a plan that stops make with the stages' message (and deletes itself, so
-# the next make asks again): one error, in the user's terms, without make's own complaints after it.
-$(PLAN): $(CONFIG) $(wildcard configs/*.yaml configs/recipes/*.yaml) stages/config.py | $(VENV_STAMP)
+# the next make asks again): one error, in the user's terms, without make's own complaints after it. The
+# plan also depends on what it read (PLAN_INPUTS: the config's `extends` chain, the data folders), and it
+# writes each stage's config stamp to $(STAMP_DIR)/: rewritten only when the keys that stage hashes change.
+$(PLAN): $(CONFIG) stages/config.py stages/plan.py | $(VENV_STAMP)
 	@mkdir -p $(@D)
-	@$(PY) -m stages.config make-vars $(CONFIG_ARGS) --plan $@ > $@.tmp || { rm -f $@.tmp; exit 2; }
+	@$(PY) -m stages.plan make-vars $(CONFIG_ARGS) --plan $@ > $@.tmp || { rm -f $@.tmp; exit 2; }
 	@mv $@.tmp $@
+ifneq ($(PLAN_INPUTS),)
+$(PLAN): $(PLAN_INPUTS)
+# Stamps removed with the work folder (make clean) are written again, dated as unchanged.
+$(STAMP_DIR)/.written:
+	$(Q)$(PY) -m stages.plan stamps $(CONFIG_ARGS)
+$(STAMP_DIR)/%.yaml: | $(STAMP_DIR)/.written ;
+endif
 
 # Each language once, in the order given (the stages read the selection the same way).
 uniq = $(if $(1),$(firstword $(1)) $(call uniq,$(filter-out $(firstword $(1)),$(1))))
 LANGS := $(strip $(if $(filter all,$(SELECT)),$(ALL_LANGS),$(call uniq,$(subst $(comma),$(space),$(SELECT)))))
+SPLIT_WORDS := $(subst $(comma),$(space),$(SPLIT))
 ifneq ($(ALL_LANGS),)
 ifneq ($(filter-out $(ALL_LANGS),$(LANGS)),)
 $(error unknown language(s) in LANG: $(filter-out $(ALL_LANGS),$(LANGS)); $(CONFIG) defines: $(ALL_LANGS))
 endif
 # Splits any configured language has; SPLIT must name some of them.
 ALL_SPLITS := $(sort $(foreach l,$(ALL_LANGS),$(SPLITS_$(l))))
-ifneq ($(filter-out $(ALL_SPLITS),$(subst $(comma),$(space),$(SPLIT))),)
-$(error unknown split(s) in SPLIT: $(filter-out $(ALL_SPLITS),$(subst $(comma),$(space),$(SPLIT))); $(CONFIG) configures: $(ALL_SPLITS))
+ifneq ($(filter-out $(ALL_SPLITS),$(SPLIT_WORDS)),)
+$(error unknown split(s) in SPLIT: $(filter-out $(ALL_SPLITS),$(SPLIT_WORDS)); $(CONFIG) configures: $(ALL_SPLITS))
 endif
 export PIPELINE_LOG_DIR := $(WORK_DIR)/logs
 endif
 # What a *-runs target prints of the files it made sure of: nothing, or the list under VERBOSE=1.
 list_files = $(if $(VERBOSE),@printf '%s\n' $(1),@:)
 
-RUNS := $(WORK_DIR)/runs
-topics_file = $(DATA_ROOT)/miracl-v1.0-$(1)/topics/topics.miracl-v1.0-$(1)-$(2).tsv
-corpus_files = $(wildcard $(DATA_ROOT)/miracl-corpus-v1.0-$(1)/*.jsonl $(DATA_ROOT)/miracl-corpus-v1.0-$(1)/*.jsonl.gz)
-# Splits of language $(1) with topics; run_splits keeps those named in SPLIT (all when SPLIT is empty).
-topic_splits = $(foreach s,$(SPLITS_$(1)),$(if $(wildcard $(call topics_file,$(1),$(s))),$(s)))
-run_splits = $(if $(SPLIT),$(filter $(subst $(comma),$(space),$(SPLIT)),$(call topic_splits,$(1))),$(call topic_splits,$(1)))
+# ---------------------------------------------------------------- stages
+
+# One rule per row of the table (stages/plan.py), by its kind: `one` (one process), `language` (one process
+# per language), `group` (one process for the selected languages, so a model or numba's kernels load once,
+# and one per other language, for the pooled fusion tuning that may need them). A rule's prerequisites are
+# the row's input files and its config stamp; its targets, the row's outputs; each stage then keeps the
+# outputs whose recorded inputs are unchanged.
+# MODELS=<folder>: models trained on another collection (e.g. MODELS=work/miracl-mini/models) rerank and
+# retrieve this one. They are inputs then, never rebuilt: training rules lose their prerequisites (`trains`
+# keeps them without MODELS), and a missing model stops make with its path.
+trains = $(if $(MODELS),,$(1))
+define train_recipe
+$(if $(MODELS),@echo "no model at $@: MODELS=$(MODELS) must hold the models trained on another collection (train them there: make train-ce train-bi)" >&2; exit 2,$(Q)$(1))
+endef
+# $(1) stage, $(2) the languages of one process (none for a stage of kind one).
+stage_outputs = $(if $(2),$(foreach l,$(2),$(stage_out_$(1)_$(l))),$(stage_out_$(1)))
+stage_inputs = $(sort $(if $(2),$(foreach l,$(2),$(stage_in_$(1)_$(l))),$(stage_in_$(1))))
+stage_split_arg = $(sort $(foreach l,$(2),$(stage_splits_$(1)_$(l))))
+stage_command = $(PY) -m $(stage_module_$(1)) $(CONFIG_ARGS)$(if $(stage_args_$(1)), $(stage_args_$(1)))$(if $(2), --lang "$(2)")$(if $(call stage_split_arg,$(1),$(2)), --split "$(call stage_split_arg,$(1),$(2))")
+define stage_rule
+ifneq ($(strip $(call stage_outputs,$(1),$(2))),)
+$(call stage_outputs,$(1),$(2)) &: $(if $(stage_trains_$(1)),$(call trains,$(call stage_inputs,$(1),$(2))),$(call stage_inputs,$(1),$(2)))
+	$(if $(stage_trains_$(1)),$$(call train_recipe,$(call stage_command,$(1),$(2))),$(Q)$(call stage_command,$(1),$(2)))
+endif
+endef
+$(foreach s,$(STAGES),$(if $(filter one,$(stage_kind_$(s))),$(eval $(call stage_rule,$(s),))))
+$(foreach s,$(STAGES),$(if $(filter language,$(stage_kind_$(s))),$(foreach l,$(stage_langs_$(s)),$(eval $(call stage_rule,$(s),$(l))))))
+$(foreach s,$(STAGES),$(if $(filter group,$(stage_kind_$(s))),$(eval $(call stage_rule,$(s),$(filter $(stage_langs_$(s)),$(LANGS))))))
+$(foreach s,$(STAGES),$(if $(filter group,$(stage_kind_$(s))),$(foreach l,$(filter-out $(LANGS),$(stage_langs_$(s))),$(eval $(call stage_rule,$(s),$(l))))))
+
+# A stage's outputs for the selected languages, and (for run-writing stages) the splits SPLIT names.
+selected_splits = $(if $(SPLIT_WORDS),$(filter $(SPLIT_WORDS),$(1)),$(1))
+stage_runs = $(foreach l,$(LANGS),$(foreach s,$(call selected_splits,$(stage_splits_$(1)_$(l))),$(filter %.$(s).txt,$(stage_out_$(1)_$(l)))))
+# The runs of system $(1) (any stage's) for the selected languages on the splits $(2).
+system_runs = $(foreach l,$(LANGS),$(foreach s,$(2),$(filter %.$(s).txt,$(stage_out_$(system_stage_$(1))_$(l)))))
 
 # ---------------------------------------------------------------- BM25
 
-# One process per language indexes it (if its corpus changed) and writes the runs of all its splits
-# with topics (searching is cheap next to indexing); SPLIT only chooses which runs are asked for.
-define bm25_rules
-bm25_all_$(1) := $(foreach s,$(call topic_splits,$(1)),$(RUNS)/bm25/run.bm25.$(1).$(s).txt)
-ifneq ($$(bm25_all_$(1)),)
-$$(bm25_all_$(1)) &: $(call corpus_files,$(1)) $(foreach s,$(call topic_splits,$(1)),$(call topics_file,$(1),$(s))) $(CONFIG)
-	$(Q)$(PY) -m stages.bm25 $(CONFIG_ARGS) --lang $(1) --split "$(call topic_splits,$(1))"
-endif
-endef
-$(foreach l,$(ALL_LANGS),$(eval $(call bm25_rules,$(l))))
-
-# RM3 pseudo-relevance feedback over the same index: a second first-stage run to fuse.
-define rm3_rules
-rm3_all_$(1) := $(foreach s,$(call topic_splits,$(1)),$(RUNS)/bm25-rm3/run.bm25-rm3.$(1).$(s).txt)
-ifneq ($$(rm3_all_$(1)),)
-$$(rm3_all_$(1)) &: $$(bm25_all_$(1))
-	$(Q)$(PY) -m stages.bm25 $(CONFIG_ARGS) --lang $(1) --split "$(call topic_splits,$(1))" --systems bm25-rm3
-endif
-endef
-$(foreach l,$(ALL_LANGS),$(eval $(call rm3_rules,$(l))))
-
-BM25_RUNS := $(foreach l,$(LANGS),$(foreach s,$(call run_splits,$(l)),$(RUNS)/bm25/run.bm25.$(l).$(s).txt))
-RM3_RUNS := $(foreach l,$(LANGS),$(foreach s,$(call run_splits,$(l)),$(RUNS)/bm25-rm3/run.bm25-rm3.$(l).$(s).txt))
+BM25_RUNS := $(call stage_runs,bm25)
+RM3_RUNS := $(call stage_runs,bm25-rm3)
 
 bm25: ## BM25 runs for LANG (default: all) and SPLIT (default: every split with topics), languages in parallel
 	@$(MAKE) --no-print-directory -j$(JOBS) bm25-runs
@@ -178,7 +197,7 @@ index: ## only build the BM25 indexes of LANG
 # ---------------------------------------------------------------- evaluation
 
 EVAL_ON := $(or $(SPLIT),$(EVAL_SPLIT))
-EVAL_RUNS := $(foreach l,$(LANGS),$(if $(filter $(EVAL_ON),$(SPLITS_$(l))),$(RUNS)/bm25/run.bm25.$(l).$(EVAL_ON).txt))
+EVAL_RUNS := $(call system_runs,bm25,$(EVAL_ON))
 
 eval: ## nDCG@10 and Recall@100 per language (and average) on SPLIT (default: dev): BM25 and every system with runs
 	@$(MAKE) --no-print-directory -j$(JOBS) eval-inputs
@@ -205,50 +224,8 @@ check-tolerance: check-runs ## measure check's tolerances for trained systems: t
 
 # Base model (the project-built tiny one offline) -> mMARCO step (ce-nmt) -> MIRACL step (ce). Each
 # stage skips work whose recorded inputs are unchanged, so a config edit elsewhere retrains nothing.
-# MODELS=<folder>: models trained on another collection (e.g. MODELS=work/miracl-mini/models) rerank and
-# retrieve this one. They are inputs then, never rebuilt: their rules lose their prerequisites (`trains`
-# keeps them without MODELS), and a missing one stops make with its path.
-MODELS_DIR := $(if $(MODELS),$(abspath $(MODELS)),$(WORK_DIR)/models)
-trains = $(if $(MODELS),,$(1))
-define train_recipe
-$(if $(MODELS),@echo "no model at $@: MODELS=$(MODELS) must hold the models trained on another collection (train them there: make train-ce train-bi)" >&2; exit 2,$(Q)$(1))
-endef
-TINY_MODEL := $(WORK_DIR)/models/tiny-xlmr/config.json
-CE_NMT_MODEL := $(MODELS_DIR)/ce-nmt/training.json
-CE_MODEL := $(MODELS_DIR)/ce/training.json
-CE_NMT_DATA := $(wildcard $(CE_NMT_ROOT)/triples.train.ids.small.tsv $(CE_NMT_ROOT)/*/collections/*.tsv $(CE_NMT_ROOT)/*/queries/train/*.tsv)
-CE_TRAIN_RUNS := $(foreach l,$(CE_TRAIN_LANGS),$(if $(filter $(CE_TRAIN_SPLIT),$(call topic_splits,$(l))),$(RUNS)/bm25/run.bm25.$(l).$(CE_TRAIN_SPLIT).txt))
-# Reranked splits: all with topics but the one the model was trained on.
-rerank_splits = $(filter-out $(CE_TRAIN_SPLIT),$(call topic_splits,$(1)))
-
-$(TINY_MODEL): $(CONFIG)
-	$(Q)$(PY) -m stages.tiny_model $(CONFIG_ARGS)
-
-$(CE_NMT_MODEL): $(call trains,$(if $(filter tiny,$(CE_BASE)),$(TINY_MODEL)) $(CE_NMT_DATA) $(CONFIG))
-	$(call train_recipe,$(PY) -m stages.train_ce $(CONFIG_ARGS) --step nmt)
-
-$(CE_MODEL): $(call trains,$(CE_NMT_MODEL) $(CE_TRAIN_RUNS) $(CONFIG))
-	$(call train_recipe,$(PY) -m stages.train_ce $(CONFIG_ARGS) --step miracl)
-
-# One process per model reranks every selected language (torch and the model load once); languages
-# outside the selection get a rule of their own, for the pooled fusion tuning that may need them.
-RERANK_SPLIT_ARG := $(filter-out $(CE_TRAIN_SPLIT),train dev test-a test-b)
-rerank_targets = $(foreach l,$(2),$(foreach s,$(call rerank_splits,$(l)),$(RUNS)/$(1)/run.$(1).$(l).$(s).txt))
-# $(1) system (= model folder), $(2) languages, $(3) model file, $(4) stage module.
-define rerank_rules
-ifneq ($(call rerank_targets,$(1),$(2)),)
-$(call rerank_targets,$(1),$(2)) &: $(foreach l,$(2),$$(bm25_all_$(l))) $(3)
-	$(Q)$(PY) -m $(4) $(CONFIG_ARGS) --model $(1) --lang "$(2)" --split "$(RERANK_SPLIT_ARG)"
-endif
-endef
-define reranker
-$(eval $(call rerank_rules,$(1),$(LANGS),$(2),$(3)))
-$(foreach l,$(filter-out $(LANGS),$(ALL_LANGS)),$(eval $(call rerank_rules,$(1),$(l),$(2),$(3))))
-endef
-$(eval $(call reranker,ce,$(CE_MODEL),stages.rerank_ce))
-$(eval $(call reranker,ce-nmt,$(CE_NMT_MODEL),stages.rerank_ce))
-
-CE_RUNS := $(foreach l,$(LANGS),$(foreach s,$(filter $(call rerank_splits,$(l)),$(call run_splits,$(l))),$(RUNS)/ce/run.ce.$(l).$(s).txt $(RUNS)/ce-nmt/run.ce-nmt.$(l).$(s).txt))
+CE_MODEL := $(stage_out_ce-model)
+CE_RUNS := $(call stage_runs,rerank-ce) $(call stage_runs,rerank-ce-nmt)
 
 train-ce: ## train the cross-encoder: mMARCO step (models/ce-nmt), then MIRACL train (models/ce)
 	@$(MAKE) --no-print-directory -j$(JOBS) $(CE_MODEL)
@@ -262,57 +239,20 @@ rerank-ce-runs: $(CE_RUNS)
 # ---------------------------------------------------------------- bi-encoder and dense retrieval
 
 # Student before training (bi-init) -> cross-lingual distillation from the English teacher (bi-kd)
-# -> MIRACL fine-tuning (bi). The teacher's scores are cached under work/<collection>/teacher/.
-BI_INIT_MODEL := $(MODELS_DIR)/$(BI_NAME)-init/training.json
-BI_KD_MODEL := $(MODELS_DIR)/$(BI_NAME)-kd/training.json
-BI_MODEL := $(MODELS_DIR)/$(BI_NAME)/training.json
-BI_KD_RUNS := $(foreach l,$(ALL_LANGS),$(if $(filter $(BI_KD_SPLIT),$(call topic_splits,$(l))),$(RUNS)/bm25/run.bm25.$(l).$(BI_KD_SPLIT).txt))
-BI_KD_TOPICS := $(wildcard $(DATA_ROOT)/miracl-v1.0-*/topics/topics-en.miracl-v1.0-*-$(BI_KD_SPLIT).tsv)
-BI_TRAIN_RUNS := $(foreach l,$(BI_TRAIN_LANGS),$(if $(filter $(BI_TRAIN_SPLIT),$(call topic_splits,$(l))),$(RUNS)/bm25/run.bm25.$(l).$(BI_TRAIN_SPLIT).txt))
-
-$(BI_INIT_MODEL): $(call trains,$(if $(filter tiny,$(BI_BASE)),$(TINY_MODEL)) $(CONFIG))
-	$(call train_recipe,$(PY) -m stages.train_bi $(CONFIG_ARGS) --step init)
-
-# A teacher this project trains (teacher.model: trained:<name>) is built first, and so is the query
-# alignment task's generator (distillation.query_alignment.generator, when its weight is above 0).
-trained_model = $(if $(filter trained:%,$(1)),$(MODELS_DIR)/$(patsubst trained:%,%,$(1))/training.json)
-BI_TEACHER_MODEL := $(call trained_model,$(BI_TEACHER))
-BI_ALIGN_GENERATOR_MODEL := $(call trained_model,$(BI_ALIGN_GENERATOR))
-QGEN_MODEL := $(MODELS_DIR)/qgen/training.json
-
-$(QGEN_MODEL): $(call trains,$(if $(filter tiny,$(QGEN_BASE)),$(TINY_MODEL)) $(CE_TRAIN_RUNS) $(CE_NMT_DATA) $(CONFIG))
-	$(call train_recipe,$(PY) -m stages.train_qgen $(CONFIG_ARGS))
-
-$(BI_KD_MODEL): $(call trains,$(BI_INIT_MODEL) $(BI_TEACHER_MODEL) $(BI_ALIGN_GENERATOR_MODEL) $(BI_PARALLEL_FILES) $(BI_KD_RUNS) $(BI_KD_TOPICS) $(CE_NMT_DATA) $(CONFIG))
-	$(call train_recipe,$(PY) -m stages.train_bi $(CONFIG_ARGS) --step kd)
-
-$(BI_MODEL): $(call trains,$(BI_KD_MODEL) $(BI_TRAIN_RUNS) $(CONFIG))
-	$(call train_recipe,$(PY) -m stages.train_bi $(CONFIG_ARGS) --step miracl)
-
-$(eval $(call reranker,$(BI_NAME),$(BI_MODEL),stages.rerank_bi))
-$(eval $(call reranker,$(BI_NAME)-kd,$(BI_KD_MODEL),stages.rerank_bi))
-$(eval $(call reranker,$(BI_NAME)-init,$(BI_INIT_MODEL),stages.rerank_bi))
-
-BI_RUNS := $(foreach l,$(LANGS),$(foreach s,$(filter $(call rerank_splits,$(l)),$(call run_splits,$(l))),$(foreach m,$(BI_NAME)-init $(BI_NAME)-kd $(BI_NAME),$(RUNS)/$(m)/run.$(m).$(l).$(s).txt)))
-
+# -> MIRACL fine-tuning (bi). The teacher's scores are cached under work/<collection>/teacher/. A teacher
+# this project trains (teacher.model: trained:<name>) is built first, and so is the query alignment task's
+# generator (distillation.query_alignment.generator, when its weight is above 0).
+BI_MODELS := $(stage_out_bi-model) $(stage_out_bi-init-model)
+BI_RUNS := $(foreach m,$(BI_NAME)-init $(BI_NAME)-kd $(BI_NAME),$(call stage_runs,rerank-$(m)))
 # Dense retrieval: each language's whole corpus encoded once (float16 shards under work/<collection>/dense/),
-# searched with faiss; one process for the selected languages, one rule per other language.
-dense_targets = $(foreach l,$(1),$(foreach s,$(call rerank_splits,$(l)),$(RUNS)/$(DENSE_NAME)/run.$(DENSE_NAME).$(l).$(s).txt))
-define dense_rules
-ifneq ($(call dense_targets,$(1)),)
-$(call dense_targets,$(1)) &: $(MODELS_DIR)/$(DENSE_MODEL)/training.json $(foreach l,$(1),$(call corpus_files,$(l)) $(foreach s,$(call rerank_splits,$(l)),$(call topics_file,$(l),$(s)))) $(CONFIG)
-	$(Q)$(PY) -m stages.dense $(CONFIG_ARGS) --lang "$(1)" --split "$(RERANK_SPLIT_ARG)"
-endif
-endef
-$(eval $(call dense_rules,$(LANGS)))
-$(foreach l,$(filter-out $(LANGS),$(ALL_LANGS)),$(eval $(call dense_rules,$(l))))
-DENSE_RUNS := $(foreach l,$(LANGS),$(foreach s,$(filter $(call rerank_splits,$(l)),$(call run_splits,$(l))),$(RUNS)/$(DENSE_NAME)/run.$(DENSE_NAME).$(l).$(s).txt))
+# searched with faiss.
+DENSE_RUNS := $(call stage_runs,dense)
 
 train-bi: ## train the bi-encoder: student built (models/bi-init), distilled from the English teacher (models/bi-kd), MIRACL train (models/bi)
-	@$(MAKE) --no-print-directory -j$(JOBS) $(BI_MODEL) $(BI_INIT_MODEL)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BI_MODELS)
 
 train-qgen: ## train the query generator (models/qgen), a teacher for configs/recipes/qgen.yaml
-	@$(MAKE) --no-print-directory $(QGEN_MODEL)
+	@$(MAKE) --no-print-directory $(stage_out_qgen-model)
 
 teacher-scores: ## only compute (and cache) the English teacher's scores for distillation
 	$(Q)$(PY) -m stages.teacher $(CONFIG_ARGS)
@@ -331,33 +271,12 @@ dense-runs: $(DENSE_RUNS)
 
 # ---------------------------------------------------------------- fusion and submissions
 
-# Tuning and fusion each run in one process for all selected languages: ranx's numba kernels
-# compile anew in every process (~20 s), which would dwarf the work on the sample. Each skips
-# languages whose inputs are unchanged. A language with too few judged dev queries
-# (FUSION_POOLED_LANGS, from the config) takes the parameters tuned over all languages.
-FUSION_DIR := $(WORK_DIR)/fusion/$(FUSION_NAME)
-system_run = $(RUNS)/$(1)/run.$(1).$(2).$(3).txt
-fusion_inputs = $(foreach sys,$(FUSION_SYSTEMS),$(call system_run,$(sys),$(1),$(2)))
-has_dev = $(filter $(EVAL_SPLIT),$(SPLITS_$(1)))
-POOLED_PARAMS := $(FUSION_DIR)/params.all.yaml
-TUNED_PARAMS := $(foreach l,$(LANGS),$(FUSION_DIR)/params.$(l).yaml)
-TUNE_INPUTS := $(foreach l,$(LANGS),$(if $(call has_dev,$(l)),$(call fusion_inputs,$(l),$(EVAL_SPLIT)))) \
-	$(if $(filter $(FUSION_POOLED_LANGS),$(LANGS)),$(POOLED_PARAMS))
-# Fused splits: those asked for, except the rerankers' training split.
-fuse_splits = $(filter-out $(CE_TRAIN_SPLIT),$(call run_splits,$(1)))
-FUSED_RUNS := $(foreach l,$(LANGS),$(foreach s,$(call fuse_splits,$(l)),$(call system_run,$(FUSION_NAME),$(l),$(s))))
-FUSE_INPUTS := $(foreach l,$(LANGS),$(foreach s,$(call fuse_splits,$(l)),$(call fusion_inputs,$(l),$(s))))
-
-$(POOLED_PARAMS): $(foreach l,$(ALL_LANGS),$(if $(call has_dev,$(l)),$(call fusion_inputs,$(l),$(EVAL_SPLIT)))) $(CONFIG)
-	$(Q)$(PY) -m ensemble.tune $(CONFIG_ARGS) --pooled
-
-$(TUNED_PARAMS) &: $(TUNE_INPUTS) $(CONFIG)
-	$(Q)$(PY) -m ensemble.tune $(CONFIG_ARGS) --lang "$(LANGS)"
-
-ifneq ($(FUSED_RUNS),)
-$(FUSED_RUNS) &: $(FUSE_INPUTS) $(TUNED_PARAMS)
-	$(Q)$(PY) -m ensemble.fusion $(CONFIG_ARGS) --lang "$(LANGS)" --split "$(RERANK_SPLIT_ARG)"
-endif
+# Tuning and fusion each run in one process for all selected languages: ranx's numba kernels compile anew
+# in every process. A language with too few judged dev queries (FUSION_POOLED_LANGS, from the config)
+# takes the parameters tuned over all languages (params.all.yaml, tuned first).
+POOLED_PARAMS := $(stage_out_tune-pooled)
+TUNED_PARAMS := $(foreach l,$(LANGS),$(stage_out_tune_$(l)))
+FUSED_RUNS := $(call stage_runs,fuse)
 
 tune-fusion: ## re-tune the fusion parameters of LANG on dev (per language; pooled where dev is too small)
 	@rm -f $(TUNED_PARAMS) $(if $(filter $(FUSION_POOLED_LANGS),$(LANGS)),$(POOLED_PARAMS))
@@ -376,14 +295,13 @@ fused-runs: $(FUSED_RUNS)
 # submission.system auto: the fused run and each of its inputs, chosen by their dev estimates, so their dev
 # runs and the tuned parameters too). A second `make submission` with nothing changed runs nothing.
 TEST_SPLITS := $(filter test-%,$(ALL_SPLITS))
-test_splits = $(filter test-%,$(call topic_splits,$(1)))
 SUBMIT_SYSTEMS := $(if $(filter auto,$(SUBMISSION_SYSTEM)),$(FUSION_NAME) $(FUSION_SYSTEMS),$(SUBMISSION_SYSTEM))
 SUBMISSION_BUNDLE := $(WORK_DIR)/submissions/$(SUBMISSION_TAG).$(if $(filter-out $(LANGS),$(ALL_LANGS)),$(subst $(space),-,$(strip $(LANGS))),all)
 SUBMISSION_ZIP := $(SUBMISSION_BUNDLE).zip
-SUBMISSION_INPUTS := $(foreach l,$(LANGS),$(foreach sys,$(SUBMIT_SYSTEMS),$(foreach s,$(call test_splits,$(l)),$(call system_run,$(sys),$(l),$(s))))) \
-	$(if $(filter auto,$(SUBMISSION_SYSTEM)),$(TUNED_PARAMS) $(TUNE_INPUTS))
+SUBMISSION_INPUTS := $(foreach sys,$(SUBMIT_SYSTEMS),$(call system_runs,$(sys),$(TEST_SPLITS))) \
+	$(if $(filter auto,$(SUBMISSION_SYSTEM)),$(TUNED_PARAMS) $(foreach l,$(LANGS),$(stage_in_tune_$(l))))
 
-$(SUBMISSION_ZIP): $(SUBMISSION_INPUTS) $(CONFIG)
+$(SUBMISSION_ZIP): $(SUBMISSION_INPUTS) $(CONFIG_CHAIN)
 	$(Q)$(PY) -m submissions.package $(CONFIG_ARGS) --lang "$(LANGS)"
 
 submission: ## validated leaderboard bundle and zip of LANG's test runs (runs every missing stage first)
@@ -420,7 +338,7 @@ compare: ## significance of the fused run against each input run, per language (
 # The step's own model is built first, and with it everything the step reads.
 learning-curve: ## a training step's dev nDCG@10 curve: make learning-curve MODEL=bi-kd [EVERY=4] (ce-nmt, ce, bi-kd, bi)
 	@test -n "$(MODEL)" || { echo "usage: make learning-curve MODEL=<ce-nmt, ce, $(BI_NAME)-kd or $(BI_NAME)> [EVERY=4]" >&2; exit 2; }
-	@$(MAKE) --no-print-directory -j$(JOBS) $(WORK_DIR)/models/$(MODEL)/training.json $(foreach l,$(ALL_LANGS),$(if $(call has_dev,$(l)),$(RUNS)/bm25/run.bm25.$(l).$(EVAL_SPLIT).txt))
+	@$(MAKE) --no-print-directory -j$(JOBS) $(WORK_DIR)/models/$(MODEL)/training.json $(foreach l,$(ALL_LANGS),$(filter %.$(EVAL_SPLIT).txt,$(stage_out_bm25_$(l))))
 	$(Q)$(PY) -m stages.learning_curve $(CONFIG_ARGS) --model $(MODEL) --every $(or $(EVERY),4)
 
 # ---------------------------------------------------------------- diagnostics and benchmarks

@@ -1,0 +1,123 @@
+"""The table of stages (stages/plan.py): the Makefile's rules and the config stamps that come from it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from stages.config import load_config
+from stages.plan import POOLED, stage_splits, stage_table
+from tests.helpers import REPO, TINY_LANGUAGES, make_release, write_config
+from tests.test_makefile import make
+
+
+def two_configs(tmp_path):
+    """A parent config on a two-language release, and a child that only extends it."""
+    make_release(tmp_path / "data")
+    parent_keys = {
+        "work_root": str(tmp_path / "work"),
+        "data_root": str(tmp_path / "data"),
+        "languages": TINY_LANGUAGES,
+    }
+    parent = write_config(tmp_path / "parent.yaml", **parent_keys)
+    child = tmp_path / "child.yaml"
+    child.write_text(yaml.safe_dump({"extends": str(parent)}), encoding="utf-8")
+    return parent, child
+
+
+def edit(config_file, section: str, key: str, value) -> None:
+    data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    data.setdefault(section, {})[key] = value
+    config_file.write_text(yaml.safe_dump(data), encoding="utf-8")
+
+
+def stages_made(child, tmp_path, goals: list[str]) -> set[str]:
+    """The table's stages that `make <goals>` ran, each standing in by tests/fake_stage.py."""
+    wrapper, log = tmp_path / "python", tmp_path / "stages.log"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {REPO / "tests" / "fake_stage.py"} "$@"\n')
+    wrapper.chmod(0o755)
+    log.write_text("")
+    result = subprocess.run(
+        ["make", "--no-print-directory", *goals, f"CONFIG={child}", f"PY={wrapper}", f"PLAN_DIR={tmp_path / 'plan'}"],
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "PIPELINE_"))}
+        | {"FAKE_STAGE_LOG": str(log)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return set(log.read_text().split())
+
+
+def test_an_edit_to_a_parent_config_makes_out_of_date_exactly_the_stages_that_read_the_key(tmp_path):
+    parent, child = two_configs(tmp_path)
+    config = load_config(child)
+    table = stage_table(config)
+    outputs = [str(p) for stage in table.values() for lang in stage.languages(config) for p in stage.outputs(lang)]
+    assert stages_made(child, tmp_path, outputs) == set(table)
+    assert stages_made(child, tmp_path, outputs) == set()
+
+    edit(parent, "bm25", "search_threads", 1)  # the speed of a search, not its run
+    assert stages_made(child, tmp_path, outputs) == set()
+
+    edit(parent, "cross_encoder", "rerank_depth", 7)
+    assert stages_made(child, tmp_path, outputs) == {
+        "rerank-ce-nmt",
+        "rerank-ce",
+        # the fused systems include ce: its dev runs are tuned on, its runs fused
+        "tune-pooled",
+        "tune",
+        "fuse",
+    }
+
+    edit(parent, "bm25", "k1", 1.5)
+    # BM25 feeds the rerankers, the models trained on BM25 negatives (so dense retrieval too) and fusion;
+    # the models that read no BM25 run are left alone.
+    assert stages_made(child, tmp_path, outputs) == set(table) - {
+        "tiny-model",
+        "ce-nmt-model",
+        "bi-init-model",
+        "qgen-model",
+    }
+
+
+def test_a_stage_is_asked_for_the_splits_it_writes_and_fusion_for_those_all_its_inputs_have(tmp_path):
+    _, child = two_configs(tmp_path)
+    edit(child, "bi_encoder", "miracl", {"split": "dev"})  # the bi-encoder trained on dev: its runs leave dev out
+    config = load_config(child)
+    table = stage_table(config)
+    assert table["bm25"].splits("sw") == ["train", "dev"]  # no test-a topics in the release
+    assert table["rerank-ce"].splits("sw") == ["dev"]
+    assert table["rerank-bi"].splits("sw") == table["dense"].splits("sw") == ["train"]
+    assert table["fuse"].splits("sw") == []  # ce lacks train, bi and dense lack dev
+    assert stage_splits(config, "rerank-ce", "sw", "dev train") == ["dev"]
+    result = make("-n", "dense-runs", f"CONFIG={child}", "LANG=sw")
+    assert '--lang "sw" --split "train"' in result.stdout
+
+
+def test_tuning_reads_the_pooled_parameters_only_for_languages_with_too_few_dev_queries(tmp_path):
+    _, child = two_configs(tmp_path)
+    config = load_config(child)
+    tune = stage_table(config)["tune"]
+    pooled = config.work_dir / "fusion" / config.fusion.name / f"params.{POOLED}.yaml"
+    assert config.fusion.tune.min_queries > 2  # two judged dev queries per language in the release
+    assert all(pooled in tune.inputs(lang) for lang in ("en", "sw"))
+    edit(child, "fusion", "tune", {"min_queries": 2})
+    config = load_config(child)
+    assert all(pooled not in stage_table(config)["tune"].inputs(lang) for lang in ("en", "sw"))
+
+
+@pytest.mark.slow
+def test_every_output_the_table_promises_is_written(tmp_path):
+    _, child = two_configs(tmp_path)
+    edit(child, "fusion", "tune", {"min_queries": 2})
+    result = make("check-runs", "train-qgen", f"CONFIG={child}", timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = load_config(child)
+    promised = [p for s in stage_table(config).values() for lang in s.languages(config) for p in s.outputs(lang)]
+    assert len(promised) > 40 and [p for p in promised if not p.is_file()] == []
