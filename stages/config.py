@@ -15,7 +15,7 @@ file, the key path and what was expected, so a typo never silently falls back to
 command line adds the only other inputs (`DATA=`, `LANG=`, `SPLIT=`), passed to stages as `--data`,
 `--lang` and `--split`.
 
-    python -m stages.config make-vars --config configs/sample.yaml   # variables for the Makefile
+    python -m stages.config show --config configs/recipes/qgen.yaml   # the config as the stages see it
 """
 
 from __future__ import annotations
@@ -541,6 +541,21 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     return _merge(_read_yaml(path.parent / parent, seen + (path,)), data)
 
 
+def config_chain(path: str | Path) -> list[Path]:
+    """A config file and every parent it `extends`, child first: the files its values come from."""
+    chain, path = [], Path(path).resolve()
+    while path not in chain:
+        chain.append(path)
+        try:
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{path}: cannot read it: {err}") from err
+        if not isinstance(data, dict) or not data.get("extends"):
+            break
+        path = (path.parent / data["extends"]).resolve()
+    return chain
+
+
 def _language_entries(raw: dict, where: str) -> dict:
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{where}: expected a non-empty mapping of language codes")
@@ -703,82 +718,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, lang: bool = True, spl
         parser.add_argument("--split", default=None, help="split(s) to process (default: the configured ones)")
 
 
-def make_vars(config: Config) -> str:
-    """Variables the Makefile includes: where things live and which languages and splits exist."""
-    lines = [
-        f"COLLECTION := {config.collection}",
-        f"DATA_ROOT := {config.data_root}",
-        f"WORK_DIR := {config.work_dir}",
-        f"ALL_LANGS := {' '.join(config.languages)}",
-        f"JOBS ?= {config.jobs}",
-        f"EVAL_SPLIT := {config.evaluation.split}",
-    ]
-    for code, language in config.languages.items():
-        lines.append(f"SPLITS_{code} := {' '.join(language.splits)}")
-    fusion = config.fusion
-    lines += [
-        f"SUBMISSION_SYSTEM := {config.submission.system}",
-        f"SUBMISSION_TAG := {config.submission.tag}",
-        f"FUSION_NAME := {fusion.name}",
-        f"FUSION_SYSTEMS := {' '.join(fusion.systems)}",
-        # Languages whose fusion parameters come from the pooled tuning (too few judged dev queries).
-        f"FUSION_POOLED_LANGS := {' '.join(pooled_languages(config))}",
-    ]
-    ce = config.cross_encoder
-    lines += [
-        f"CE_BASE := {config.model_paths.get(ce.base_model, ce.base_model)}",
-        f"CE_NMT_ROOT := {ce.nmt.root}",
-        f"CE_TRAIN_SPLIT := {ce.miracl.split}",
-        f"CE_TRAIN_LANGS := {' '.join(c for c, lang in config.languages.items() if ce.miracl.split in lang.splits)}",
-    ]
-    bi, alignment = config.bi_encoder, config.bi_encoder.distillation.query_alignment
-    token = bi.distillation.token
-    lines += [
-        f"BI_BASE := {config.model_paths.get(bi.student.base_model, bi.student.base_model)}",
-        f"BI_TEACHER := {bi.teacher.model}",
-        # The query alignment task's generator, when the task is on (a trained:<name> one is trained first).
-        f"BI_ALIGN_GENERATOR := {alignment.generator if alignment.weight > 0 else ''}",
-        # The token task's parallel-sentence files, when the task is on: an edited file retrains the kd step.
-        f"BI_PARALLEL_FILES := {' '.join(str(p) for p in token.parallel_files.values()) if token.weight > 0 else ''}",
-        f"BI_KD_SPLIT := {bi.distillation.data.miracl_split}",
-        f"BI_TRAIN_SPLIT := {bi.miracl.split}",
-        f"BI_TRAIN_LANGS := {' '.join(c for c, lang in config.languages.items() if bi.miracl.split in lang.splits)}",
-        f"BI_NAME := {bi.name}",
-        f"DENSE_MODEL := {bi.dense.model}",
-        f"DENSE_NAME := {bi.dense.name}",
-        f"QGEN_BASE := {config.model_paths.get(config.query_generator.base_model, config.query_generator.base_model)}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def pooled_languages(config: Config) -> list[str]:
-    """Languages with fewer judged queries on the tuning split than `fusion.tune.min_queries`."""
-    from stages.formats import ReleaseLayout
-
-    layout, split = ReleaseLayout(config.data_root), config.evaluation.split
-    pooled = []
-    for code, language in config.languages.items():
-        judged = len(layout.qrels(code, split)) if split in language.splits and layout.has_qrels(code, split) else 0
-        if judged < config.fusion.tune.min_queries:
-            pooled.append(code)
-    return pooled
-
-
-def error_plan(plan: str, message: str) -> str:
-    """A make include that deletes itself (so the next make asks again) and stops make with `message`."""
-    # One line: a line of the message reading `endef` would end the definition early.
-    text = " ".join(line.strip() for line in message.splitlines() if line.strip()).replace("$", "$$")
-    return f"$(shell rm -f {plan})\ndefine PLAN_ERROR\n{text}\nendef\n$(error $(PLAN_ERROR))\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.config", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["make-vars", "show"])
     parser.add_argument(
-        "--plan",
-        default=None,
-        help="make-vars for this include file: a config error becomes a plan "
-        "that stops make with the message (exit 0), instead of an error of this command",
+        "command", choices=["show"], help="print the config as loaded (parents merged, defaults filled)"
     )
     add_config_arguments(parser, lang=False, split=False)
     args = parser.parse_args(argv)
@@ -786,20 +729,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = config_from_args(args)
-        if args.command == "make-vars" and not config.data_root.is_dir():
-            raise ConfigError(
-                f"the data root {config.data_root} is not a folder; point DATA= at a MIRACL release "
-                f"(miracl-v1.0-<lang>/, miracl-corpus-v1.0-<lang>/) or set data_root in {config.source}"
-            )
-        text = (
-            make_vars(config)
-            if args.command == "make-vars"
-            else yaml.safe_dump(plain(config), allow_unicode=True, sort_keys=False) + "\n"
-        )
+        text = yaml.safe_dump(plain(config), allow_unicode=True, sort_keys=False) + "\n"
     except (ConfigError, DataFormatError) as err:
-        if args.plan and args.command == "make-vars":
-            sys.stdout.write(error_plan(args.plan, f"config error: {err}"))
-            return 0
         print(f"config error: {err}", file=sys.stderr)
         return 2
     sys.stdout.write(text)

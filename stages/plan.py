@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from stages.config import REPO_ROOT, ConfigError, add_config_arguments, config_from_args, plain
+from stages.config import REPO_ROOT, ConfigError, add_config_arguments, config_chain, config_from_args, plain
 from stages.formats.layout import ReleaseLayout
 
 # How make runs a stage: one process for everything (one), one per language (language), or one for the
@@ -81,16 +81,6 @@ def nmt_files(config) -> list[Path]:
             *root.glob("*/queries/train/*.tsv"),
         ]
     )
-
-
-def config_chain(path: Path) -> list[Path]:
-    """The config file and every parent it `extends`, child first."""
-    chain, path = [], Path(path).resolve()
-    while path is not None and path not in chain:
-        chain.append(path)
-        parent = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("extends")
-        path = (path.parent / parent).resolve() if parent else None
-    return chain
 
 
 def pooled_languages(config) -> list[str]:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.config import ConfigError, load_config, make_vars
+from stages.config import ConfigError, load_config
 from tests.helpers import REPO, write_config
 
 
@@ -57,26 +57,6 @@ def test_unknown_split_in_a_language_entry_is_an_error(tmp_path):
 def test_real_data_config_loads():
     config = load_config(REPO / "configs" / "miracl-v1.0.yaml")
     assert config.bm25.index_threads == 8 and len(config.languages) == 18
-
-
-def test_make_vars_lists_languages_and_splits(sample_config):
-    text = make_vars(sample_config)
-    assert f"ALL_LANGS := {' '.join(sample_config.languages)}" in text
-    assert "SPLITS_yo := dev test-b" in text
-
-
-def test_make_vars_name_the_alignment_generator_only_when_the_task_is_on(sample_config):
-    import dataclasses
-
-    assert "BI_ALIGN_GENERATOR := \n" in make_vars(sample_config)  # weight 0: nothing to train first
-    qgen = load_config(REPO / "configs" / "recipes" / "qgen.yaml")
-    assert "BI_ALIGN_GENERATOR := trained:qgen\n" in make_vars(qgen)
-    distillation = dataclasses.replace(
-        qgen.bi_encoder.distillation,
-        query_alignment=dataclasses.replace(qgen.bi_encoder.distillation.query_alignment, weight=0.0),
-    )
-    off = dataclasses.replace(qgen, bi_encoder=dataclasses.replace(qgen.bi_encoder, distillation=distillation))
-    assert "BI_ALIGN_GENERATOR := \n" in make_vars(off)
 
 
 @pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "configs" / "recipes").glob("*.yaml")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -9,9 +10,10 @@ import sys
 import pytest
 import yaml
 
-from stages.config import load_config
-from stages.plan import POOLED, stage_splits, stage_table
-from tests.helpers import REPO, TINY_LANGUAGES, make_release, write_config
+from stages.config import config_chain, load_config
+from stages.formats import ReleaseLayout
+from stages.plan import POOLED, make_vars, model_file, stage_splits, stage_table
+from tests.helpers import REPO, TINY_LANGUAGES, make_release, write_config, write_lines
 from tests.test_makefile import make
 
 
@@ -115,9 +117,36 @@ def test_tuning_reads_the_pooled_parameters_only_for_languages_with_too_few_dev_
 @pytest.mark.slow
 def test_every_output_the_table_promises_is_written(tmp_path):
     _, child = two_configs(tmp_path)
+    layout = ReleaseLayout(tmp_path / "data")
+    write_lines(layout.qrels_path("en", "train"), ["13 Q0 1#1 1", "13 Q0 1#0 0"])  # the models train on these
+    write_lines(layout.qrels_path("sw", "train"), ["23 Q0 9#1 1", "23 Q0 9#0 0"])
     edit(child, "fusion", "tune", {"min_queries": 2})
+    edit(child, "cross_encoder", "negatives", 1)  # four passages a language: a group of 1 + 3 is rarely found
+    edit(child, "bi_encoder", "negatives", 1)
     result = make("check-runs", "train-qgen", f"CONFIG={child}", timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     config = load_config(child)
     promised = [p for s in stage_table(config).values() for lang in s.languages(config) for p in s.outputs(lang)]
     assert len(promised) > 40 and [p for p in promised if not p.is_file()] == []
+
+
+def test_the_plan_lists_languages_and_splits(sample_config):
+    text = make_vars(sample_config, sample_config.work_dir / "stamps" / "x")
+    assert f"ALL_LANGS := {' '.join(sample_config.languages)}" in text
+    assert "SPLITS_yo := dev test-b" in text and "stage_splits_rerank-ce_yo := dev test-b" in text
+
+
+def test_distillation_waits_for_the_alignment_generator_only_when_the_task_is_on(sample_config):
+    def with_alignment(weight):
+        kd = sample_config.bi_encoder.distillation
+        kd = dataclasses.replace(kd, query_alignment=dataclasses.replace(kd.query_alignment, weight=weight))
+        bi = dataclasses.replace(sample_config.bi_encoder, distillation=kd)
+        return stage_table(dataclasses.replace(sample_config, bi_encoder=bi))["bi-kd-model"].inputs("")
+
+    generator = model_file(sample_config, "qgen")  # the task's default generator: trained:qgen
+    assert generator in with_alignment(0.5) and generator not in with_alignment(0.0)
+
+
+def test_a_config_chain_lists_every_parent(tmp_path):
+    _, child = two_configs(tmp_path)
+    assert [p.name for p in config_chain(child)] == ["child.yaml", "parent.yaml", "tiny.yaml", "sample.yaml"]
