@@ -1,13 +1,16 @@
-"""What every stage's command line shares: output set up by stages.console, bad input reported as one line, exit 2."""
+"""What every stage's command line shares: output set up by stages.console, bad input reported as one line, exit 2;
+and the command line both reranking stages share."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Callable
 
 from stages import console
-from stages.config import ConfigError
-from stages.formats import DataFormatError
+from stages.config import ConfigError, add_config_arguments, config_from_args
+from stages.console import LanguageWork
+from stages.formats import DataFormatError, ReleaseLayout
 
 
 def run_stage(log: logging.Logger, body: Callable[[], int | None], errors: tuple[type[Exception], ...] = ()) -> int:
@@ -28,3 +31,26 @@ def run_stage(log: logging.Logger, body: Callable[[], int | None], errors: tuple
             raise
         console.report_crash(log.name, err)
         return 1
+
+
+def rerank_main(argv: list[str] | None, module, rerank_language, default_model: str, models: str) -> int:
+    """The command line of a reranking stage `module`: `rerank_language` over the selected languages and splits."""
+    name = module.__spec__.name if module.__spec__ else module.__name__  # "__main__" under python -m
+    parser = argparse.ArgumentParser(prog=f"python -m {name}", description=module.__doc__.splitlines()[0])
+    add_config_arguments(parser)
+    parser.add_argument(
+        "--model", default=default_model, help=f"model folder under work/<collection>/models ({models})"
+    )
+    args = parser.parse_args(argv)
+
+    def body():
+        config = config_from_args(args)
+        layout, cache = ReleaseLayout(config.data_root), {}
+        for lang in config.select_languages(args.lang):
+            splits = [s for s in config.select_splits(lang, args.split) if layout.topics_path(lang, s).is_file()]
+            work = LanguageWork(f"rerank {args.model}", lang)
+            for path in rerank_language(config, args.model, lang, splits, cache, work):
+                print(path)
+            console.say(work.line())
+
+    return run_stage(logging.getLogger(name), body)

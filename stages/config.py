@@ -313,7 +313,7 @@ class QueryAlignmentParams:
     two queries together (in-batch contrastive loss); no parallel sentences needed."""
 
     weight: float = 0.0  # 0: off
-    generator: str = "trained:qgen"  # a model spec (stages.bi_model.resolve_model); stages.train_qgen trains one
+    generator: str = "trained:qgen"  # a model spec (stages.models.specs.resolve_model); stages.train_qgen trains one
     language: str = "english"  # the generated query's language, as the generator's prompt names it
     max_new_tokens: int = 32
     batch_size: int = 16
@@ -427,7 +427,7 @@ class Config:
     cross_encoder: CrossEncoderParams = field(default_factory=CrossEncoderParams)
     bi_encoder: BiEncoderParams = field(default_factory=BiEncoderParams)
     query_generator: QueryGeneratorParams = field(default_factory=QueryGeneratorParams)
-    # Model specs replaced by others wherever a model is named (stages.bi_model.resolve_model): point a
+    # Model specs replaced by others wherever a model is named (stages.models.specs.resolve_model): point a
     # Hugging Face name at a local folder, or at a packaged stand-in on a machine without the hub.
     model_paths: dict[str, str] = field(default_factory=dict)
     # Processes over which `LANG=all` fans out (make -j).

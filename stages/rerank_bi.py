@@ -6,120 +6,22 @@
 
 Queries and the shortlisted passages are encoded once each (queries with the query prefix and tower,
 passages with the passage ones) and scored by inner product: the model's dot product, or its cosine
-for a model saved with cosine similarity (stages.bi_model.encode normalises those). A multi-vector
+for a model saved with cosine similarity (stages.models.bi_encoder.encode normalises those). A multi-vector
 (maxsim) student is scored by MaxSim instead: each query's token vectors against each candidate's.
 The run keeps exactly BM25's candidate set, written and resumed like the cross-encoder's
-(stages.shortlist).
+(stages.retrieval.shortlist).
 """
 
 from __future__ import annotations
 
-import logging
 import sys
-from pathlib import Path
 
-import numpy as np
-
-from stages.config import Config
-from stages.formats import Run
-from stages.shortlist import rerank_main, rerank_splits, trained_model
-
-log = logging.getLogger("stages.rerank_bi")
-
-
-def rerank(
-    model,
-    topics: dict[str, str],
-    shortlist: dict[str, list[str]],
-    texts: dict[str, str],
-    batch_size: int,
-    desc: str = "rerank",
-    precision: str = "fp32",
-) -> Run:
-    """{qid: {docid: query·passage}} over exactly the shortlisted candidates of each topic (MaxSim for a
-    multi-vector model)."""
-    from stages.bi_model import encode, is_multi_vector
-
-    qids = [qid for qid in shortlist if qid in topics]
-    docids = sorted({d for qid in qids for d in shortlist[qid]})
-    if is_multi_vector(model):
-        return rerank_maxsim(model, qids, docids, topics, shortlist, texts, batch_size, desc, precision)
-    query_vectors = encode(model, [topics[q] for q in qids], "query", batch_size, precision=precision)
-    passage_vectors = encode(model, [texts[d] for d in docids], "document", batch_size, desc=desc, precision=precision)
-    row = {d: i for i, d in enumerate(docids)}
-    run: Run = {}
-    for qid, vector in zip(qids, query_vectors):
-        rows = np.array([row[d] for d in shortlist[qid]], dtype=np.int64)
-        scores = passage_vectors[rows] @ vector if len(rows) else np.zeros(0)
-        run[qid] = {d: float(s) for d, s in zip(shortlist[qid], scores)}
-    return run
-
-
-def rerank_maxsim(
-    model,
-    qids: list[str],
-    docids: list[str],
-    topics: dict[str, str],
-    shortlist: dict[str, list[str]],
-    texts: dict[str, str],
-    batch_size: int,
-    desc: str,
-    precision: str = "fp32",
-) -> Run:
-    """{qid: {docid: MaxSim(query tokens, passage tokens)}}, each passage encoded once."""
-    from stages.bi_model import encode_tokens, maxsim_scores
-
-    query_tokens = encode_tokens(model, [topics[q] for q in qids], "query", batch_size, precision=precision)
-    passage_tokens = dict(
-        zip(
-            docids,
-            encode_tokens(model, [texts[d] for d in docids], "document", batch_size, desc=desc, precision=precision),
-        )
-    )
-    run: Run = {}
-    for qid, tokens in zip(qids, query_tokens):
-        scores = maxsim_scores(tokens, [passage_tokens[d] for d in shortlist[qid]])
-        run[qid] = {d: float(s) for d, s in zip(shortlist[qid], scores)}
-    return run
-
-
-def rerank_language(
-    config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict, work=None
-) -> list[Path]:
-    from stages.precision import resolve
-
-    bi = config.bi_encoder
-    model_path, training = trained_model(config, model_name, "train-bi")
-    precision = resolve(bi.encode_precision, config.work_root)
-
-    def load_reranker():
-        from stages.bi_model import load_encoder
-
-        if "model" not in model_cache:
-            model_cache["model"] = load_encoder(model_path)
-        return lambda topics, shortlist, texts, desc: rerank(
-            model_cache["model"], topics, shortlist, texts, bi.encode_batch_size, desc, precision
-        )
-
-    record = {
-        k: training.get(k) for k in ("step", "collection", "base_model", "sources", "teacher", "train_loss", "steps")
-    }
-    return rerank_splits(
-        config,
-        model_name,
-        model_path,
-        lang,
-        splits,
-        bi.rerank_depth,
-        {"precision": precision},
-        load_reranker,
-        record,
-        work,
-    )
+from stages.cli import rerank_main
+from stages.retrieval.rerank_bi import rerank_language
 
 
 def main(argv: list[str] | None = None) -> int:
-    return rerank_main(argv, sys.modules[__name__], "bi", "bi, bi-kd, bi-init")
+    return rerank_main(argv, sys.modules[__name__], rerank_language, "bi", "bi, bi-kd, bi-init")
 
 
 if __name__ == "__main__":

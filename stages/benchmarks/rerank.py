@@ -6,7 +6,7 @@ On a fixed sample of query-passage pairs (`bench.rerank_pairs`, built from the s
 dev queries and passages, up to `max_length` tokens, seeded) and one model (by default a randomly
 initialised encoder of MiniLM-L6's shape over the project's tokenizer: speed depends on the shape,
 not the weights), it times, alternately and `bench.repeats` times:
-  ours       stages.rerank_ce.score_pairs on the model as the stage loads it (batches sorted by
+  ours       stages.models.cross_encoder.score_pairs on the model as the stage loads it (batches sorted by
              length, no gradients; bfloat16 on a GPU)
   baseline   sentence-transformers' CrossEncoder.predict over the pairs in their given order
 It reports pairs/s for each (median), their ratio, the model's FLOPs per pair (counted with torch's
@@ -51,7 +51,7 @@ def shaped_model(config: Config, out: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-    from stages.tiny_model import ensure_tiny_model
+    from stages.models.tiny import ensure_tiny_model
 
     bench = config.bench
     tokenizer = AutoTokenizer.from_pretrained(ensure_tiny_model(config))
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    from stages.rerank_ce import load_model, score_pairs
+    from stages.models.cross_encoder import load_model, score_pairs
 
     parser = argparse.ArgumentParser(prog="python -m stages.benchmarks.rerank", description=__doc__.splitlines()[0])
     add_config_arguments(parser, lang=False, split=False)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from stages.bi_data import miracl_parallel, mmarco_parallel
 from stages.config import load_config
+from stages.data.parallel_queries import miracl_parallel, mmarco_parallel
 from stages.formats import write_run
 from stages.formats.mmarco import MMarcoLayout
 from tests.helpers import PASSAGES, REPO, TINY_LANGUAGES, make_release, write_config, write_lines

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from stages.bi_model import (
+from stages.config import ConfigError, StudentParams
+from stages.models.bi_encoder import (
     build_student,
     encode_tokens,
     is_multi_vector,
@@ -11,7 +12,6 @@ from stages.bi_model import (
     maxsim_scores,
     saved_multi_vector,
 )
-from stages.config import ConfigError, StudentParams
 
 MAXSIM = StudentParams(scoring="maxsim", token_dim=8, similarity="cosine", max_query_length=32, max_passage_length=64)
 

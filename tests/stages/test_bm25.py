@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from stages.bm25 import bm25_language, index_dir, run_languages, run_path
 from stages.config import load_config
 from stages.formats import DataFormatError, ReleaseLayout, read_run
 from stages.formats.runs import read_metadata
 from stages.lucene import IndexCountMismatch
+from stages.retrieval.bm25 import bm25_language, index_dir, run_languages, run_path
 from tests.helpers import PASSAGES, REPO, make_release, write_config, write_lines
 from tests.helpers import TINY_LANGUAGES as LANGUAGES
 

@@ -4,8 +4,9 @@ import dataclasses
 
 import pytest
 
-from stages.ce_data import Group, as_rows, miracl_groups, miracl_negatives, nmt_groups, passage_text
 from stages.config import load_config
+from stages.data.groups import Group, as_rows, miracl_groups, miracl_negatives, nmt_groups
+from stages.data.passages import passage_text
 from stages.formats import write_run
 from stages.formats.mmarco import MMarcoLayout
 from tests.helpers import PASSAGES, REPO, TINY_LANGUAGES, make_release, write_config, write_lines

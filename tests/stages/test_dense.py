@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from stages.ce_data import passage_text
 from stages.config import ConfigError, StudentParams, load_config
-from stages.dense import (
+from stages.data.passages import passage_text
+from stages.formats import ReleaseLayout, iter_corpus, read_run
+from stages.formats.runs import read_metadata
+from stages.retrieval.dense import (
     Encoder,
     TokenCollection,
     build_hnsw,
@@ -25,8 +27,6 @@ from stages.dense import (
     search_maxsim,
     shard_paths,
 )
-from stages.formats import ReleaseLayout, iter_corpus, read_run
-from stages.formats.runs import read_metadata
 from tests.helpers import make_release, write_config
 
 
@@ -167,7 +167,7 @@ def test_a_changed_model_or_corpus_encodes_from_scratch(tmp_path):
 
 @pytest.fixture(scope="module")
 def bi_model(tiny_model, tmp_path_factory):
-    from stages.bi_model import build_student
+    from stages.models.bi_encoder import build_student
 
     path = tmp_path_factory.mktemp("bi") / "bi"
     # The fixture's model has 64 positions: passages are cut there.
@@ -193,14 +193,14 @@ class Loads:
         self.count = 0
 
     def __call__(self, path):
-        from stages.bi_model import load_encoder
+        from stages.models.bi_encoder import load_encoder
 
         self.count += 1
         return load_encoder(path)
 
 
 def test_dense_runs_rank_the_whole_corpus_by_the_models_inner_product(tmp_path, bi_model):
-    from stages.bi_model import encode
+    from stages.models.bi_encoder import encode
 
     config = stage_config(tmp_path, bi_model)
     layout = ReleaseLayout(config.data_root)
@@ -304,7 +304,7 @@ def test_maxsim_search_with_every_token_hit_equals_brute_force_and_scores_fewer_
 
 @pytest.fixture(scope="module")
 def maxsim_model(tiny_model, tmp_path_factory):
-    from stages.bi_model import build_student
+    from stages.models.bi_encoder import build_student
 
     path = tmp_path_factory.mktemp("maxsim") / "bi-maxsim"
     build_student(
@@ -316,7 +316,7 @@ def maxsim_model(tiny_model, tmp_path_factory):
 
 
 def test_a_maxsim_student_retrieves_the_passages_with_the_best_maxsim(tmp_path, maxsim_model):
-    from stages.bi_model import encode_tokens
+    from stages.models.bi_encoder import encode_tokens
 
     config = stage_config(tmp_path, maxsim_model, maxsim_token_hits=100_000)  # every token a hit: exact
     layout = ReleaseLayout(config.data_root)

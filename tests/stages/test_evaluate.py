@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from stages.evaluate import align, evaluate_run, to_frame
+from stages.evaluate import to_frame
+from stages.retrieval.evaluation import align, evaluate_run
 
 # Three queries:
 #   q1: relevant d1, d2; run ranks d3, d1, d2  -> DCG = 1/log2(3) + 1/log2(4); IDCG = 1 + 1/log2(3)

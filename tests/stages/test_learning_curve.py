@@ -8,7 +8,7 @@ import torch
 
 from stages.config import ConfigError, load_config
 from stages.formats import write_run
-from stages.learning_curve import DevSet, dev_ndcg, learning_curve, read_points
+from stages.training.curve import DevSet, dev_ndcg, learning_curve, read_points
 from tests.helpers import TINY_LANGUAGES, make_release, write_config
 
 # The tiny release's dev judgments: en 11 -> 1#0, 12 -> 2#0; sw 21 -> 7#0, 22 -> 9#0 (one relevant each).
@@ -30,7 +30,7 @@ class FirstCandidateWins(torch.nn.Module):
 
 
 def test_dev_ndcg_is_ranx_ndcg_of_the_reranked_candidates_and_the_training_mode_comes_back():
-    from stages.rerank_ce import rerank
+    from stages.retrieval.rerank_ce import rerank
 
     texts = {"a": "alpha", "b": "beta"}
     dev = DevSet({"q": "query"}, {"q": ["a", "b"]}, texts, {"q": {"b": 1}})

@@ -6,8 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from stages import packaged_model
-from stages.packaged_model import (
+from stages.models import packaged as packaged_model
+from stages.models.packaged import (
     PackagedModelError,
     dequantize_q4_0,
     ensure_packaged,
@@ -204,10 +204,10 @@ def test_the_offline_real_data_config_runs_its_hub_names_on_the_packaged_model(c
     """configs/miracl-v1.0-offline.yaml: the real recipe's code path, every hub name standing in for e5-small."""
     from sentence_transformers import SentenceTransformer
 
-    from stages.bi_model import resolve_model
     from stages.config import load_config
+    from stages.models.specs import resolve_model
     from stages.plan import stage_table
-    from stages.train_bi import build_init
+    from stages.training.bi import build_init
 
     child = tmp_path / "offline.yaml"
     child.write_text(

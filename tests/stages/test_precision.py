@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from stages import precision
 from stages.config import ConfigError
+from stages.models import precision
 
 
 @pytest.fixture()
@@ -67,7 +67,7 @@ def test_a_real_measurement_gives_positive_rates():
 
 @pytest.mark.slow
 def test_bf16_reranking_ranks_as_fp32_does(packaged_e5):
-    from stages.rerank_ce import load_model, score_pairs
+    from stages.models.cross_encoder import load_model, score_pairs
 
     # e5-small under a new seeded head: real features, so the passages' scores differ by more than bf16's error
     torch.manual_seed(13)

@@ -4,10 +4,12 @@ generated queries cached on disk, and the task's loss the weighted in-batch cont
 import pytest
 import torch
 
-from stages.bi_data import ParallelQuery
+from stages.caches.generated_queries import GeneratedQueries, cached_generation
 from stages.config import StudentParams, TinyModelParams, TrainParams
+from stages.data.parallel_queries import ParallelQuery
 from stages.formats import DataFormatError
-from stages.query_alignment import GeneratedQueries, alignment_rows, best_passages, cached_generation, weighted_loss
+from stages.losses.weighted import weighted_loss
+from stages.training.query_alignment import alignment_rows, best_passages
 
 
 def parallel(qid, query, student_passages, teacher_passages):
@@ -79,7 +81,7 @@ def test_generated_queries_are_cached_and_a_second_run_does_not_load_the_generat
 
 
 def test_a_real_generator_is_deterministic_and_its_queries_come_back_from_the_cache(tiny_model, tmp_path):
-    from stages.train_qgen import build_tiny_generator, generate_queries, load_generator
+    from stages.models.generator import build_tiny_generator, generate_queries, load_generator
 
     folder = build_tiny_generator(
         tiny_model, TinyModelParams(layers=1, hidden=32, heads=2, intermediate=64, seed=5), tmp_path / "tiny-t5"
@@ -107,13 +109,13 @@ def test_a_malformed_cache_line_names_the_file_and_line_and_an_unfinished_last_l
 
 @pytest.fixture(scope="module")
 def student(tiny_model):
-    from stages.bi_model import build_student
+    from stages.models.bi_encoder import build_student
 
     return build_student(str(tiny_model), StudentParams())
 
 
 def test_the_weighted_loss_is_the_weight_times_the_contrastive_loss_on_the_same_batch(student):
-    from stages.train_bi import contrastive_loss
+    from stages.losses.bi_encoder import contrastive_loss
 
     contrastive = contrastive_loss(student, student.similarity_fn_name)
     loss = weighted_loss(contrastive, 0.5, "query_alignment")
@@ -133,10 +135,11 @@ def test_the_weighted_loss_is_the_weight_times_the_contrastive_loss_on_the_same_
 def test_distillation_and_alignment_train_together_and_the_alignment_loss_is_logged(tiny_model, tmp_path):
     from sentence_transformers import SentenceTransformer
 
-    from stages.bi_model import build_student
     from stages.config import DistillParams
     from stages.formats.jsonfile import read_json
-    from stages.train_bi import Task, contrastive_loss, distillation_rows, make_distillation_loss, train
+    from stages.losses.bi_encoder import contrastive_loss, make_distillation_loss
+    from stages.models.bi_encoder import build_student
+    from stages.training.bi import Task, distillation_rows, train
 
     build_student(str(tiny_model), StudentParams()).save(str(tmp_path / "init"))
     model = SentenceTransformer(str(tmp_path / "init"))

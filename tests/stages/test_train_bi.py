@@ -6,15 +6,16 @@ import math
 import pytest
 import torch
 
-from stages.bi_data import ParallelQuery
+from stages.caches.teacher import TeacherCache, teacher_targets
 from stages.config import DistillParams, StudentParams, TrainParams
-from stages.teacher import TeacherCache, teacher_targets
-from stages.train_bi import Task, distillation_rows, make_distillation_loss, train
+from stages.data.parallel_queries import ParallelQuery
+from stages.losses.bi_encoder import make_distillation_loss
+from stages.training.bi import Task, distillation_rows, train
 
 
 @pytest.fixture(scope="module")
 def student(tiny_model):
-    from stages.bi_model import build_student
+    from stages.models.bi_encoder import build_student
 
     return build_student(str(tiny_model), StudentParams())
 
@@ -158,7 +159,7 @@ TOY = [  # target-language query, English query, candidates (Swahili passages)
 
 def kl_and_agreement(model, queries, scores):
     """Mean KL(teacher || student) at T = 1, and how often the student's top candidate is the teacher's."""
-    from stages.bi_model import encode
+    from stages.models.bi_encoder import encode
 
     kl, agree = 0.0, 0
     for q, teacher in zip(queries, scores):
@@ -173,7 +174,7 @@ def kl_and_agreement(model, queries, scores):
 def test_a_tiny_student_distilled_on_a_toy_parallel_set_moves_toward_the_teacher(tiny_model, tmp_path):
     from sentence_transformers import SentenceTransformer
 
-    from stages.bi_model import build_student
+    from stages.models.bi_encoder import build_student
 
     build_student(str(tiny_model), StudentParams()).save(str(tmp_path / "init"))
     model = SentenceTransformer(str(tmp_path / "init"))
@@ -213,7 +214,7 @@ def test_a_cross_encoder_teacher_scores_with_its_logits_and_has_no_query_embeddi
     from sentence_transformers.cross_encoder import CrossEncoder
 
     from stages.config import ConfigError, TeacherParams
-    from stages.teacher import CrossEncoderTeacher
+    from stages.models.teachers import CrossEncoderTeacher
 
     teacher = CrossEncoderTeacher(str(tiny_model), TeacherParams(kind="cross-encoder", max_length=64))
     pairs = [("longest river", "The Nile river flows north."), ("tides", "The moon causes tides.")]
@@ -229,8 +230,8 @@ def test_a_cross_encoder_teacher_scores_with_its_logits_and_has_no_query_embeddi
 def test_separate_towers_with_prefixes_train_and_encode_queries_and_passages_apart(tiny_model, tmp_path):
     from sentence_transformers import SentenceTransformer
 
-    from stages.bi_model import build_student, encode
-    from stages.train_bi import contrastive_loss
+    from stages.losses.bi_encoder import contrastive_loss
+    from stages.models.bi_encoder import build_student, encode
 
     params = StudentParams(
         shared_towers=False,
@@ -265,8 +266,8 @@ MAXSIM = StudentParams(scoring="maxsim", token_dim=16, similarity="cosine", max_
 
 
 def test_a_maxsim_student_distilled_for_a_few_steps_changes_its_weights(tiny_model, tmp_path):
-    from stages.bi_model import build_student, is_multi_vector, load_encoder
-    from stages.train_bi import load_student
+    from stages.models.bi_encoder import build_student, is_multi_vector, load_encoder
+    from stages.training.bi import load_student
 
     build_student(str(tiny_model), MAXSIM).save(str(tmp_path / "init"))
     model = load_student(tmp_path / "init")
@@ -297,8 +298,8 @@ def test_a_maxsim_student_distilled_for_a_few_steps_changes_its_weights(tiny_mod
 
 
 def test_the_representation_loss_with_a_maxsim_student_is_a_config_error(tiny_model):
-    from stages.bi_model import build_student
     from stages.config import ConfigError
+    from stages.models.bi_encoder import build_student
 
     model = build_student(str(tiny_model), MAXSIM)
     with pytest.raises(ConfigError, match=r"set bi_encoder\.distillation\.representation_weight to 0"):

@@ -5,9 +5,10 @@ import math
 
 import pytest
 
-from stages.ce_data import Group
 from stages.config import TrainParams
-from stages.train_ce import make_loss, train
+from stages.data.groups import Group
+from stages.losses.cross_encoder import make_loss
+from stages.training.ce import train
 
 pytestmark = pytest.mark.slow
 

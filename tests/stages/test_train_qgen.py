@@ -5,8 +5,14 @@ import pytest
 import torch
 
 from stages.config import TeacherParams, TinyModelParams
-from stages.teacher import QueryGeneratorTeacher
-from stages.train_qgen import build_tiny_generator, generate_queries, generator_input, log_likelihoods, query_labels
+from stages.models.generator import (
+    build_tiny_generator,
+    generate_queries,
+    generator_input,
+    log_likelihoods,
+    query_labels,
+)
+from stages.models.teachers import QueryGeneratorTeacher
 
 PROMPT = "{language} query: "
 
@@ -100,8 +106,8 @@ def tiny_release_config(tmp_path, sample_config, **query_generator):
 
 
 def test_training_pairs_name_the_query_language_and_cross_language_pairs_keep_the_query_id(tmp_path, sample_config):
+    from stages.data.generator_pairs import training_pairs
     from stages.formats.mmarco import MMarcoLayout
-    from stages.train_qgen import training_pairs
 
     config = tiny_release_config(
         tmp_path, sample_config, mmarco={"english": 2, "spanish": 2}, mmarco_cross_languages=["english"]
@@ -120,7 +126,7 @@ def test_training_pairs_name_the_query_language_and_cross_language_pairs_keep_th
 
 
 def test_greedy_generation_is_deterministic_and_follows_the_prompt(generator):
-    from stages.train_qgen import load_generator
+    from stages.models.generator import load_generator
 
     model, tokenizer = load_generator(str(generator))
     passages = ["The Nile river flows north through Egypt.", "The moon causes tides.", "Cats sleep many hours."]
@@ -134,8 +140,10 @@ def test_greedy_generation_is_deterministic_and_follows_the_prompt(generator):
 
 
 def test_the_generator_trains_on_miracl_positives_and_then_likes_their_queries_more(tmp_path, sample_config):
+    from stages.data.generator_pairs import training_pairs
     from stages.formats.jsonfile import read_json
-    from stages.train_qgen import load_generator, model_dir, train, training_pairs
+    from stages.models.generator import load_generator
+    from stages.training.qgen import model_dir, train
 
     config = tiny_release_config(
         tmp_path,
@@ -175,9 +183,9 @@ def test_the_generator_trains_on_miracl_positives_and_then_likes_their_queries_m
 
 
 def test_the_teacher_cache_of_a_generator_names_its_prompt_so_an_unprompted_cache_is_not_reused(tmp_path):
+    from stages.caches.teacher import open_cache
     from stages.config import load_config
     from stages.formats.jsonfile import read_json
-    from stages.teacher import open_cache
     from tests.helpers import write_config
 
     trained = tmp_path / "w" / "miracl-mini" / "models" / "qgen"

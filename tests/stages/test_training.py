@@ -86,7 +86,7 @@ def test_a_replaced_tokenizer_is_checked_again_not_served_from_the_cache(tmp_pat
 
 def test_a_reranker_refuses_a_models_folder_whose_tokenizer_does_not_match(tmp_path):
     from stages.config import load_config
-    from stages.shortlist import trained_model
+    from stages.retrieval.shortlist import trained_model
     from tests.helpers import write_config
 
     write_model_folder(tmp_path / "models" / "ce", rows=10, pieces=250)

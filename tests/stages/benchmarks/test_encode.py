@@ -7,14 +7,14 @@ import pytest
 
 from stages.benchmarks.encode import baseline_encode, bench_texts, main, numpy_top_k, padding_share
 from stages.config import StudentParams
-from stages.dense import search_exact
+from stages.retrieval.dense import search_exact
 from tests.helpers import write_config
 
 
 @pytest.fixture(scope="module")
 def student(tiny_model, tmp_path_factory):
     """A mean-pooling student over the tiny model, saved (the benchmark loads models by path)."""
-    from stages.bi_model import build_student
+    from stages.models.bi_encoder import build_student
 
     path = tmp_path_factory.mktemp("bench-student") / "student"
     build_student(str(tiny_model), StudentParams(max_query_length=32, max_passage_length=64)).save(str(path))
@@ -29,7 +29,7 @@ def test_texts_are_seeded_and_of_the_asked_lengths():
 
 
 def test_the_baseline_gives_the_embeddings_of_bi_model_encode(student):
-    from stages.bi_model import encode, load_encoder
+    from stages.models.bi_encoder import encode, load_encoder
 
     model = load_encoder(student)
     texts = bench_texts(["Mto", "Nile", "ni", "mrefu", "Afrika", "river", "the"], 7, 1, 40, seed=3)

@@ -1,15 +1,12 @@
 """The query generator's alignment enhancement for distillation (Ren et al., EMNLP 2022, arXiv 2303.14991).
 
 For each parallel query the generator (`distillation.query_alignment.generator`, e.g. the one
-stages.train_qgen trains) writes a query in `query_alignment.language` from the candidate the teacher
+stages.training.qgen trains) writes a query in `query_alignment.language` from the candidate the teacher
 scored highest, read as the teacher read it; the student learns to place the target-language query and
 the generated one together. That is a second training task beside the rank distillation, with
 sentence-transformers' in-batch MultipleNegativesRankingLoss scaled by `query_alignment.weight`, so the
 other-language side comes from the generator rather than from parallel sentences.
-
-Generated queries are kept in work/<collection>/teacher/<generator>/generated-<language>.tsv
-(`key<TAB>query`, the key hashing the generator's exact weights and settings, the language and the
-passage), appended chunk by chunk: a second run, or one after a run that died, only generates what is new.
+Generated queries are cached (stages.caches.generated_queries); the loss is stages.losses.weighted.
 """
 
 from __future__ import annotations
@@ -17,48 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
-from stages.bi_data import ParallelQuery
+from stages.caches.generated_queries import Generate, GeneratedQueries, cached_generation
+from stages.caches.keys import model_slug
 from stages.config import Config
-from stages.formats.keyed import append_keyed, read_keyed
-from stages.teacher import model_slug, text_key
+from stages.data.parallel_queries import ParallelQuery
 
-log = logging.getLogger("stages.query_alignment")
-CHUNK = 256  # passages generated between two appends to the cache
-
-Generate = Callable[[list[str]], list[str]]  # passages -> one generated query each
-
-
-class GeneratedQueries:
-    """Queries a generator wrote, keyed by what produced them; `add` appends to the file and syncs it."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.queries: dict[str, str] = read_keyed(self.path, 0, 2, "key<TAB>generated query", lambda row: row[1])
-
-    def add(self, rows: list[tuple[str, str]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        append_keyed(self.path, [[key, query] for key, query in rows])
-        self.queries.update(rows)
-
-
-def cached_generation(
-    passages: list[str], settings: dict, cache: GeneratedQueries, load_generator: Callable[[], Generate]
-) -> list[str]:
-    """A generated query per passage: read from the cache, or written by the generator (loaded only on a miss)."""
-    prefix = json.dumps(settings, sort_keys=True)
-    keys = [text_key(prefix, passage) for passage in passages]
-    missing = list(dict.fromkeys(k for k in keys if k not in cache.queries))
-    log.info("generated queries %s: %d of %d cached", cache.path, len(set(keys)) - len(missing), len(set(keys)))
-    if missing:
-        text = dict(zip(keys, passages))
-        generate = load_generator()
-        for start in range(0, len(missing), CHUNK):
-            chunk = missing[start : start + CHUNK]
-            cache.add(list(zip(chunk, generate([text[k] for k in chunk]))))
-    return [cache.queries[k] for k in keys]
+log = logging.getLogger("stages.training.query_alignment")
 
 
 def best_passages(queries: list[ParallelQuery], scores: list[list[float]]) -> list[str]:
@@ -87,7 +50,7 @@ def alignment_rows(queries: list[ParallelQuery], scores: list[list[float]], gene
 
 def generator_settings(config: Config) -> tuple[str, dict]:
     """The generator's loadable path and what fixes its output: exact weights, prompt, language, lengths."""
-    from stages.bi_model import resolve_model
+    from stages.models.specs import resolve_model
     from stages.training import weights_sha256
 
     params, generator = config.bi_encoder.distillation.query_alignment, config.query_generator
@@ -109,7 +72,7 @@ def alignment_task_rows(config: Config, queries: list[ParallelQuery], scores: li
     cache = GeneratedQueries(folder / f"generated-{model_slug(settings['language'])}.tsv")
 
     def load_generator() -> Generate:
-        from stages.train_qgen import generate_queries, load_generator
+        from stages.models.generator import generate_queries, load_generator
 
         model, tokenizer = load_generator(path)
         batch_size = config.bi_encoder.distillation.query_alignment.batch_size
@@ -128,19 +91,3 @@ def alignment_task_rows(config: Config, queries: list[ParallelQuery], scores: li
         queries, scores, lambda passages: cached_generation(passages, settings, cache, load_generator)
     )
     return columns, {"generator": settings, "rows_sha256": hashlib.sha256(json.dumps(columns).encode()).hexdigest()}
-
-
-def weighted_loss(loss, weight: float, name: str):
-    """`loss` times `weight`, reported under `name` (the trainer logs each named part of a loss)."""
-    import torch
-
-    # sentence-transformers has no per-dataset loss weight: each dataset's loss counts as it is.
-    class WeightedLoss(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.loss, self.model = loss, loss.model  # the trainer swaps in its wrapped model (DDP) through .model
-
-        def forward(self, features, labels):
-            return {name: weight * self.loss(features, labels)}
-
-    return WeightedLoss()

@@ -1,4 +1,5 @@
-"""What both rerankers share: BM25's shortlist per query, the passages' text, and the per-split loop.
+"""What both rerankers share: BM25's shortlist per query and the per-split loop (stages.cli.rerank_main is
+their command line).
 
 A reranker is a function `(topics, shortlist, texts, desc) -> Run` that scores exactly the
 shortlisted candidates. `rerank_splits` runs it for one language and its splits: each run is written
@@ -8,41 +9,29 @@ interrupted stage keeps the splits it finished and a rerun skips runs whose inpu
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-from stages import console
-from stages.ce_data import passage_text
-from stages.cli import run_stage
-from stages.config import Config, ConfigError, add_config_arguments, config_from_args
+from stages.config import Config, ConfigError
 from stages.console import LanguageWork
-from stages.formats import ReleaseLayout, Run, iter_corpus, read_run, write_run
+from stages.data.passages import fetch_passages
+from stages.formats import ReleaseLayout, Run, read_run, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json
 from stages.formats.runs import read_metadata
 from stages.training import check_tokenizer_fits
 
-log = logging.getLogger("stages.shortlist")
+log = logging.getLogger("stages.retrieval.shortlist")
+
+
 Reranker = Callable[[dict[str, str], dict[str, list[str]], dict[str, str], str], Run]
 
 
 def candidates(run: Run, depth: int) -> dict[str, list[str]]:
     """Each query's top `depth` docids in rank order (score descending, docid ascending on ties)."""
     return {qid: [d for d, _ in sorted(hits.items(), key=lambda h: (-h[1], h[0]))[:depth]] for qid, hits in run.items()}
-
-
-def fetch_passages(corpus_dir: Path, docids: set[str]) -> dict[str, str]:
-    """The text the model reads for each docid, streaming the corpus once; a missing docid is an error."""
-    texts = {p.docid: passage_text(p) for _, _, p in iter_corpus(corpus_dir) if p.docid in docids}
-    missing = sorted(docids - set(texts))
-    if missing:
-        raise ConfigError(
-            f"{len(missing)} docids of the run are not in the corpus {corpus_dir}: {' '.join(missing[:10])}"
-        )
-    return texts
 
 
 def trained_model(config: Config, name: str, make_target: str) -> tuple[Path, dict]:
@@ -112,26 +101,3 @@ def rerank_splits(
         work.count("candidates scored", sum(len(shortlist[qid]) for qid in run))
         written.append(out)
     return written
-
-
-def rerank_main(argv: list[str] | None, module, default_model: str, models: str) -> int:
-    """The command line of a reranking stage: `module.rerank_language` over the selected languages and splits."""
-    name = module.__spec__.name if module.__spec__ else module.__name__  # "__main__" under python -m
-    parser = argparse.ArgumentParser(prog=f"python -m {name}", description=module.__doc__.splitlines()[0])
-    add_config_arguments(parser)
-    parser.add_argument(
-        "--model", default=default_model, help=f"model folder under work/<collection>/models ({models})"
-    )
-    args = parser.parse_args(argv)
-
-    def body():
-        config = config_from_args(args)
-        layout, cache = ReleaseLayout(config.data_root), {}
-        for lang in config.select_languages(args.lang):
-            splits = [s for s in config.select_splits(lang, args.split) if layout.topics_path(lang, s).is_file()]
-            work = LanguageWork(f"rerank {args.model}", lang)
-            for path in module.rerank_language(config, args.model, lang, splits, cache, work):
-                print(path)
-            console.say(work.line())
-
-    return run_stage(logging.getLogger(name), body)

