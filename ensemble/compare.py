@@ -15,7 +15,7 @@ import logging
 import sys
 import warnings
 
-from ensemble.fusion import truncate
+from ensemble.methods import truncate
 from stages.cli import run_stage
 from stages.config import Config, add_config_arguments, config_from_args
 from stages.console import say

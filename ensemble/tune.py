@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ensemble.fusion import (
+from ensemble.methods import (
     ONE_PARAMETER,
     PARAMETER_FREE,
     TRAINED,
@@ -32,17 +32,16 @@ from ensemble.fusion import (
     align_runs,
     check_method,
     fuse_runs,
-    ranx_module,
     truncate,
 )
+from ensemble.params import POOLED, params_path, write_params
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, FusionParams, add_config_arguments, config_from_args
 from stages.console import Stopwatch, say
-from stages.formats import ReleaseLayout, atomic_write, read_run
+from stages.evaluate import ranx_module
+from stages.formats import ReleaseLayout, read_run
 
 log = logging.getLogger("ensemble.tune")
-
-POOLED = "all"
 
 
 def weight_grid(n_runs: int, step: float) -> list[tuple[float, ...]]:
@@ -354,28 +353,6 @@ def _round(value: float | None) -> float | None:
 
 
 # ---------------------------------------------------------------- files
-
-
-def params_path(config: Config, lang: str) -> Path:
-    return config.work_dir / "fusion" / config.fusion.name / f"params.{lang}.yaml"
-
-
-def write_params(path: Path, entry: dict, config: Config, lang: str) -> None:
-    header = {"language": lang, "config": str(config.source), "collection": config.collection}
-    with atomic_write(path) as out:
-        yaml.safe_dump(header | entry, out, allow_unicode=True, sort_keys=False)
-
-
-def load_tuned(path: Path) -> dict:
-    """A language's tuned parameters, following a fallback to the pooled file."""
-    if not path.is_file():
-        raise ConfigError(f"no tuned fusion parameters at {path}; run `make tune-fusion` first")
-    entry = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if "fallback" in entry:
-        pooled = path.with_name(f"params.{entry['fallback']}.yaml")
-        resolved = load_tuned(pooled)
-        return resolved | {"source": str(pooled), "fallback_reason": entry.get("reason")}
-    return entry | {"source": str(path)}
 
 
 def tuning_inputs(config: Config, langs: list[str]) -> dict:

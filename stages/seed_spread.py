@@ -9,7 +9,7 @@ cannot hold trained systems to its 4 decimals. For each seed this stage writes a
 builds and evaluates every system's dev runs under it with make, then takes, with this machine's run of the
 config itself, the widest spread (max - min over the seeds) of each trained system's scores, per metric
 (one for any language, one for the average), widened by (n + 1) / (n - 1) for n seeds: the range of a few
-runs underestimates how far the next one can land (stages.check.width_factor). Those go into the table's `tolerances`, with the
+runs underestimates how far the next one can land (stages.expected.width_factor). Those go into the table's `tolerances`, with the
 seeds, the machine and the date. Systems that score the same under every seed (BM25, RM3) keep the exact
 tolerance. The spread is over seeds only, never against the table: a tolerance that took in the table's
 distance to this run would widen to swallow the regression the check is for. Last, it says how many of
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import yaml
 
-from stages.check import compare, load_expected, measured_tolerances, read_result, write_expected
 from stages.cli import run_stage
 from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, config_from_args, load_config
 from stages.console import Stopwatch, restored_terminal, say
+from stages.expected import compare, load_expected, measured_tolerances, read_result, write_expected
 
 log = logging.getLogger("stages.seed_spread")
 

@@ -6,17 +6,15 @@ import numpy as np
 import pytest
 import yaml
 
+from ensemble.params import load_tuned, params_path, write_params
 from ensemble.tune import (
     best_setting,
     candidates,
     cross_validated,
-    load_tuned,
-    params_path,
     per_query_scores,
     tune_language,
     tune_pooled,
     weight_grid,
-    write_params,
 )
 from stages.config import FusionParams, TuneParams, load_config
 from stages.formats import write_run
@@ -146,7 +144,7 @@ def test_a_language_with_too_few_dev_queries_takes_the_pooled_parameters(tiny_fu
 
 @pytest.mark.parametrize("method", ["probfuse", "segfuse", "bayesfuse", "mapfuse", "posfuse", "slidefuse"])
 def test_trained_methods_learn_on_dev_and_their_state_survives_yaml(tiny_fusion, method):
-    from ensemble.fusion import fuse_runs
+    from ensemble.methods import fuse_runs
 
     config = dataclasses.replace(tiny_fusion, fusion=dataclasses.replace(tiny_fusion.fusion, method=method))
     entry = tune_language(config, "en")

@@ -2,9 +2,10 @@
 
 import pytest
 
-from stages.check import compare, load_expected, measured_tolerances, record, summary, width_factor
+from stages.check import summary
 from stages.config import ConfigError
 from stages.evaluate import evaluate_systems
+from stages.expected import compare, load_expected, measured_tolerances, record, width_factor
 
 RESULT = {
     "collection": "c",
