@@ -15,12 +15,12 @@ import logging
 import sys
 import warnings
 
-from ensemble.fusion import truncate
+from ensemble.methods import truncate
 from stages.cli import run_stage
 from stages.config import Config, add_config_arguments, config_from_args
 from stages.console import say
-from stages.evaluate import ranx_module
 from stages.formats import ReleaseLayout, atomic_write, read_run
+from stages.retrieval.evaluation import ranx_module
 
 log = logging.getLogger("ensemble.compare")
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from ensemble.params import load_tuned, params_path
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, add_config_arguments, config_from_args
 from stages.console import say
-from stages.evaluate import METRIC_LABELS, evaluate_systems
 from stages.formats import atomic_write
+from stages.retrieval.evaluation import METRIC_LABELS, evaluate_systems
 
 log = logging.getLogger("ensemble.report")
 
@@ -48,8 +49,6 @@ def _languages(result: dict) -> list[str]:
 
 def tuned_table(config: Config, langs: list[str]) -> pd.DataFrame:
     """Per language: method, parameters, tuned and cross-validated scores, and where they came from."""
-    from ensemble.tune import load_tuned, params_path
-
     rows = {}
     for lang in langs:
         path = params_path(config, lang)

@@ -7,7 +7,9 @@ For each candidate parameter setting (every weight vector of the simplex grid, o
 of RRF's k, ...), the fused run's metric is computed per dev query once; the tuned setting is the best
 mean, and the k-fold estimate picks the best setting on k-1 folds and scores it on the held-out fold.
 A language with fewer judged dev queries than `min_queries` (a surprise language has none) takes the
-setting tuned over all languages' dev queries pooled, and its file says so.
+setting tuned over all languages' dev queries pooled, and its file says so. Pooled, every mean (the one
+the setting is chosen by, the in-sample and cross-validated scores, the input runs' scores) is taken per
+language and then over the languages, as MIRACL's leaderboard averages.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ensemble.fusion import (
+from ensemble.methods import (
     ONE_PARAMETER,
     PARAMETER_FREE,
     TRAINED,
@@ -32,17 +34,16 @@ from ensemble.fusion import (
     align_runs,
     check_method,
     fuse_runs,
-    ranx_module,
     truncate,
 )
+from ensemble.params import POOLED, params_path, write_params
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, FusionParams, add_config_arguments, config_from_args
 from stages.console import Stopwatch, say
-from stages.formats import ReleaseLayout, atomic_write, read_run
+from stages.formats import ReleaseLayout, read_run
+from stages.retrieval.evaluation import ranx_module
 
 log = logging.getLogger("ensemble.tune")
-
-POOLED = "all"
 
 
 def weight_grid(n_runs: int, step: float) -> list[tuple[float, ...]]:
@@ -143,10 +144,20 @@ def to_plain(params: dict) -> dict:
     return plain
 
 
-def best_setting(matrix: np.ndarray, columns=None) -> int:
-    """Index of the setting with the highest mean over `columns` (the first one on ties)."""
-    sub = matrix if columns is None else matrix[:, columns]
-    return int(np.argmax(sub.mean(axis=1)))
+def language_mean(scores: np.ndarray, groups: np.ndarray | None = None, columns=None) -> np.ndarray:
+    """The mean over queries (the last axis, `columns` of it) taken per language, then over the languages:
+    MIRACL's leaderboard averages languages, so a pooled tuning that averaged its queries would weigh a language
+    by its number of queries. `groups` holds each query's language; None is one language (a plain mean)."""
+    sub = scores if columns is None else scores[..., columns]
+    if groups is None:
+        return sub.mean(axis=-1)
+    labels = groups if columns is None else groups[columns]
+    return np.mean([sub[..., labels == label].mean(axis=-1) for label in np.unique(labels)], axis=0)
+
+
+def best_setting(matrix: np.ndarray, columns=None, groups: np.ndarray | None = None) -> int:
+    """Index of the setting with the highest `language_mean` over `columns` (the first one on ties)."""
+    return int(np.argmax(language_mean(matrix, groups, columns)))
 
 
 def folds_of(n: int, folds: int, seed: int) -> list[np.ndarray]:
@@ -154,7 +165,7 @@ def folds_of(n: int, folds: int, seed: int) -> list[np.ndarray]:
     return np.array_split(order, min(folds, n))
 
 
-def held_out_scores(matrix: np.ndarray, folds: int, seed: int) -> np.ndarray | None:
+def held_out_scores(matrix: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray | None:
     """Each query's score under the setting tuned on the other folds (k-fold); None for fewer than 2 queries."""
     n = matrix.shape[1]
     if n < 2:
@@ -162,14 +173,15 @@ def held_out_scores(matrix: np.ndarray, folds: int, seed: int) -> np.ndarray | N
     held_scores = np.zeros(n)
     for fold in folds_of(n, folds, seed):
         train = np.setdiff1d(np.arange(n), fold)
-        held_scores[fold] = matrix[best_setting(matrix, train), fold]
+        held_scores[fold] = matrix[best_setting(matrix, train, groups), fold]
     return held_scores
 
 
-def cross_validated(matrix: np.ndarray, folds: int, seed: int) -> float | None:
-    """k-fold estimate: tune on k-1 folds of queries, score the held-out fold; mean over all queries."""
-    held = held_out_scores(matrix, folds, seed)
-    return None if held is None else float(held.mean())
+def cross_validated(matrix: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> float | None:
+    """k-fold estimate: tune on k-1 folds of queries, score the held-out fold; the `language_mean` of all
+    queries' held-out scores."""
+    held = held_out_scores(matrix, folds, seed, groups)
+    return None if held is None else float(language_mean(held, groups))
 
 
 @dataclass
@@ -179,15 +191,21 @@ class TuningData:
     qrels: dict
     runs: dict
     baselines: dict[str, float]
+    # The language of each query, in the order of `qids`, when several are pooled (None: one language).
+    languages: list[str] | None = None
 
     @property
     def qids(self) -> list[str]:
         return list(self.qrels)
 
+    @property
+    def groups(self) -> np.ndarray | None:
+        return None if self.languages is None else np.array(self.languages)
+
 
 def language_data(config: Config, layout: ReleaseLayout, lang: str) -> TuningData | None:
     """The judged tuning queries and input runs of a language (None: nothing to tune on)."""
-    from stages.evaluate import evaluate_run
+    from stages.retrieval.evaluation import evaluate_run
 
     fusion, split = config.fusion, config.evaluation.split
     if split not in config.languages[lang].splits or not layout.has_qrels(lang, split):
@@ -209,12 +227,14 @@ def pooled_data(parts: dict[str, TuningData]) -> TuningData:
     systems = list(next(iter(parts.values())).runs)
     runs = {s: {f"{lang}/{q}": hits for lang, d in parts.items() for q, hits in d.runs[s].items()} for s in systems}
     baselines = {s: float(np.mean([d.baselines[s] for d in parts.values()])) for s in systems}
-    return TuningData(qrels, runs, baselines)
+    languages = [lang for lang, d in parts.items() for _ in d.qrels]
+    return TuningData(qrels, runs, baselines, languages)
 
 
 def tune(data: TuningData, fusion: FusionParams) -> dict:
-    """The chosen parameters with their in-sample and k-fold cross-validated scores."""
-    qids, tune_params = data.qids, fusion.tune
+    """The chosen parameters with their in-sample and k-fold cross-validated scores, each a `language_mean` (as
+    the input runs' `baselines` are), and the setting chosen by that mean too."""
+    qids, tune_params, groups = data.qids, fusion.tune, data.groups
     if fusion.method in TRAINED:
         judged = _ranx_qrels(data.qrels, qids)
         params = train_params(data.qrels, data.runs, fusion, qids)
@@ -230,19 +250,19 @@ def tune(data: TuningData, fusion: FusionParams) -> dict:
         held = held if len(qids) > 1 else None
         return {
             "params": params,
-            "in_sample": float(in_sample.mean()),
-            "cross_validated": None if held is None else float(held.mean()),
+            "in_sample": float(language_mean(in_sample, groups)),
+            "cross_validated": None if held is None else float(language_mean(held, groups)),
             "held_out": held,
             "settings_tried": "trained",
         }
     settings = candidates(fusion, len(fusion.systems))
     _, matrix = per_query_scores(data.qrels, data.runs, fusion, settings)
-    chosen = best_setting(matrix)
-    held = held_out_scores(matrix, tune_params.folds, tune_params.seed)
+    chosen = best_setting(matrix, groups=groups)
+    held = held_out_scores(matrix, tune_params.folds, tune_params.seed, groups)
     return {
         "params": settings[chosen],
-        "in_sample": float(matrix[chosen].mean()),
-        "cross_validated": None if held is None else float(held.mean()),
+        "in_sample": float(language_mean(matrix[chosen], groups)),
+        "cross_validated": None if held is None else float(language_mean(held, groups)),
         "held_out": held,
         "settings_tried": len(settings),
     }
@@ -354,28 +374,6 @@ def _round(value: float | None) -> float | None:
 
 
 # ---------------------------------------------------------------- files
-
-
-def params_path(config: Config, lang: str) -> Path:
-    return config.work_dir / "fusion" / config.fusion.name / f"params.{lang}.yaml"
-
-
-def write_params(path: Path, entry: dict, config: Config, lang: str) -> None:
-    header = {"language": lang, "config": str(config.source), "collection": config.collection}
-    with atomic_write(path) as out:
-        yaml.safe_dump(header | entry, out, allow_unicode=True, sort_keys=False)
-
-
-def load_tuned(path: Path) -> dict:
-    """A language's tuned parameters, following a fallback to the pooled file."""
-    if not path.is_file():
-        raise ConfigError(f"no tuned fusion parameters at {path}; run `make tune-fusion` first")
-    entry = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if "fallback" in entry:
-        pooled = path.with_name(f"params.{entry['fallback']}.yaml")
-        resolved = load_tuned(pooled)
-        return resolved | {"source": str(pooled), "fallback_reason": entry.get("reason")}
-    return entry | {"source": str(path)}
 
 
 def tuning_inputs(config: Config, langs: list[str]) -> dict:

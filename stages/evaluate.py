@@ -21,15 +21,7 @@ from stages.cli import run_stage
 from stages.config import ConfigError, add_config_arguments, config_from_args
 from stages.console import say
 from stages.formats.atomic import atomic_write
-
-# The library lives in stages.retrieval.evaluation; ensemble/ and submissions/ import these names from here
-# until their owner moves them.
-from stages.retrieval.evaluation import (  # noqa: F401
-    METRIC_LABELS,
-    evaluate_run,
-    evaluate_systems,
-    ranx_module,
-)
+from stages.retrieval.evaluation import METRIC_LABELS, evaluate_systems
 
 log = logging.getLogger("stages.evaluate")
 

@@ -14,9 +14,7 @@ import sys
 from stages.cli import run_stage
 from stages.config import add_config_arguments, config_from_args
 from stages.console import say
-
-# stages.seed_spread imports cpu_identity and resolve from here: kept importable until it imports stages.models.precision.
-from stages.models.precision import cpu_identity, cpu_rates, resolve  # noqa: F401
+from stages.models.precision import cpu_rates, resolve
 
 log = logging.getLogger("stages.precision")
 

@@ -9,7 +9,7 @@ cannot hold trained systems to its 4 decimals. For each seed this stage writes a
 builds and evaluates every system's dev runs under it with make, then takes, with this machine's run of the
 config itself, the widest spread (max - min over the seeds) of each trained system's scores, per metric
 (one for any language, one for the average), widened by (n + 1) / (n - 1) for n seeds: the range of a few
-runs underestimates how far the next one can land (stages.check.width_factor). Those go into the table's `tolerances`, with the
+runs underestimates how far the next one can land (stages.expected.width_factor). Those go into the table's `tolerances`, with the
 seeds, the machine and the date. Systems that score the same under every seed (BM25, RM3) keep the exact
 tolerance. The spread is over seeds only, never against the table: a tolerance that took in the table's
 distance to this run would widen to swallow the regression the check is for. Last, it says how many of
@@ -29,10 +29,18 @@ from pathlib import Path
 
 import yaml
 
-from stages.check import compare, load_expected, measured_tolerances, read_result, write_expected
 from stages.cli import run_stage
 from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, config_from_args, load_config
 from stages.console import Stopwatch, restored_terminal, say
+from stages.expected import (
+    compare,
+    config_corpus_sizes,
+    load_expected,
+    measured_tolerances,
+    read_result,
+    table_metrics,
+    write_expected,
+)
 
 log = logging.getLogger("stages.seed_spread")
 
@@ -110,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             results.append(read_result(seeded, split))
             say(f"seed {seed}: every system's {split} runs built and evaluated ({watch.text})")
         langs = list(config.languages)
-        tolerances = measured_tolerances(results, split, langs)
-        from stages.precision import cpu_identity, resolve
+        # the rows the check leaves out (stages.expected.uninformative) get no tolerance and are not written
+        sizes = config_corpus_sizes(config, [*results[0]["metrics"], *table_metrics(expected, split)])
+        tolerances = measured_tolerances(results, split, langs, sizes=sizes)
+        from stages.models.precision import cpu_identity, resolve
 
         expected["tolerances"] = tolerances
         expected["tolerances_measured"] = {
@@ -124,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             "(language) and of the average over the languages (avg), times (n + 1) / (n - 1) for n seeds, "
             "rounded up to 4 decimals",
         }
-        write_expected(config.expected_scores, expected, config.collection)
+        write_expected(config.expected_scores, expected, config.collection, sizes=sizes)
         # What the check will say of this machine's own run under the new tolerances.
-        rows = compare(expected, results[0], langs, langs)
+        rows = compare(expected, results[0], langs, langs, sizes=sizes)
         outside = [r for r in rows if not r["ok"]]
         say(
             f"this machine's run of {config.source}: {len(rows) - len(outside)} of {len(rows)} expected scores within "

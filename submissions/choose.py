@@ -16,8 +16,10 @@ import logging
 
 import numpy as np
 
+from ensemble.params import load_tuned, params_path
 from stages.config import Config, ConfigError
 from stages.formats import ReleaseLayout, read_run
+from stages.formats.hashing import file_sha256
 
 log = logging.getLogger("submissions.choose")
 AUTO = "auto"
@@ -28,9 +30,6 @@ def recorded_score(config: Config, system: str, lang: str, path) -> float | None
 
     Tuning scores every input run anyway; reading its record spares a second evaluation (ranx's numba start-up
     was most of a repeated `make submission`)."""
-    from ensemble.tune import load_tuned, params_path
-    from stages.formats.hashing import file_sha256
-
     tuned_path = params_path(config, lang)
     if not tuned_path.is_file():
         return None
@@ -53,8 +52,8 @@ def recorded_score(config: Config, system: str, lang: str, path) -> float | None
 
 def single_estimates(config: Config, system: str, langs: list[str]) -> dict[str, float]:
     """The tuning metric of `system`'s dev run per language (languages with judged dev queries and a run)."""
-    from ensemble.fusion import truncate
-    from stages.evaluate import evaluate_run
+    from ensemble.methods import truncate  # with ranx and pandas: only when a run is scored here
+    from stages.retrieval.evaluation import evaluate_run
 
     layout, split, metric = ReleaseLayout(config.data_root), config.evaluation.split, config.fusion.tune.metric
     scores = {}
@@ -71,8 +70,6 @@ def single_estimates(config: Config, system: str, langs: list[str]) -> dict[str,
 
 def fused_estimates(config: Config, langs: list[str]) -> dict[str, float]:
     """The fused run's cross-validated estimate per language, from the tuned parameter files."""
-    from ensemble.tune import load_tuned, params_path
-
     scores = {}
     for lang in langs:
         path = params_path(config, lang)

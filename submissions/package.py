@@ -33,7 +33,7 @@ from stages.formats.hashing import file_sha256 as sha256
 from stages.formats.jsonfile import write_json
 from stages.formats.runs import read_metadata
 from submissions.choose import submitted_system
-from submissions.validate import LEADERBOARD_HITS, corpus_docids, validate_run
+from submissions.rules import LEADERBOARD_HITS, corpus_docids, validate_run
 
 log = logging.getLogger("submissions.package")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: entries carry no build time

@@ -134,12 +134,13 @@ def test_a_loaded_config_holds_the_python_types_that_run_metadata_hashes():
 
 
 def test_the_allowed_values_of_the_config_are_those_the_stages_accept():
-    from ensemble.fusion import METHODS, NORMS, ONE_PARAMETER
+    from ensemble.methods import METHODS, NORMS, ONE_PARAMETER
     from stages import config as c
-    from stages.dense import INDEX_TYPES
-    from stages.precision import PRECISIONS
-    from stages.teacher import TEACHERS
-    from stages.token_distill import ALIGNMENTS, LOSSES
+    from stages.losses.tokens import LOSSES
+    from stages.models.precision import PRECISIONS
+    from stages.models.teachers import TEACHERS
+    from stages.retrieval.dense import INDEX_TYPES
+    from stages.training.token_task import ALIGNMENTS
 
     def allowed(literal):
         return typing.get_args(literal)

@@ -265,20 +265,37 @@ def test_separate_towers_with_prefixes_train_and_encode_queries_and_passages_apa
 MAXSIM = StudentParams(scoring="maxsim", token_dim=16, similarity="cosine", max_query_length=32, max_passage_length=64)
 
 
-def test_a_maxsim_student_distilled_for_a_few_steps_changes_its_weights(tiny_model, tmp_path):
+def maxsim_kl_and_agreement(model, queries, scores):
+    """As `kl_and_agreement`, with the student's MaxSim scores (what the reranker and dense search compute)."""
+    from stages.models.bi_encoder import encode_tokens, maxsim_scores
+
+    kl, agree = 0.0, 0
+    for q, teacher in zip(queries, scores):
+        tokens = encode_tokens(model, [q.query], "query", 8)[0]
+        student = maxsim_scores(tokens, encode_tokens(model, list(q.passages), "document", 8))
+        p = torch.softmax(torch.tensor(teacher), 0)
+        log_s = torch.log_softmax(torch.tensor(student), 0)
+        kl += float((p * (p.log() - log_s)).sum())
+        agree += int(max(range(4), key=lambda j: student[j]) == max(range(4), key=lambda j: teacher[j]))
+    return kl / len(queries), agree
+
+
+def test_a_maxsim_student_distilled_on_a_toy_parallel_set_moves_toward_the_teacher(tiny_model, tmp_path):
     from stages.models.bi_encoder import build_student, is_multi_vector, load_encoder
     from stages.training.bi import load_student
 
+    torch.manual_seed(13)  # the token projection's initial weights
     build_student(str(tiny_model), MAXSIM).save(str(tmp_path / "init"))
     model = load_student(tmp_path / "init")
     assert is_multi_vector(model)
-    before = {name: p.detach().clone() for name, p in model.named_parameters()}
     queries = [parallel(str(i), q, e, c) for i, (q, e, c) in enumerate(TOY)]
     scores, embeddings = teacher_targets(queries, TeacherCache(tmp_path / "t", {"kind": "toy"}), OverlapTeacher, False)
+    scaled = [[3.0 * s for s in row] for row in scores]
+    kl_before, agree_before = maxsim_kl_and_agreement(model, queries, scaled)
     params = DistillParams(temperature=1.0, representation_weight=0.0, contrastive_weight=0.5)
     loss = make_distillation_loss(model, params, candidates=4, teacher_dim=None)
     training = TrainParams(
-        epochs=3, learning_rate=0.003, batch_size=6, warmup_ratio=0.0, save_steps=1000, logging_steps=1, seed=13
+        epochs=10, learning_rate=0.003, batch_size=6, warmup_ratio=0.0, save_steps=1000, logging_steps=1, seed=13
     )
     train(
         model,
@@ -290,11 +307,16 @@ def test_a_maxsim_student_distilled_for_a_few_steps_changes_its_weights(tiny_mod
 
     trained = load_encoder(tmp_path / "kd", device="cpu")
     assert is_multi_vector(trained)
-    after = dict(trained.named_parameters())
-    assert after.keys() == before.keys()
-    assert any(not torch.equal(before[name], after[name].detach()) for name in before)
+    kl_after, agree_after = maxsim_kl_and_agreement(trained, queries, scaled)
     history = json.loads((tmp_path / "kd" / "training.json").read_text())["log_history"]
-    assert history[0]["rank"] > 0 and history[0]["contrastive"] > 0  # both weighted terms were computed
+    steps = [h for h in history if "rank" in h]  # one a step: the batch is the whole toy set
+
+    # Measured with seed 13: KL 1.09 -> 0.37, agreement 3 -> 5 of 6, each loss term below half its first steps.
+    assert kl_after < 0.5 * kl_before, (kl_before, kl_after)
+    assert agree_after > agree_before, (agree_before, agree_after)
+    for term in ("rank", "contrastive"):  # both weighted terms were computed, and training lowered both
+        first, last = [h[term] for h in steps[:3]], [h[term] for h in steps[-3:]]
+        assert min(first) > 0 and sum(last) < 0.5 * sum(first), (term, first, last)
 
 
 def test_the_representation_loss_with_a_maxsim_student_is_a_config_error(tiny_model):

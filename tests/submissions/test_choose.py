@@ -106,7 +106,7 @@ def test_the_bundle_holds_the_chosen_systems_test_runs_and_the_manifest_says_why
 
 def test_the_tunings_record_of_each_input_score_is_read_while_it_read_the_same_run(config, monkeypatch):
     from ensemble import tune
-    from stages import evaluate
+    from stages.retrieval import evaluation as evaluate
 
     for lang in ("en", "sw"):
         entry = tune.tune_language(config, lang) | {"inputs": tune.tuning_inputs(config, [lang])}

@@ -1,6 +1,6 @@
 """The validator catches each defect a leaderboard would reject, one test per defect."""
 
-from submissions.validate import validate_run
+from submissions.rules import validate_run
 from tests.helpers import write_lines
 
 TOPICS = {"1": "first query", "2": "second query"}

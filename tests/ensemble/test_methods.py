@@ -2,7 +2,7 @@
 
 import pytest
 
-from ensemble.fusion import align_runs, fuse_runs
+from ensemble.methods import align_runs, fuse_runs
 from stages.config import ConfigError
 
 # Two runs over three queries. Per query, min-max maps a run's best hit to 1 and its worst to 0.
