@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -22,7 +21,9 @@ from stages.config import FusionParams, add_config_arguments, config_from_args
 from stages.console import Stopwatch, say
 from stages.formats import ReleaseLayout, read_run, write_run
 from stages.formats.hashing import file_sha256
-from stages.formats.runs import read_metadata
+from stages.formats.runs import metadata_path
+from stages.table import recorded_config, stage_splits
+from stages.uptodate import unchanged
 
 log = logging.getLogger("ensemble.fusion")
 
@@ -41,13 +42,8 @@ def fuse_language(config, layout, lang: str, split: str, tuned: dict) -> tuple[P
         "method": tuned["method"],
         "norm": tuned["norm"],
         "params": tuned["params"],
-        "depth": fusion.depth,
-        "hits": fusion.hits,
-    }
-    previous = read_metadata(out)
-    if out.is_file() and previous and previous.get("inputs") == inputs:
-        log.info("%s %s: fused run up to date at %s", lang, split, out)
-        os.utime(out)  # newer than its inputs again, so make stops asking for it
+    } | recorded_config(config, "fuse")
+    if unchanged(metadata_path(out), inputs, out):
         return out, False
     runs = {system: truncate(read_run(path), fusion.depth) for system, path in paths.items()}
     alignment = align_runs(runs, list(layout.topics(lang, split)))
@@ -86,15 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         with Stopwatch() as watch:
             for lang in config.select_languages(args.lang):
                 tuned = load_tuned(params_path(config, lang))
-                for split in config.select_splits(lang, args.split):
-                    if layout.topics_path(lang, split).is_file():
-                        path, written = fuse_language(config, layout, lang, split, tuned)
-                        print(path)
-                        if written:
-                            fused.append(split)
-                            langs.add(lang)
-                        else:
-                            kept += 1
+                # the splits every fused system has a run of (the table's)
+                for split in stage_splits(config, "fuse", lang, args.split):
+                    path, written = fuse_language(config, layout, lang, split, tuned)
+                    print(path)
+                    if written:
+                        fused.append(split)
+                        langs.add(lang)
+                    else:
+                        kept += 1
         fusion = config.fusion
         splits = " ".join(dict.fromkeys(fused))
         say(

@@ -17,14 +17,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
-import os
 import sys
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ensemble.methods import (
     ONE_PARAMETER,
@@ -42,6 +39,8 @@ from stages.config import Config, ConfigError, FusionParams, add_config_argument
 from stages.console import Stopwatch, say
 from stages.formats import ReleaseLayout, read_run
 from stages.retrieval.evaluation import ranx_module
+from stages.table import recorded_config
+from stages.uptodate import unchanged
 
 log = logging.getLogger("ensemble.tune")
 
@@ -378,7 +377,6 @@ def _round(value: float | None) -> float | None:
 
 def tuning_inputs(config: Config, langs: list[str]) -> dict:
     """What a tuning result depends on: the fusion settings and the hash of every dev run and qrels file."""
-    from stages.config import plain
     from stages.formats.hashing import file_sha256
 
     layout, split = ReleaseLayout(config.data_root), config.evaluation.split
@@ -388,18 +386,7 @@ def tuning_inputs(config: Config, langs: list[str]) -> dict:
             files[lang] = {"qrels": file_sha256(layout.qrels_path(lang, split))} | {
                 system: file_sha256(config.run_path(system, lang, split)) for system in config.fusion.systems
             }
-    return {"fusion": plain(config.fusion), "split": split, "files": files}
-
-
-def up_to_date(path: Path, inputs: dict) -> bool:
-    if not path.is_file():
-        return False
-    previous = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if previous.get("inputs") != inputs:
-        return False
-    log.info("%s is up to date", path)
-    os.utime(path)  # newer than its inputs again, so make stops asking for it
-    return True
+    return {"files": files} | recorded_config(config, "tune")  # tune and tune-pooled hash the same keys
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -414,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.pooled:
             path, inputs = params_path(config, POOLED), tuning_inputs(config, list(config.languages))
             with Stopwatch() as watch:
-                kept = up_to_date(path, inputs)
+                kept = unchanged(path, inputs)
                 if not kept:
                     entry = tune_pooled(config)
                     write_params(path, entry | {"inputs": inputs}, config, POOLED)
@@ -432,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         for lang in config.select_languages(args.lang):
             path, inputs = params_path(config, lang), tuning_inputs(config, [lang])
             with Stopwatch() as watch:
-                if up_to_date(path, inputs):
+                if unchanged(path, inputs):
                     kept.append(lang)
                     entry = None
                 else:

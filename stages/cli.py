@@ -10,7 +10,8 @@ from collections.abc import Callable
 from stages import console
 from stages.config import ConfigError, add_config_arguments, config_from_args
 from stages.console import LanguageWork
-from stages.formats import DataFormatError, ReleaseLayout
+from stages.formats import DataFormatError
+from stages.table import stage_splits
 
 
 def run_stage(log: logging.Logger, body: Callable[[], int | None], errors: tuple[type[Exception], ...] = ()) -> int:
@@ -45,9 +46,10 @@ def rerank_main(argv: list[str] | None, module, rerank_language, default_model: 
 
     def body():
         config = config_from_args(args)
-        layout, cache = ReleaseLayout(config.data_root), {}
+        cache = {}
         for lang in config.select_languages(args.lang):
-            splits = [s for s in config.select_splits(lang, args.split) if layout.topics_path(lang, s).is_file()]
+            # the splits make asks for: every one with topics but the model's training split
+            splits = stage_splits(config, f"rerank-{args.model}", lang, args.split)
             work = LanguageWork(f"rerank {args.model}", lang)
             for path in rerank_language(config, args.model, lang, splits, cache, work):
                 print(path)

@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     if argv[:2] == ["-m", "stages.plan"]:
         os.execv(sys.executable, [sys.executable, *argv])
     from stages.config import load_config
-    from stages.plan import stage_table
+    from stages.table import stage_table
 
     module, fixed, values = parse(argv)
     config = load_config(values["--config"], values.get("--data"), values.get("--models"))

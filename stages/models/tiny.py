@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from stages.config import Config, TinyModelParams, plain
 from stages.formats import ReleaseLayout, iter_corpus
-from stages.formats.jsonfile import read_json
 from stages.formats.mmarco import MMarcoLayout
 from stages.training import save_model
+from stages.uptodate import unchanged
 
 log = logging.getLogger("stages.models.tiny")
 
@@ -112,13 +111,9 @@ def ensure_tiny_model(config: Config) -> Path:
     out = model_dir(config)
     texts = list(training_text(config))
     text_sha256 = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
-    built = out / "built_by.json"
-    if built.is_file() and read_json(built).get("inputs") == {
-        "params": plain(config.tiny_model),
-        "text_sha256": text_sha256,
-    }:
-        log.info("%s is up to date", out)
-        os.utime(out / "config.json")  # newer than the config again, so make stops asking for it
+    if unchanged(
+        out / "built_by.json", {"params": plain(config.tiny_model), "text_sha256": text_sha256}, out / "config.json"
+    ):
         return out
     log.info("building %s from %d texts", out, len(texts))
     return build_tiny_model(texts, config.tiny_model, out, text_sha256)

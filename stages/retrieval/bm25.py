@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
@@ -21,7 +21,9 @@ from stages.config import BM25Params, Config
 from stages.formats import DataFormatError, ReleaseLayout, Run, corpus_files, describe_files, iter_corpus, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
-from stages.formats.runs import read_metadata
+from stages.formats.runs import metadata_path
+from stages.table import recorded_config
+from stages.uptodate import unchanged
 
 SYSTEM = "bm25"
 RM3_SYSTEM = "bm25-rm3"  # the same index, queries expanded by RM3 pseudo-relevance feedback
@@ -220,13 +222,8 @@ def search_language(
                 "topics_sha256": _file_sha256(topics_file),
                 "index": str(index_dir(config, lang)),
                 "corpus_fingerprint": manifest["corpus_fingerprint"],
-                "params": asdict(params)
-                | {"batch_size": None, "search_threads": None, "rm3": asdict(params.rm3) if rm3 else None},
-            }
-            previous = read_metadata(out)
-            if out.is_file() and previous and previous.get("inputs") == inputs:
-                log.info("%s %s: run up to date at %s", lang, split, out)
-                os.utime(out)  # newer than its inputs again, so make stops asking for it
+            } | recorded_config(config, system, lang)
+            if unchanged(metadata_path(out), inputs, out):
                 written.append(out)
                 continue
             topics = layout.topics(lang, split)

@@ -23,8 +23,10 @@ from stages.data.passages import passage_text
 from stages.formats import ReleaseLayout, Run, atomic_write, corpus_files, describe_files, iter_corpus, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
-from stages.formats.runs import read_metadata
+from stages.formats.runs import metadata_path
+from stages.table import recorded_config, stage_splits
 from stages.training import check_tokenizer_fits
+from stages.uptodate import unchanged
 
 INDEX_TYPES = ("flat", "ivf", "hnsw")
 SEED = 13  # the IVF training sample
@@ -54,15 +56,8 @@ def lengths_path(directory: Path, number: int) -> Path:
 
 
 def dense_splits(config: Config, lang: str, spec: str | list[str] | None) -> list[str]:
-    """Selected splits with a topics file, except the one the bi-encoder was trained on."""
-    layout, train = ReleaseLayout(config.data_root), config.bi_encoder.miracl.split
-    splits = []
-    for split in config.select_splits(lang, spec):
-        if split == train:
-            log.info("%s %s: skipped, the bi-encoder was trained on it", lang, split)
-        elif layout.topics_path(lang, split).is_file():
-            splits.append(split)
-    return splits
+    """Selected splits with a topics file, except the one the bi-encoder was trained on (the table's)."""
+    return stage_splits(config, "dense", lang, spec)
 
 
 def check_params(params: DenseParams) -> None:
@@ -538,10 +533,8 @@ def dense_language(
         }
         if multi_vector:
             inputs |= {"scoring": "maxsim", "token_hits": params.maxsim_token_hits}
-        previous = read_metadata(out)
-        if out.is_file() and previous and previous.get("inputs") == inputs:
-            log.info("%s %s: dense run up to date at %s", lang, split, out)
-            os.utime(out)
+        inputs |= recorded_config(config, "dense")
+        if unchanged(metadata_path(out), inputs, out):
             work.kept.append(split)
             written.append(out)
         else:

@@ -10,7 +10,6 @@ interrupted stage keeps the splits it finished and a rerun skips runs whose inpu
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,8 +19,10 @@ from stages.data.passages import fetch_passages
 from stages.formats import ReleaseLayout, Run, read_run, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json
-from stages.formats.runs import read_metadata
+from stages.formats.runs import metadata_path
+from stages.table import recorded_config
 from stages.training import check_tokenizer_fits
+from stages.uptodate import unchanged
 
 log = logging.getLogger("stages.retrieval.shortlist")
 
@@ -62,18 +63,19 @@ def rerank_splits(
     work = work or LanguageWork(f"rerank {system}", lang)
     for split in splits:
         bm25_path, out = config.run_path("bm25", lang, split), config.run_path(system, lang, split)
-        inputs = {
-            "bm25_run": str(bm25_path),
-            "bm25_sha256": file_sha256(bm25_path),
-            "topics_sha256": file_sha256(layout.topics_path(lang, split)),
-            "model": str(model_path),
-            "model_sha256": file_sha256(model_path / "training.json"),
-            "depth": depth,
-        } | settings
-        previous = read_metadata(out)
-        if out.is_file() and previous and previous.get("inputs") == inputs:
-            log.info("%s %s: %s run up to date at %s", lang, split, system, out)
-            os.utime(out)
+        inputs = (
+            {
+                "bm25_run": str(bm25_path),
+                "bm25_sha256": file_sha256(bm25_path),
+                "topics_sha256": file_sha256(layout.topics_path(lang, split)),
+                "model": str(model_path),
+                "model_sha256": file_sha256(model_path / "training.json"),
+                "depth": depth,
+            }
+            | settings
+            | recorded_config(config, f"rerank-{system}")
+        )
+        if unchanged(metadata_path(out), inputs, out):
             work.kept.append(split)
             written.append(out)
             continue

@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import hashlib
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -218,13 +217,12 @@ def checkpoints_dir(out: Path) -> Path:
 
 def up_to_date(out: Path, inputs: dict) -> bool:
     """True (and training.json touched, so make stops asking) when `out` was trained from `inputs`."""
-    done = out / "training.json"
-    if done.is_file() and read_json(done).get("inputs") == inputs:
+    from stages.uptodate import unchanged
+
+    if unchanged(out / "training.json", inputs):
         from stages.console import say
 
-        log.info("%s is up to date", out)
         say(f"train {out.name}: up to date")
-        os.utime(done)
         return True
     return False
 

@@ -20,6 +20,7 @@ from stages.console import say
 from stages.data.groups import as_rows, miracl_groups
 from stages.data.parallel_queries import ParallelQuery, distillation_queries
 from stages.formats.hashing import file_sha256
+from stages.table import recorded_config
 from stages.training import (
     prepare_for_training,
     resolved_params,
@@ -145,7 +146,7 @@ def build_init(config: Config) -> Path:
         "base_model": student.base_model,
         "base_model_sha256": weights_sha256(Path(base)),
         "student": plain(student),
-    }
+    } | recorded_config(config, "bi-init-model")
     if up_to_date(out, inputs):
         return out
     from transformers import set_seed
@@ -215,7 +216,7 @@ def train_kd(config: Config, out: Path | None = None, callbacks: list | None = N
         "distillation": plain(kd) | {"training": plain(training)},
         "score_scale": bi.teacher.score_scale,
         "rows_sha256": hashlib.sha256(json.dumps(columns).encode()).hexdigest(),
-    }
+    } | recorded_config(config, "bi-kd-model")
     parallel = token_texts(config, queries)
     if parallel:
         inputs["token"] = token_task_inputs(config, parallel, start)
@@ -270,7 +271,7 @@ def train_miracl(config: Config, out: Path | None = None, callbacks: list | None
         "negatives": bi.negatives,
         "train_params": plain(training),
         "groups_sha256": hashlib.sha256(json.dumps([asdict(g) for g in groups]).encode()).hexdigest(),
-    }
+    } | recorded_config(config, "bi-model")
     if up_to_date(out, inputs):
         return out
     from transformers import set_seed

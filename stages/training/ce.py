@@ -15,6 +15,7 @@ from pathlib import Path
 
 from stages.config import Config, ConfigError, TrainParams, plain
 from stages.data.groups import Group, as_rows, miracl_groups, nmt_groups
+from stages.table import recorded_config
 from stages.training import (
     prepare_for_training,
     resolved_params,
@@ -116,7 +117,7 @@ def train_step(config: Config, step: str, out: Path | None = None, callbacks: li
         "data": data,
         "train_params": plain(params),
         "groups_sha256": hashlib.sha256(json.dumps([asdict(g) for g in groups]).encode()).hexdigest(),
-    }
+    } | recorded_config(config, "ce-nmt-model" if step == "nmt" else "ce-model")
     if up_to_date(out, inputs):
         return out
     record = {"step": step, "config": str(config.source), "collection": config.collection, "inputs": inputs}

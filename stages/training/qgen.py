@@ -14,6 +14,7 @@ from stages.config import Config, plain
 from stages.data.generator_pairs import training_pairs
 from stages.formats.jsonfile import read_json
 from stages.models.generator import build_tiny_generator, generator_input, query_labels
+from stages.table import recorded_config
 from stages.training import (
     resolved_params,
     run_trainer,
@@ -77,7 +78,7 @@ def train(config: Config) -> Path:
         "base_model_sha256": weights_sha256(Path(start)),
         "params": plain(params) | {"training": plain(t)},
         "pairs_sha256": hashlib.sha256(json.dumps(texts).encode()).hexdigest(),
-    }
+    } | recorded_config(config, "qgen-model")
     if up_to_date(out, inputs):
         return out
     set_seed(params.training.seed)

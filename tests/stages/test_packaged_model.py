@@ -206,7 +206,7 @@ def test_the_offline_real_data_config_runs_its_hub_names_on_the_packaged_model(c
 
     from stages.config import load_config
     from stages.models.specs import resolve_model
-    from stages.plan import stage_table
+    from stages.table import stage_table
     from stages.training.bi import build_init
 
     child = tmp_path / "offline.yaml"

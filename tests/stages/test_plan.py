@@ -12,7 +12,8 @@ import yaml
 
 from stages.config import config_chain, load_config
 from stages.formats import ReleaseLayout
-from stages.plan import POOLED, make_vars, model_file, stage_splits, stage_table
+from stages.plan import make_vars
+from stages.table import POOLED, model_file, stage_splits, stage_table
 from tests.helpers import REPO, TINY_LANGUAGES, make_release, write_config, write_lines
 from tests.test_makefile import make
 
