@@ -108,7 +108,7 @@ endif
 # the next make asks again): one error, in the user's terms, without make's own complaints after it. The
 # plan also depends on what it read (PLAN_INPUTS: the config's `extends` chain, the data folders), and it
 # writes each stage's config stamp to $(STAMP_DIR)/: rewritten only when the keys that stage hashes change.
-$(PLAN): $(CONFIG) stages/config.py stages/plan.py | $(VENV_STAMP)
+$(PLAN): $(CONFIG) stages/config.py stages/table.py stages/plan.py | $(VENV_STAMP)
 	@mkdir -p $(@D)
 	@$(PY) -m stages.plan make-vars $(CONFIG_ARGS) --plan $@ > $@.tmp || { rm -f $@.tmp; exit 2; }
 	@mv $@.tmp $@
@@ -155,7 +155,7 @@ endef
 # $(1) stage, $(2) the languages of one process (none for a stage of kind one).
 stage_outputs = $(if $(2),$(foreach l,$(2),$(stage_out_$(1)_$(l))),$(stage_out_$(1)))
 stage_inputs = $(sort $(if $(2),$(foreach l,$(2),$(stage_in_$(1)_$(l))),$(stage_in_$(1))))
-stage_split_arg = $(sort $(foreach l,$(2),$(stage_splits_$(1)_$(l))))
+stage_split_arg = $(strip $(call uniq,$(foreach l,$(2),$(stage_splits_$(1)_$(l)))))
 stage_command = $(PY) -m $(stage_module_$(1)) $(CONFIG_ARGS)$(if $(stage_args_$(1)), $(stage_args_$(1)))$(if $(2), --lang "$(2)")$(if $(call stage_split_arg,$(1),$(2)), --split "$(call stage_split_arg,$(1),$(2))")
 define stage_rule
 ifneq ($(strip $(call stage_outputs,$(1),$(2))),)

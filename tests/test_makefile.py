@@ -119,7 +119,7 @@ def test_a_submission_runs_every_missing_stage_first(empty_work_config):
     assert "-m stages.dense" in result.stdout and '--lang "sw" --split "dev test-a"' in result.stdout
     assert "--step nmt" in result.stdout and "--step miracl" in result.stdout
     assert '--model ce --lang "sw" --split "dev test-a"' in result.stdout
-    assert '--lang "sw" --split "dev test-a train"' in result.stdout
+    assert '--lang "sw" --split "train dev test-a"' in result.stdout
 
 
 @pytest.mark.slow

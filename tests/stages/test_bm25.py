@@ -39,7 +39,7 @@ def test_runs_every_split_with_topics_and_skips_missing_ones(jvm, tiny):
     assert list(dev["22"]) == ["9#0"]  # WhitespaceAnalyzer: only the exact token matches
     assert next(iter(dev["21"])) == "7#0"
     meta = read_metadata(run_path(tiny, "sw", "dev"))
-    assert meta["analyzer"] == "WhitespaceAnalyzer" and meta["inputs"]["params"]["k1"] == 0.9
+    assert meta["analyzer"] == "WhitespaceAnalyzer" and meta["inputs"]["config"]["bm25.k1"] == 0.9
     assert json.loads((index_dir(tiny, "sw") / "manifest.json").read_text())["documents"] == 4
 
 
