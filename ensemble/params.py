@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from stages.config import Config, ConfigError
+from stages.config import Config
+from stages.errors import InputDataError
 from stages.formats import atomic_write
 
 POOLED = "all"
@@ -29,7 +30,7 @@ def write_params(path: Path, entry: dict, config: Config, lang: str) -> None:
 def load_tuned(path: Path) -> dict:
     """A language's tuned parameters, following a fallback to the pooled file."""
     if not path.is_file():
-        raise ConfigError(f"no tuned fusion parameters at {path}; run `make tune-fusion` first")
+        raise InputDataError(None, None, f"no tuned fusion parameters at {path}; run `make tune-fusion` first")
     entry = yaml.safe_load(path.read_text(encoding="utf-8"))
     if "fallback" in entry:
         pooled = path.with_name(f"params.{entry['fallback']}.yaml")

@@ -17,8 +17,9 @@ import pandas as pd
 
 from ensemble.params import load_tuned, params_path
 from stages.cli import run_stage
-from stages.config import Config, ConfigError, add_config_arguments, config_from_args
+from stages.config import Config, add_config_arguments, config_from_args
 from stages.console import say
+from stages.errors import InputDataError
 from stages.formats import atomic_write
 from stages.retrieval.evaluation import METRIC_LABELS, evaluate_systems
 
@@ -124,7 +125,9 @@ def bar_chart(frame: pd.DataFrame, title: str, path: Path) -> None:
 def build_report(config: Config, langs: list[str], split: str) -> dict[str, Path]:
     result = evaluate_systems(config, langs, split)
     if not result["scores"]:
-        raise ConfigError(f"no runs for {split} under {config.work_dir / 'runs'}; run `make report` to build them")
+        raise InputDataError(
+            None, None, f"no runs for {split} under {config.work_dir / 'runs'}; run `make report` to build them"
+        )
     systems = system_order(config, list(result["scores"]))
     out_dir = config.work_dir / "reports"
     written, sections = {}, [f"# {config.collection}, {split}\n"]

@@ -37,6 +37,7 @@ from ensemble.params import POOLED, params_path, write_params
 from stages.cli import run_stage
 from stages.config import Config, ConfigError, FusionParams, add_config_arguments, config_from_args
 from stages.console import Stopwatch, say
+from stages.errors import InputDataError
 from stages.formats import ReleaseLayout, read_run
 from stages.retrieval.evaluation import ranx_module
 from stages.table import recorded_config
@@ -116,7 +117,9 @@ def train_params(qrels: dict, runs: dict, fusion: FusionParams, qids: list[str])
     ranx = ranx_module()
     usable = [q for q in qids if any(r > 0 for r in qrels[q].values()) and all(run.get(q) for run in runs.values())]
     if not usable:
-        raise ConfigError(f"{fusion.method}: no tuning query is judged relevant and answered by every run")
+        raise InputDataError(
+            None, None, f"{fusion.method}: no tuning query is judged relevant and answered by every run"
+        )
     ranx_runs = [ranx.Run({q: run[q] for q in usable}, name=name) for name, run in runs.items()]
     extra = {"show_progress": False} if fusion.method in ("probfuse", "slidefuse") else {}
     with warnings.catch_warnings():
@@ -323,7 +326,7 @@ def tune_pooled(config: Config) -> dict:
     layout = ReleaseLayout(config.data_root)
     parts = {lang: d for lang in config.languages if (d := language_data(config, layout, lang))}
     if not parts:
-        raise ConfigError(f"no language has judged {config.evaluation.split} queries to tune fusion on")
+        raise InputDataError(None, None, f"no language has judged {config.evaluation.split} queries to tune fusion on")
     data = pooled_data(parts)
     tuned = tune(data, fusion)
     entry = summarize(fusion, data, tuned, config.evaluation.split) | {"languages": list(parts)}

@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                 for path in outcome.paths:
                     print(path)
         for lang, err in failed.items():
-            log.error("%s failed: %s", lang, err)
-        return 2 if failed else 0
+            log.error("%s failed: %s: %s", lang, err.label, err)
+        # the first failed language's kind: one exit status can name only one
+        return next(iter(failed.values())).exit_status if failed else 0
 
     return run_stage(log, body)
 

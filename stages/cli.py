@@ -1,5 +1,6 @@
-"""What every stage's command line shares: output set up by stages.console, bad input reported as one line, exit 2;
-and the command line both reranking stages share."""
+"""What every stage's command line shares: output set up by stages.console, an error the user can act on
+reported as one line with its kind's exit status (stages.errors); and the command line both reranking stages
+share."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import logging
 from collections.abc import Callable
 
 from stages import console
-from stages.config import ConfigError, add_config_arguments, config_from_args
+from stages.config import add_config_arguments, config_from_args
 from stages.console import LanguageWork
-from stages.formats import DataFormatError
+from stages.errors import PipelineError
 from stages.table import stage_splits
 
 
-def run_stage(log: logging.Logger, body: Callable[[], int | None], errors: tuple[type[Exception], ...] = ()) -> int:
-    """Run a stage's body; a config or data error (or one of `errors`) is logged as its message, exit 2.
+def run_stage(log: logging.Logger, body: Callable[[], int | None]) -> int:
+    """Run a stage's body; a PipelineError is logged as `<label>: <message>`, exit its kind's status (2 to 5).
 
     Quiet (under make), any other exception is written whole to the stage's log file and named in one line
     on the terminal, exit 1; verbose, it propagates with its traceback as usual.
@@ -23,10 +24,11 @@ def run_stage(log: logging.Logger, body: Callable[[], int | None], errors: tuple
     console.setup(log.name)
     try:
         return body() or 0
-    except (ConfigError, DataFormatError, *errors) as err:
-        log.error("%s", err)
+    except PipelineError as err:
+        # labelled: the terminal shows the kind ("config error: ...") instead of a bare "error: ..."
+        log.error("%s: %s", err.label, err, extra={"labelled": True})
         console.point_at_log()
-        return 2
+        return err.exit_status
     except Exception as err:  # noqa: BLE001 (reported, not swallowed: exit 1 and the traceback in the log)
         if not console.quiet():
             raise

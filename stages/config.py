@@ -34,6 +34,9 @@ from typing import Literal
 import pydantic
 import yaml
 
+# ConfigError lives with the other kinds of error; the stages import it from here, as they always have.
+from stages.errors import ConfigError, PipelineError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "sample.yaml"
 
@@ -64,10 +67,6 @@ DenseIndex = Literal["flat", "ivf", "hnsw"]  # stages.dense.INDEX_TYPES
 # On every config class: keys it does not define are errors. The classes stay stdlib dataclasses (stages use
 # dataclasses.replace, asdict and frozen equality); pydantic only reads this attribute.
 STRICT = pydantic.ConfigDict(extra="forbid", strict=True)
-
-
-class ConfigError(ValueError):
-    """A configuration file or an override that does not fit the schema."""
 
 
 @pydantic.with_config(STRICT)
@@ -725,14 +724,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_config_arguments(parser, lang=False, split=False)
     args = parser.parse_args(argv)
-    from stages.formats import DataFormatError
 
     try:
         config = config_from_args(args)
         text = yaml.safe_dump(plain(config), allow_unicode=True, sort_keys=False) + "\n"
-    except (ConfigError, DataFormatError) as err:
-        print(f"config error: {err}", file=sys.stderr)
-        return 2
+    except PipelineError as err:
+        print(f"{err.label}: {err}", file=sys.stderr)
+        return err.exit_status
     sys.stdout.write(text)
     return 0
 

@@ -156,6 +156,8 @@ class _ProjectOnly(logging.Filter):
 
 class _ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "labelled", False):  # the message starts with its own kind (stages.errors)
+            return record.getMessage()
         prefix = "error" if record.levelno >= logging.ERROR else "warning"
         return f"{prefix}: {record.getMessage()}"
 

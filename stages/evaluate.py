@@ -18,8 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from stages.cli import run_stage
-from stages.config import ConfigError, add_config_arguments, config_from_args
+from stages.config import add_config_arguments, config_from_args
 from stages.console import say
+from stages.errors import InputDataError
 from stages.formats.atomic import atomic_write
 from stages.retrieval.evaluation import METRIC_LABELS, evaluate_systems
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         split = args.split or config.evaluation.split
         result = evaluate_systems(config, config.select_languages(args.lang), split)
         if not result["scores"]:
-            raise ConfigError(f"no {split} runs under {config.work_dir / 'runs'}; run `make bm25` first")
+            raise InputDataError(None, None, f"no {split} runs under {config.work_dir / 'runs'}; run `make bm25` first")
         frame = to_frame(result)
         paths = save(result, frame, config.work_dir / "runs")
         say(f"\n{config.collection}, {split} split\n")

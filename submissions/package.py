@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages.cli import run_stage
-from stages.config import REPO_ROOT, Config, ConfigError, add_config_arguments, config_from_args, plain
+from stages.config import REPO_ROOT, Config, add_config_arguments, config_from_args, plain
 from stages.console import say
+from stages.errors import InputDataError
 from stages.formats import ReleaseLayout, read_run, write_run
 from stages.formats.hashing import file_sha256 as sha256
 from stages.formats.jsonfile import write_json
@@ -39,8 +40,9 @@ log = logging.getLogger("submissions.package")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: entries carry no build time
 
 
-class SubmissionInvalid(RuntimeError):
-    """At least one file of the bundle failed validation; nothing was packaged."""
+class SubmissionInvalid(InputDataError):
+    """At least one file of the bundle failed validation; nothing was packaged. The message lists each
+    problem with its file."""
 
 
 def test_splits(config: Config, layout: ReleaseLayout, lang: str) -> list[str]:
@@ -139,7 +141,9 @@ def package(config: Config, langs: list[str]) -> Bundle:
             for split in splits:
                 source = config.run_path(system, lang, split)
                 if not source.is_file():
-                    raise ConfigError(f"{lang} {split}: no {system} run at {source}; `make submission` builds it")
+                    raise InputDataError(
+                        None, None, f"{lang} {split}: no {system} run at {source}; `make submission` builds it"
+                    )
                 target = staging / f"run.miracl.{sub.tag}.{lang}.{split}.txt"
                 write_run(read_run(source), target, tag=sub.tag, depth=LEADERBOARD_HITS)
                 report = validate_run(target, layout.topics(lang, split), docids, LEADERBOARD_HITS)
@@ -158,10 +162,10 @@ def package(config: Config, langs: list[str]) -> Bundle:
                 log.info("%s %s: %d queries, %s", lang, split, report.queries, "valid" if report.ok else "INVALID")
         if problems:
             raise SubmissionInvalid(
-                "the submission failed validation; nothing was packaged:\n  " + "\n  ".join(problems)
+                None, None, "the submission failed validation; nothing was packaged:\n  " + "\n  ".join(problems)
             )
         if not files:
-            raise ConfigError(f"no test runs to submit for {' '.join(langs)}")
+            raise InputDataError(None, None, f"no test runs to submit for {' '.join(langs)}")
         write_json(
             staging / "manifest.json",
             {
@@ -213,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         report(package(config, config.select_languages(args.lang)))
 
-    return run_stage(log, body, errors=(SubmissionInvalid,))
+    return run_stage(log, body)
 
 
 if __name__ == "__main__":

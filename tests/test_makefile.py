@@ -464,7 +464,7 @@ def test_validate_asks_for_language_and_split_as_make_variables(empty_work_confi
     result = make("validate", f"CONFIG={empty_work_config}", f"FILE={run}", verbose=False)
     assert result.returncode == 2
     assert result.stderr.splitlines()[0] == (
-        f"error: {run}: cannot tell language and split from the name "
+        f"config error: {run}: cannot tell language and split from the name "
         "(run.<...>.<lang>.<split>.txt); give LANG=<code> and SPLIT=<split>"
     )
     assert "--lang" not in result.stderr

@@ -8,7 +8,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from stages.config import ConfigError
+from stages.errors import CacheError
 from stages.formats.jsonfile import read_json, write_json
 
 
@@ -20,7 +20,7 @@ def claim_folder(folder: Path, owner: str, identity: dict) -> None:
     """Make `folder` the cache of `identity` (in <owner>.json); one that belongs to another is refused."""
     identity_path = folder / f"{owner}.json"
     if identity_path.is_file() and read_json(identity_path) != identity:
-        raise ConfigError(f"{identity_path} belongs to another {owner}; remove {folder} or change its name")
+        raise CacheError(f"{identity_path} belongs to another {owner}; remove {folder} or change its name")
     folder.mkdir(parents=True, exist_ok=True)
     write_json(identity_path, identity)
 

@@ -4,9 +4,10 @@ same query in each cross language, the ids being parallel) and from MIRACL judge
 
 from __future__ import annotations
 
-from stages.config import Config, ConfigError
+from stages.config import Config
 from stages.data.groups import group_triples
 from stages.data.passages import fetch_passages
+from stages.errors import InputDataError
 from stages.formats import ReleaseLayout
 from stages.formats.mmarco import MMarcoLayout
 
@@ -36,5 +37,5 @@ def training_pairs(config: Config) -> list[tuple[str, str, str, str]]:
         texts = fetch_passages(layout.corpus_dir(lang), {d for _, d in wanted})
         pairs += [(f"miracl:{lang}", language.name.lower(), texts[d], topics[qid]) for qid, d in sorted(wanted)]
     if not pairs:
-        raise ConfigError("no (passage, query) pairs to train the query generator on")
+        raise InputDataError(None, None, "no (passage, query) pairs to train the query generator on")
     return pairs

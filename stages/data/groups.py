@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from stages.config import Config, ConfigError, MiraclData
 from stages.data.passages import passage_text
+from stages.errors import InputDataError
 from stages.formats import ReleaseLayout, iter_corpus, read_run
 from stages.formats.mmarco import MMarcoLayout, iter_id_triples
 
@@ -61,9 +62,11 @@ def nmt_groups(config: Config) -> list[Group]:
             ids = [positive, *negatives[:n]]
             missing = [pid for pid in ids if pid not in collection]
             if qid not in queries or missing:
-                raise ConfigError(
+                raise InputDataError(
+                    None,
+                    None,
                     f"mMARCO {language}: query {qid} or passages {missing} of the triples are not in "
-                    f"{layout.queries_path(language)} / {layout.collection_path(language)}"
+                    f"{layout.queries_path(language)} / {layout.collection_path(language)}",
                 )
             groups.append(
                 Group(
@@ -126,8 +129,10 @@ def miracl_groups(
         passages = {p.docid: p for _, _, p in iter_corpus(layout.corpus_dir(lang)) if p.docid in needed}
         absent = sorted(needed - set(passages))
         if absent:
-            raise ConfigError(
-                f"{lang} {split}: judged or retrieved passages not in the corpus: {' '.join(absent[:10])}"
+            raise InputDataError(
+                layout.corpus_dir(lang),
+                None,
+                f"{lang} {split}: judged or retrieved passages not in the corpus: {' '.join(absent[:10])}",
             )
         for qid, (positive, negatives) in plan.items():
             groups.append(

@@ -12,9 +12,10 @@ import logging
 import random
 from dataclasses import dataclass
 
-from stages.config import Config, ConfigError
+from stages.config import Config
 from stages.data.groups import group_triples
 from stages.data.passages import fetch_passages
+from stages.errors import InputDataError
 from stages.formats import ReleaseLayout, read_run
 from stages.formats.mmarco import MMarcoLayout
 
@@ -51,9 +52,11 @@ def mmarco_parallel(config: Config) -> list[ParallelQuery]:
             pids = (positive, *negatives)[: data.candidates]
             missing = [p for p in pids if p not in collection or p not in english_passages]
             if qid not in queries or qid not in english_queries or missing:
-                raise ConfigError(
+                raise InputDataError(
+                    None,
+                    None,
                     f"mMARCO {language}/{data.english}: query {qid} or passages {missing} of the triples "
-                    f"are missing from {layout.queries_path(language)} or {layout.collection_path(language)}"
+                    f"are missing from {layout.queries_path(language)} or {layout.collection_path(language)}",
                 )
             out.append(
                 ParallelQuery(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.config import ConfigError
+from stages.errors import InputDataError
 from stages.formats import Passage, iter_corpus
 
 
@@ -18,7 +18,7 @@ def fetch_passages(corpus_dir: Path, docids: set[str]) -> dict[str, str]:
     texts = {p.docid: passage_text(p) for _, _, p in iter_corpus(corpus_dir) if p.docid in docids}
     missing = sorted(docids - set(texts))
     if missing:
-        raise ConfigError(
-            f"{len(missing)} docids of the run are not in the corpus {corpus_dir}: {' '.join(missing[:10])}"
+        raise InputDataError(
+            None, None, f"{len(missing)} docids of the run are not in the corpus {corpus_dir}: {' '.join(missing[:10])}"
         )
     return texts

@@ -34,6 +34,7 @@ import numpy as np
 
 from stages.config import ConfigError
 from stages.console import say, seconds
+from stages.errors import CacheError, EnvironmentProblem
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
 
@@ -73,8 +74,9 @@ PACKAGED = {
 }
 
 
-class PackagedModelError(ConfigError):
-    """A packaged model that cannot be found or read."""
+class PackagedModelError(CacheError):
+    """A packaged model file that cannot be read: truncated or not the format it should be. A missing
+    package is an EnvironmentProblem, an unknown model name a ConfigError."""
 
 
 # ---------------------------------------------------------------- the E5S1 file
@@ -286,13 +288,13 @@ def package_file(module: str, distribution: str, relative: str, spec: str) -> Pa
     install."""
     found = importlib.util.find_spec(module)
     if found is None or not found.submodule_search_locations:
-        raise PackagedModelError(
+        raise EnvironmentProblem(
             f"model {spec!r} needs the Python package {distribution!r}, which is not installed: "
             f"pip install {distribution} (make setup installs those the sample uses)"
         )
     path = Path(next(iter(found.submodule_search_locations))) / relative
     if not path.exists():
-        raise PackagedModelError(
+        raise EnvironmentProblem(
             f"model {spec!r}: package {distribution!r} has no file {relative!r} ({path}); "
             f"reinstall it: pip install --force-reinstall {distribution}"
         )
@@ -302,9 +304,7 @@ def package_file(module: str, distribution: str, relative: str, spec: str) -> Pa
 def sources(name: str) -> tuple[PackagedModel, Path, Path]:
     spec = f"packaged:{name}"
     if name not in PACKAGED:
-        raise PackagedModelError(
-            f"unknown packaged model {spec!r}; known: {', '.join('packaged:' + n for n in PACKAGED)}"
-        )
+        raise ConfigError(f"unknown packaged model {spec!r}; known: {', '.join('packaged:' + n for n in PACKAGED)}")
     model = PACKAGED[name]
     weights = package_file(model.weights_module, model.weights_distribution, model.weights_file, spec)
     tokenizer = package_file(model.tokenizer_module, model.tokenizer_distribution, model.tokenizer_file, spec)
@@ -350,7 +350,7 @@ def check_tokenizer(e5: E5File, tokenizer_file: Path) -> None:
     """The tokenizer's pieces and scores must be the weights file's: otherwise ids point at the wrong rows."""
     pieces, scores = tokenizer_pieces(tokenizer_file)
     if pieces != e5.pieces or not np.allclose(scores, e5.piece_scores, atol=1e-6):
-        raise PackagedModelError(
+        raise EnvironmentProblem(
             f"{tokenizer_file}: its {len(pieces)} pieces are not those of {e5.path} "
             f"({len(e5.pieces)} pieces): the two packages do not hold the same model"
         )

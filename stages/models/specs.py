@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 
-from stages.config import Config, ConfigError
+from stages.config import Config
+from stages.errors import InputDataError
 
 log = logging.getLogger("stages.models.specs")
 
@@ -44,6 +45,6 @@ def resolve_model(spec: str, config: Config) -> str:
     if spec.startswith("trained:"):
         path = config.models_dir / spec.removeprefix("trained:")
         if not (path / "training.json").is_file():
-            raise ConfigError(f"model {spec!r}: nothing trained at {path}")
+            raise InputDataError(None, None, f"model {spec!r}: nothing trained at {path}")
         return str(path)
     return spec

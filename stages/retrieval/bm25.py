@@ -18,6 +18,7 @@ from pathlib import Path
 
 from stages import console
 from stages.config import BM25Params, Config
+from stages.errors import CacheError, EnvironmentProblem, InputDataError
 from stages.formats import DataFormatError, ReleaseLayout, Run, corpus_files, describe_files, iter_corpus, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
@@ -116,6 +117,8 @@ def build_index(config: Config, lang: str, layout: ReleaseLayout) -> dict:
         missing = lucene.missing_from_index(scratch, iter_corpus(corpus_dir)) if documents < summary.passages else []
         shutil.rmtree(scratch, ignore_errors=True)
         raise lucene.IndexCountMismatch(
+            None,
+            None,
             f"{lang}: the index holds {documents} documents but the corpus {corpus_dir} has {summary.passages} "
             f"passages"
             + (
@@ -123,7 +126,7 @@ def build_index(config: Config, lang: str, layout: ReleaseLayout) -> dict:
                 f"are both empty, and logs any it fails on above)"
                 if missing
                 else ""
-            )
+            ),
         )
     manifest = {
         "language": lang,
@@ -325,12 +328,16 @@ def run_languages(
 
 
 def _worker(config, lang, split_spec, index_only, systems) -> LanguageRuns | Exception:
-    from stages.lucene import IndexCountMismatch, UnsupportedLanguage
+    from stages.java import JavaNotFound
 
     if not logging.getLogger().handlers:  # a fresh worker process: its output already goes where the parent's went
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A language's own data, index or Java support fails that language alone; a config error or a missing Java
+    # concerns them all, so it stops the stage with one message.
     try:
         return bm25_language(config, lang, split_spec, index_only, systems)
-    except (DataFormatError, UnsupportedLanguage, IndexCountMismatch) as err:
+    except JavaNotFound:
+        raise
+    except (InputDataError, CacheError, EnvironmentProblem) as err:
         log.error("%s: %s", lang, err)
         return err

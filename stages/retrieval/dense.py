@@ -20,6 +20,7 @@ from stages import console
 from stages.config import Config, ConfigError, DenseParams
 from stages.console import LanguageWork
 from stages.data.passages import passage_text
+from stages.errors import CacheError, InputDataError
 from stages.formats import ReleaseLayout, Run, atomic_write, corpus_files, describe_files, iter_corpus, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
@@ -204,9 +205,11 @@ def encode_collection(
                 vectors = np.asarray(encoded, dtype=np.float32)
             half = vectors.astype(np.float16)
             if not np.isfinite(half).all():
-                raise ConfigError(
+                raise InputDataError(
+                    None,
+                    None,
                     f"{desc}: shard {number} has embedding values beyond float16's range "
-                    f"(largest magnitude {np.abs(vectors).max():.3g})"
+                    f"(largest magnitude {np.abs(vectors).max():.3g})",
                 )
             dimension = int(vectors.shape[1])
             with atomic_write(docids_path) as out:
@@ -241,7 +244,7 @@ def read_shards(directory: Path, manifest: dict) -> tuple[list[np.ndarray], list
         vectors = np.load(vectors_path, mmap_mode="r")
         ids = docids_path.read_text(encoding="utf-8").splitlines()
         if vectors.ndim != 2 or vectors.shape[0] != len(ids):
-            raise ConfigError(
+            raise CacheError(
                 f"{vectors_path}: {vectors.shape} vectors for {len(ids)} docids; delete {directory} to encode again"
             )
         shards.append(vectors)
@@ -276,7 +279,7 @@ def read_token_shards(directory: Path, manifest: dict) -> TokenCollection:
         ids = docids_path.read_text(encoding="utf-8").splitlines()
         counts = np.load(lengths_path(directory, number))
         if vectors.ndim != 2 or len(counts) != len(ids) or vectors.shape[0] != int(counts.sum()):
-            raise ConfigError(
+            raise CacheError(
                 f"{vectors_path}: {vectors.shape} token vectors for {len(ids)} docids and "
                 f"{int(counts.sum())} counted tokens; delete {directory} to encode again"
             )
@@ -514,7 +517,7 @@ def dense_language(
     check_params(params)
     path = model_path(config)
     if not (path / "training.json").is_file():
-        raise ConfigError(f"no trained bi-encoder at {path}; `make train-bi` trains it")
+        raise InputDataError(None, None, f"no trained bi-encoder at {path}; `make train-bi` trains it")
     check_tokenizer_fits(path)
     multi_vector = saved_multi_vector(path)
     layout = ReleaseLayout(config.data_root)

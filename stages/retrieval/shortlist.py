@@ -13,9 +13,10 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from stages.config import Config, ConfigError
+from stages.config import Config
 from stages.console import LanguageWork
 from stages.data.passages import fetch_passages
+from stages.errors import InputDataError
 from stages.formats import ReleaseLayout, Run, read_run, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json
@@ -40,7 +41,7 @@ def trained_model(config: Config, name: str, make_target: str) -> tuple[Path, di
     path = config.models_dir / name
     if not (path / "training.json").is_file():
         where = f" (MODELS={config.models_root})" if config.models_root else ""
-        raise ConfigError(f"no trained model at {path}{where}; `make {make_target}` trains it")
+        raise InputDataError(None, None, f"no trained model at {path}{where}; `make {make_target}` trains it")
     check_tokenizer_fits(path)
     return path, read_json(path / "training.json")
 

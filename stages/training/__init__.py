@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 
 from stages.config import ConfigError, TrainParams, plain
+from stages.errors import CacheError, EnvironmentProblem
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
 
@@ -49,7 +50,7 @@ def precision_flags(precision: str) -> dict:
         if torch.cuda.is_available():
             return {precision: True}
         if precision == "fp16":
-            raise ConfigError("fp16 training needs a GPU; on a CPU use bf16, fp32 or auto")
+            raise EnvironmentProblem("fp16 training needs a GPU; on a CPU use bf16, fp32 or auto")
         return {"bf16": True, "use_cpu": True}  # the Trainer refuses bf16 without a GPU unless told it is on CPU
     if precision == "fp32":
         return {}
@@ -204,7 +205,7 @@ def _check_pairs(model: str, pairs: tuple) -> None:
         rows = read_json(config_file).get("vocab_size")
         ids = tokenizer_ids(tokenizer_file)
         if isinstance(rows, int) and ids > rows:
-            raise ConfigError(
+            raise CacheError(
                 f"{tokenizer_file} yields {ids} token ids but the model's embedding table in {config_file} "
                 f"has {rows} rows: the tokenizer belongs to another model; rebuild {model} "
                 f"(or point MODELS= at the folder it was trained in)"

@@ -19,6 +19,7 @@ from stages.config import Config, ConfigError, TrainParams, plain
 from stages.console import say
 from stages.data.groups import as_rows, miracl_groups
 from stages.data.parallel_queries import ParallelQuery, distillation_queries
+from stages.errors import InputDataError
 from stages.formats.hashing import file_sha256
 from stages.table import recorded_config
 from stages.training import (
@@ -188,7 +189,7 @@ def load_student(path: Path):
 def previous_model(config: Config, step: str) -> Path:
     start = model_dir(config, {"kd": "init", "miracl": "kd"}[step])
     if not (start / "training.json").is_file():
-        raise ConfigError(f"step {step} starts from {start}, which is not built yet (`make train-bi`)")
+        raise InputDataError(None, None, f"step {step} starts from {start}, which is not built yet (`make train-bi`)")
     return start
 
 
@@ -262,7 +263,7 @@ def train_miracl(config: Config, out: Path | None = None, callbacks: list | None
     training = resolved_params(bi.miracl_training, config.work_root)
     groups = miracl_groups(config, list(config.languages), bi.miracl, bi.negatives)
     if not groups:
-        raise ConfigError(f"no MIRACL {bi.miracl.split} groups to fine-tune the bi-encoder on")
+        raise InputDataError(None, None, f"no MIRACL {bi.miracl.split} groups to fine-tune the bi-encoder on")
     columns = as_rows(groups, "listwise")
     inputs = {
         "start": str(start),

@@ -13,8 +13,9 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from stages.config import Config, ConfigError, TrainParams, plain
+from stages.config import Config, TrainParams, plain
 from stages.data.groups import Group, as_rows, miracl_groups, nmt_groups
+from stages.errors import InputDataError
 from stages.table import recorded_config
 from stages.training import (
     prepare_for_training,
@@ -42,7 +43,9 @@ def base_model(config: Config, step: str) -> str:
     if step == "miracl":
         start = model_dir(config, "nmt")
         if not (start / "training.json").is_file():
-            raise ConfigError(f"the MIRACL step starts from {start}, which is not trained yet (`make train-ce`)")
+            raise InputDataError(
+                None, None, f"the MIRACL step starts from {start}, which is not trained yet (`make train-ce`)"
+            )
         return str(start)
     from stages.models.specs import resolve_model
 
@@ -67,7 +70,7 @@ def train(
     from stages.losses.cross_encoder import make_loss
 
     if not groups:
-        raise ConfigError(f"no training groups for {out.name}")
+        raise InputDataError(None, None, f"no training groups for {out.name}")
     set_seed(params.seed)
     model = CrossEncoder(start, num_labels=1, max_length=max_length)
     prepare_for_training(model, params)

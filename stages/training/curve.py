@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.config import Config, ConfigError
+from stages.errors import InputDataError
 from stages.formats import ReleaseLayout, read_run
 from stages.formats.jsonfile import write_json
 
@@ -45,12 +46,12 @@ def dev_sets(config: Config, depth: int) -> dict[str, DevSet]:
         if split not in config.languages[lang].splits or not layout.has_qrels(lang, split):
             continue
         if not bm25.is_file():
-            raise ConfigError(f"no BM25 {split} run at {bm25}; `make bm25` writes it")
+            raise InputDataError(None, None, f"no BM25 {split} run at {bm25}; `make bm25` writes it")
         shortlist = candidates(read_run(bm25), depth)
         texts = fetch_passages(layout.corpus_dir(lang), {d for docids in shortlist.values() for d in docids})
         sets[lang] = DevSet(layout.topics(lang, split), shortlist, texts, layout.qrels(lang, split))
     if not sets:
-        raise ConfigError(f"no language has judged {split} queries to draw a learning curve on")
+        raise InputDataError(None, None, f"no language has judged {split} queries to draw a learning curve on")
     return sets
 
 

@@ -41,6 +41,7 @@ from stages.caches.alignments import AlignmentCache, open_alignment_cache, pair_
 from stages.config import Config, ConfigError, plain
 from stages.data.parallel_queries import ParallelQuery
 from stages.data.parallel_text import ParallelText, parallel_texts
+from stages.errors import CacheError
 from stages.losses.tokens import LOSSES, TokenTargets, make_token_loss
 from stages.models.tokens import Tokens, read_as_queries, tokens_of
 
@@ -133,7 +134,7 @@ def token_targets(
     ):
         means = dict(zip(e_tokens.content, covering_mean(e_tokens.spans, teacher_tokens, teacher_vectors)))
         if not all(i in t_tokens.content and j in means for i, j in aligned):
-            raise ConfigError(
+            raise CacheError(
                 f"cached alignment of {text.target!r} names tokens the student does not read there; "
                 "remove work/<collection>/alignments/ (the student's tokens changed)"
             )

@@ -107,7 +107,7 @@ def test_the_command_line_reports_bad_input_and_missing_splits(tiny, tmp_path):
     base = [sys.executable, "-m", "stages.bm25", "--config", str(cfg)]
     result = subprocess.run(base + ["--lang", "sw", "--split", "test-a"], cwd=REPO, capture_output=True, text=True)
     assert (
-        result.returncode == 2
+        result.returncode == 3
         and "no topics file for sw test-a (splits with topics for sw: train, dev)" in result.stderr
     )
     result = subprocess.run(base + ["--lang", "xx"], cwd=REPO, capture_output=True, text=True)
@@ -115,7 +115,7 @@ def test_the_command_line_reports_bad_input_and_missing_splits(tiny, tmp_path):
     corpus = ReleaseLayout(tiny.data_root).corpus_dir("en") / "docs-0.jsonl"
     corpus.write_text(corpus.read_text() + '{"docid": "4#0", "title": "x"\n')
     result = subprocess.run(base + ["--lang", "en"], cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 2 and f"{corpus}:5: not valid JSON" in result.stderr
+    assert result.returncode == 3 and f"{corpus}:5: not valid JSON" in result.stderr
 
 
 def test_thai_on_a_runtime_without_thai_data_fails_by_name_and_builds_nothing(tmp_path):
@@ -138,7 +138,7 @@ def test_thai_on_a_runtime_without_thai_data_fails_by_name_and_builds_nothing(tm
         text=True,
         timeout=300,
     )
-    assert result.returncode == 2
+    assert result.returncode == 5
     assert "th: Java" in result.stderr and "cannot analyse this language" in result.stderr
     assert not (tmp_path / "w" / "rel" / "indexes" / "bm25" / "th").exists()
 

