@@ -67,7 +67,8 @@ def write_stamps(config, stamps: Path) -> list[Path]:
                     os.utime(tmp, (0, 0))
                 tmp.replace(path)
                 changed.append(path)
-    (stamps / WRITTEN).touch()
+    if not (stamps / WRITTEN).exists():  # never touched again: a make that changed nothing touches no file
+        (stamps / WRITTEN).touch()
     return changed
 
 

@@ -163,7 +163,7 @@ def test_submission_then_nothing_to_redo_then_a_new_topics_file_redoes_its_langu
     write_lines(layout.topics_path("sw", "test-a"), ["41\tKilimanjaro", "42\tMlima"])
     third = make("submission", f"CONFIG={cfg}", f"DATA={tmp_path / 'tiny'}", "LANG=all")
     assert third.returncode == 0, third.stderr[-3000:]
-    assert "--lang sw" in third.stdout and "--lang en" not in third.stdout
+    assert '--lang "sw"' in third.stdout and '--lang "en"' not in third.stdout
     assert "42 Q0" in (bundle / "run.miracl.miracl-pipeline.sw.test-a.txt").read_text()
 
 

@@ -76,7 +76,7 @@ def test_a_rerun_keeps_finished_work_and_redoes_only_what_is_missing(jvm, tiny, 
     bm25_language(tiny, "en")
     assert (index_dir(tiny, "en") / "manifest.json").stat().st_mtime_ns == index_built
     assert train.is_file() and dev.read_bytes() == dev_before
-    assert "en dev: run up to date" in caplog.text and "en: index up to date" in caplog.text
+    assert f"{dev} is up to date" in caplog.text and "en: index up to date" in caplog.text
 
 
 def test_a_changed_topics_file_reruns_that_split(jvm, tiny):
