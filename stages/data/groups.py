@@ -46,21 +46,21 @@ def group_triples(path) -> dict[str, tuple[str, list[str]]]:
 def nmt_groups(nmt: NMTData, negatives: int, seed: int) -> list[Group]:
     """mMARCO groups, `count` queries per configured language (a seeded sample of the triples' queries), each
     with `negatives` negatives; `seed` is the training step's (cross_encoder.nmt_training.seed)."""
-    n = negatives
     # 0 turns a language off: a child config cannot drop a key its parent's mapping has (configs merge)
     languages = {language: count for language, count in nmt.languages.items() if count > 0}
     if not languages:
         raise ConfigError("cross_encoder.nmt.languages is empty: name the mMARCO languages to train on")
     layout = MMarcoLayout(nmt.root, nmt.translation)
     by_query = group_triples(layout.triples_path())
-    usable = sorted(q for q, (_, negs) in by_query.items() if len(negs) >= n)
+    usable = sorted(q for q, (_, negs) in by_query.items() if len(negs) >= negatives)
     groups = []
     for language, count in languages.items():
         collection, queries = layout.collection(language), layout.queries(language)
         chosen = random.Random(f"{seed}:{language}").sample(usable, min(count, len(usable)))
         for qid in chosen:
-            positive, negatives = by_query[qid]
-            ids = [positive, *negatives[:n]]
+            positive, triple_negatives = by_query[qid]
+            taken = triple_negatives[:negatives]
+            ids = [positive, *taken]
             missing = [pid for pid in ids if pid not in collection]
             if qid not in queries or missing:
                 raise InputDataError(
@@ -75,14 +75,14 @@ def nmt_groups(nmt: NMTData, negatives: int, seed: int) -> list[Group]:
                     qid,
                     queries[qid],
                     collection[positive],
-                    tuple(collection[pid] for pid in negatives[:n]),
+                    tuple(collection[pid] for pid in taken),
                 )
             )
     log.info(
         "mMARCO: %d groups (%s), %d negatives each",
         len(groups),
         ", ".join(f"{lang} {count}" for lang, count in languages.items()),
-        n,
+        negatives,
     )
     return groups
 
@@ -112,7 +112,7 @@ def miracl_groups(
 
     The cross-encoder passes its `miracl` and `negatives`; the bi-encoder its own.
     """
-    n, split = negatives, data.split
+    n, split = negatives, data.split  # n: the count; below, `negatives` is a query's chosen passages
     groups = []
     for lang, splits in languages.items():
         if split not in splits or not layout.has_qrels(lang, split):
