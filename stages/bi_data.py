@@ -20,7 +20,7 @@ import sys
 
 from stages.cli import run_stage
 from stages.config import add_config_arguments, config_from_args
-from stages.data.parallel_queries import distillation_queries
+from stages.training.bi import parallel_queries
 
 log = logging.getLogger("stages.bi_data")
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body():
         config = config_from_args(args)
-        queries = distillation_queries(config, config.select_languages(args.lang))
+        queries = parallel_queries(config, config.select_languages(args.lang))
         for q in [q for q in queries if q.source.startswith("miracl")][: args.show] + queries[: args.show]:
             print(f"[{q.source} {q.qid}] {q.query}  |  {q.english}")
             for docid, text in zip(q.docids, q.passages):

@@ -17,7 +17,7 @@ import sys
 
 from stages.cli import run_stage
 from stages.config import add_config_arguments, config_from_args
-from stages.data.groups import miracl_groups, nmt_groups
+from stages.training.ce import step_groups
 
 log = logging.getLogger("stages.ce_data")
 
@@ -31,9 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body():
         config = config_from_args(args)
-        groups = (
-            nmt_groups(config) if args.source == "nmt" else miracl_groups(config, config.select_languages(args.lang))
-        )
+        groups = step_groups(config, args.source, config.select_languages(args.lang))
         for g in groups[: args.show]:
             print(f"[{g.source} {g.qid}] {g.query}\n  + {g.positive[:100]}")
             for negative in g.negatives:

@@ -27,7 +27,7 @@ import sys
 from stages.caches.teacher import open_cache, teacher_targets
 from stages.cli import run_stage
 from stages.config import add_config_arguments, config_from_args, plain
-from stages.data.parallel_queries import distillation_queries
+from stages.training.bi import parallel_queries
 
 log = logging.getLogger("stages.teacher")
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     def body():
         config = config_from_args(args)
         cache, load = open_cache(config)
-        queries = distillation_queries(config)
+        queries = parallel_queries(config)
         teacher_targets(queries, cache, load, config.bi_encoder.distillation.representation_weight > 0)
         print(cache.folder)
         print(json.dumps(plain(config.bi_encoder.teacher)))

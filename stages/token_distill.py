@@ -15,11 +15,10 @@ import sys
 from stages.caches.alignments import open_alignment_cache
 from stages.cli import run_stage
 from stages.config import add_config_arguments, config_from_args
-from stages.data.parallel_queries import distillation_queries
 from stages.data.parallel_text import parallel_texts
 from stages.models.bi_encoder import load_encoder
 from stages.models.tokens import query_encoder, tokens_of
-from stages.training.bi import previous_model
+from stages.training.bi import parallel_queries, previous_model
 from stages.training.token_task import alignments
 
 log = logging.getLogger("stages.token_distill")
@@ -36,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         params = config.bi_encoder.distillation.token
         aligner = previous_model(config, "kd")
         student = load_encoder(aligner)
-        texts = parallel_texts(params, distillation_queries(config))
+        texts = parallel_texts(params, parallel_queries(config))
         pairs = alignments(
             student,
             texts,

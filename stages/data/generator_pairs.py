@@ -4,7 +4,9 @@ same query in each cross language, the ids being parallel) and from MIRACL judge
 
 from __future__ import annotations
 
-from stages.config import Config
+from collections.abc import Mapping
+
+from stages.config import Language, QueryGeneratorParams
 from stages.data.groups import group_triples
 from stages.data.passages import fetch_passages
 from stages.errors import InputDataError
@@ -12,14 +14,14 @@ from stages.formats import ReleaseLayout
 from stages.formats.mmarco import MMarcoLayout
 
 
-def training_pairs(config: Config) -> list[tuple[str, str, str, str]]:
-    """(source, query language, passage, query): mMARCO positives of each configured language (and the same
-    query in each cross language), then MIRACL judged positives. The language is the prompt's name for it."""
-    params, layout = config.query_generator, ReleaseLayout(config.data_root)
+def training_pairs(
+    params: QueryGeneratorParams, mmarco: MMarcoLayout, layout: ReleaseLayout, languages: Mapping[str, Language]
+) -> list[tuple[str, str, str, str]]:
+    """(source, query language, passage, query): mMARCO positives of each of `params.mmarco`'s languages (and the
+    same query in each cross language), then the judged positives of `params.miracl_split` of each language in
+    `languages` that has it. The language is the prompt's name for it (a MIRACL language's name, lower case)."""
     pairs: list[tuple[str, str, str, str]] = []
     if params.mmarco:
-        nmt = config.cross_encoder.nmt
-        mmarco = MMarcoLayout(nmt.root, nmt.translation)
         by_query = group_triples(mmarco.triples_path())
         for language, count in params.mmarco.items():
             collection = mmarco.collection(language)
@@ -28,7 +30,7 @@ def training_pairs(config: Config) -> list[tuple[str, str, str, str]]:
                 source = f"mmarco:{language}" + (f">{written}" if written != language else "")
                 for qid in sorted(by_query)[:count]:
                     pairs.append((source, written, collection[by_query[qid][0]], queries[qid]))
-    for lang, language in config.languages.items():
+    for lang, language in languages.items():
         split = params.miracl_split
         if split not in language.splits or not layout.has_qrels(lang, split):
             continue

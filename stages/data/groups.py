@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from stages.config import Config, ConfigError, MiraclData
+from stages.config import ConfigError, MiraclData, NMTData
 from stages.data.passages import passage_text
 from stages.errors import InputDataError
 from stages.formats import ReleaseLayout, iter_corpus, read_run
@@ -41,25 +43,24 @@ def group_triples(path) -> dict[str, tuple[str, list[str]]]:
     return by_query
 
 
-def nmt_groups(config: Config) -> list[Group]:
-    """mMARCO groups, `count` queries per configured language (a seeded sample of the triples' queries)."""
-    nmt, n = config.cross_encoder.nmt, config.cross_encoder.negatives
+def nmt_groups(nmt: NMTData, negatives: int, seed: int) -> list[Group]:
+    """mMARCO groups, `count` queries per configured language (a seeded sample of the triples' queries), each
+    with `negatives` negatives; `seed` is the training step's (cross_encoder.nmt_training.seed)."""
     # 0 turns a language off: a child config cannot drop a key its parent's mapping has (configs merge)
     languages = {language: count for language, count in nmt.languages.items() if count > 0}
     if not languages:
         raise ConfigError("cross_encoder.nmt.languages is empty: name the mMARCO languages to train on")
     layout = MMarcoLayout(nmt.root, nmt.translation)
     by_query = group_triples(layout.triples_path())
-    usable = sorted(q for q, (_, negs) in by_query.items() if len(negs) >= n)
+    usable = sorted(q for q, (_, negs) in by_query.items() if len(negs) >= negatives)
     groups = []
     for language, count in languages.items():
         collection, queries = layout.collection(language), layout.queries(language)
-        chosen = random.Random(f"{config.cross_encoder.nmt_training.seed}:{language}").sample(
-            usable, min(count, len(usable))
-        )
+        chosen = random.Random(f"{seed}:{language}").sample(usable, min(count, len(usable)))
         for qid in chosen:
-            positive, negatives = by_query[qid]
-            ids = [positive, *negatives[:n]]
+            positive, triple_negatives = by_query[qid]
+            taken = triple_negatives[:negatives]
+            ids = [positive, *taken]
             missing = [pid for pid in ids if pid not in collection]
             if qid not in queries or missing:
                 raise InputDataError(
@@ -74,14 +75,14 @@ def nmt_groups(config: Config) -> list[Group]:
                     qid,
                     queries[qid],
                     collection[positive],
-                    tuple(collection[pid] for pid in negatives[:n]),
+                    tuple(collection[pid] for pid in taken),
                 )
             )
     log.info(
         "mMARCO: %d groups (%s), %d negatives each",
         len(groups),
         ", ".join(f"{lang} {count}" for lang, count in languages.items()),
-        n,
+        negatives,
     )
     return groups
 
@@ -99,21 +100,25 @@ def miracl_negatives(judged: dict[str, int], bm25_hits: list[str], n: int) -> li
 
 
 def miracl_groups(
-    config: Config, langs: list[str], data: MiraclData | None = None, negatives: int | None = None
+    layout: ReleaseLayout,
+    languages: Mapping[str, Sequence[str]],
+    bm25_run: Callable[[str, str], Path],
+    data: MiraclData,
+    negatives: int,
 ) -> list[Group]:
-    """MIRACL train groups of each language that has a train split; queries short of negatives are skipped.
+    """MIRACL groups on `data.split`, `negatives` negatives each, of each language (in the mapping's order)
+    whose configured splits (`languages`: code -> splits) and release have that split judged; queries short
+    of negatives are skipped. `bm25_run(lang, split)` is where BM25's run of a split is.
 
-    `data` and `negatives` default to the cross-encoder's settings; the bi-encoder passes its own.
+    The cross-encoder passes its `miracl` and `negatives`; the bi-encoder its own.
     """
-    data = data or config.cross_encoder.miracl
-    n, split = config.cross_encoder.negatives if negatives is None else negatives, data.split
-    layout = ReleaseLayout(config.data_root)
+    n, split = negatives, data.split  # n: the count; below, `negatives` is a query's chosen passages
     groups = []
-    for lang in langs:
-        if split not in config.languages[lang].splits or not layout.has_qrels(lang, split):
+    for lang, splits in languages.items():
+        if split not in splits or not layout.has_qrels(lang, split):
             continue
         topics, qrels = layout.topics(lang, split), layout.qrels(lang, split)
-        run = read_run(config.run_path("bm25", lang, split))
+        run = read_run(bm25_run(lang, split))
         plan, short = {}, []
         for qid, judged in qrels.items():
             positives = [d for d, rel in judged.items() if rel > 0]

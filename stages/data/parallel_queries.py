@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from stages.config import Config
+from stages.config import DistillData
 from stages.data.groups import group_triples
 from stages.data.passages import fetch_passages
 from stages.errors import InputDataError
@@ -33,17 +35,15 @@ class ParallelQuery:
     teacher_passages: tuple[str, ...]  # the same candidates as the teacher reads them
 
 
-def mmarco_parallel(config: Config) -> list[ParallelQuery]:
-    """Per configured mMARCO language, a seeded sample of the triples' queries with their candidates."""
-    data, nmt = config.bi_encoder.distillation.data, config.cross_encoder.nmt
+def mmarco_parallel(layout: MMarcoLayout, data: DistillData, seed: int) -> list[ParallelQuery]:
+    """Per configured mMARCO language, a seeded sample of the triples' queries with their candidates; `seed` is
+    the distillation step's (bi_encoder.distillation.training.seed)."""
     languages = {language: count for language, count in data.mmarco.items() if count > 0}  # 0: off (configs merge)
     if not languages:
         return []
-    layout = MMarcoLayout(nmt.root, nmt.translation)
     by_query = group_triples(layout.triples_path())
     usable = sorted(q for q, (_, negs) in by_query.items() if 1 + len(negs) >= data.candidates)
     english_queries, english_passages = layout.queries(data.english), layout.collection(data.english)
-    seed = config.bi_encoder.distillation.training.seed
     out = []
     for language, count in languages.items():
         queries, collection = layout.queries(language), layout.collection(language)
@@ -87,12 +87,18 @@ def english_version(layout: ReleaseLayout, lang: str, split: str) -> dict[str, s
     return None
 
 
-def miracl_parallel(config: Config, langs: list[str]) -> list[ParallelQuery]:
-    """MIRACL queries with an English version, each with BM25's top `candidates` hits."""
-    data, layout = config.bi_encoder.distillation.data, ReleaseLayout(config.data_root)
+def miracl_parallel(
+    layout: ReleaseLayout,
+    languages: Mapping[str, Sequence[str]],
+    bm25_run: Callable[[str, str], Path],
+    data: DistillData,
+) -> list[ParallelQuery]:
+    """MIRACL queries with an English version, each with BM25's top `candidates` hits, of each language (in the
+    mapping's order) whose configured splits (`languages`: code -> splits) and release have `data.miracl_split`.
+    `bm25_run(lang, split)` is where BM25's run of a split is."""
     split, out = data.miracl_split, []
-    for lang in langs:
-        if split not in config.languages[lang].splits or not layout.topics_path(lang, split).is_file():
+    for lang, splits in languages.items():
+        if split not in splits or not layout.topics_path(lang, split).is_file():
             continue
         english = english_version(layout, lang, split)
         if english is None:
@@ -104,7 +110,7 @@ def miracl_parallel(config: Config, langs: list[str]) -> list[ParallelQuery]:
             )
             continue
         topics = layout.topics(lang, split)
-        run = read_run(config.run_path("bm25", lang, split))
+        run = read_run(bm25_run(lang, split))
         shortlist = {}
         for qid in topics:
             hits = [d for d, _ in sorted(run.get(qid, {}).items(), key=lambda h: (-h[1], h[0]))[: data.candidates]]
@@ -129,5 +135,13 @@ def miracl_parallel(config: Config, langs: list[str]) -> list[ParallelQuery]:
     return out
 
 
-def distillation_queries(config: Config, langs: list[str] | None = None) -> list[ParallelQuery]:
-    return mmarco_parallel(config) + miracl_parallel(config, langs or list(config.languages))
+def distillation_queries(
+    mmarco: MMarcoLayout,
+    layout: ReleaseLayout,
+    languages: Mapping[str, Sequence[str]],
+    bm25_run: Callable[[str, str], Path],
+    data: DistillData,
+    seed: int,
+) -> list[ParallelQuery]:
+    """mMARCO's parallel queries, then MIRACL's (the arguments of mmarco_parallel and miracl_parallel)."""
+    return mmarco_parallel(mmarco, data, seed) + miracl_parallel(layout, languages, bm25_run, data)

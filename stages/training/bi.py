@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from stages.config import Config, ConfigError, TrainParams, plain
@@ -20,7 +21,9 @@ from stages.console import say
 from stages.data.groups import as_rows, miracl_groups
 from stages.data.parallel_queries import ParallelQuery, distillation_queries
 from stages.errors import InputDataError
+from stages.formats import ReleaseLayout
 from stages.formats.hashing import file_sha256
+from stages.formats.mmarco import MMarcoLayout
 from stages.table import recorded_config
 from stages.training import (
     prepare_for_training,
@@ -41,6 +44,20 @@ STEPS = {"init": "-init", "kd": "-kd", "miracl": ""}  # model folder: bi_encoder
 
 def model_dir(config: Config, step: str) -> Path:
     return training_models_dir(config) / (config.bi_encoder.name + STEPS[step])
+
+
+def parallel_queries(config: Config, langs: list[str] | None = None) -> list[ParallelQuery]:
+    """The distillation's parallel queries from the config's sections: mMARCO's (where cross_encoder.nmt keeps
+    it), then MIRACL's of `langs` (default: every configured language)."""
+    nmt, kd = config.cross_encoder.nmt, config.bi_encoder.distillation
+    return distillation_queries(
+        MMarcoLayout(nmt.root, nmt.translation),
+        ReleaseLayout(config.data_root),
+        {lang: config.languages[lang].splits for lang in (langs or config.languages)},
+        partial(config.run_path, "bm25"),
+        kd.data,
+        kd.training.seed,
+    )
 
 
 def distillation_rows(queries: list[ParallelQuery], scores: list[list[float]], embeddings, score_scale: float) -> dict:
@@ -201,7 +218,7 @@ def train_kd(config: Config, out: Path | None = None, callbacks: list | None = N
     bi, kd = config.bi_encoder, config.bi_encoder.distillation
     start, out = previous_model(config, "kd"), out or model_dir(config, "kd")
     training = resolved_params(kd.training, config.work_root)
-    queries = distillation_queries(config)
+    queries = parallel_queries(config)
     if not queries:
         raise ConfigError(
             "no parallel queries for distillation: configure bi_encoder.distillation.data "
@@ -261,7 +278,10 @@ def train_miracl(config: Config, out: Path | None = None, callbacks: list | None
     bi = config.bi_encoder
     start, out = previous_model(config, "miracl"), out or model_dir(config, "miracl")
     training = resolved_params(bi.miracl_training, config.work_root)
-    groups = miracl_groups(config, list(config.languages), bi.miracl, bi.negatives)
+    splits = {lang: language.splits for lang, language in config.languages.items()}
+    groups = miracl_groups(
+        ReleaseLayout(config.data_root), splits, partial(config.run_path, "bm25"), bi.miracl, bi.negatives
+    )
     if not groups:
         raise InputDataError(None, None, f"no MIRACL {bi.miracl.split} groups to fine-tune the bi-encoder on")
     columns = as_rows(groups, "listwise")

@@ -11,11 +11,13 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 from stages.config import Config, TrainParams, plain
 from stages.data.groups import Group, as_rows, miracl_groups, nmt_groups
 from stages.errors import InputDataError
+from stages.formats import ReleaseLayout
 from stages.table import recorded_config
 from stages.training import (
     prepare_for_training,
@@ -36,6 +38,18 @@ STEPS = {"nmt": "ce-nmt", "miracl": "ce"}
 
 def model_dir(config: Config, step: str) -> Path:
     return training_models_dir(config) / STEPS[step]
+
+
+def step_groups(config: Config, step: str, langs: list[str] | None = None) -> list[Group]:
+    """A step's groups from the config's cross_encoder section: mMARCO's (nmt), or MIRACL's of `langs` (miracl;
+    default: every configured language)."""
+    ce = config.cross_encoder
+    if step == "nmt":
+        return nmt_groups(ce.nmt, ce.negatives, ce.nmt_training.seed)
+    splits = {lang: config.languages[lang].splits for lang in (langs or config.languages)}
+    return miracl_groups(
+        ReleaseLayout(config.data_root), splits, partial(config.run_path, "bm25"), ce.miracl, ce.negatives
+    )
 
 
 def base_model(config: Config, step: str) -> str:
@@ -106,9 +120,9 @@ def train_step(config: Config, step: str, out: Path | None = None, callbacks: li
     `callbacks`: a scratch copy of the step with extra trainer callbacks, as stages.learning_curve trains)."""
     ce = config.cross_encoder
     if step == "nmt":
-        groups, params, data = nmt_groups(config), ce.nmt_training, plain(ce.nmt)
+        groups, params, data = step_groups(config, step), ce.nmt_training, plain(ce.nmt)
     else:
-        groups, params, data = miracl_groups(config, list(config.languages)), ce.miracl_training, plain(ce.miracl)
+        groups, params, data = step_groups(config, step), ce.miracl_training, plain(ce.miracl)
     params = resolved_params(params, config.work_root)
     start, out = base_model(config, step), out or model_dir(config, step)
     inputs = {

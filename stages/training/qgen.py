@@ -12,7 +12,9 @@ from pathlib import Path
 
 from stages.config import Config, plain
 from stages.data.generator_pairs import training_pairs
+from stages.formats import ReleaseLayout
 from stages.formats.jsonfile import read_json
+from stages.formats.mmarco import MMarcoLayout
 from stages.models.generator import build_tiny_generator, generator_input, query_labels
 from stages.table import recorded_config
 from stages.training import (
@@ -55,6 +57,13 @@ def base_model(config: Config) -> str:
     return str(out)
 
 
+def training_pairs_of(config: Config) -> list[tuple[str, str, str, str]]:
+    """The generator's training pairs from the config's sections (mMARCO where cross_encoder.nmt keeps it)."""
+    nmt = config.cross_encoder.nmt
+    mmarco, layout = MMarcoLayout(nmt.root, nmt.translation), ReleaseLayout(config.data_root)
+    return training_pairs(config.query_generator, mmarco, layout, config.languages)
+
+
 def train(config: Config) -> Path:
     import datasets
     from transformers import (
@@ -68,7 +77,7 @@ def train(config: Config) -> Path:
 
     params, out = config.query_generator, model_dir(config)
     t = resolved_params(params.training, config.work_root)
-    start, pairs = base_model(config), training_pairs(config)
+    start, pairs = base_model(config), training_pairs_of(config)
     # What the generator reads (prompt included) and writes: a change of either retrains it.
     texts = [
         (source, generator_input(params.prompt, language, passage), query) for source, language, passage, query in pairs

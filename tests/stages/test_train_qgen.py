@@ -106,13 +106,13 @@ def tiny_release_config(tmp_path, sample_config, **query_generator):
 
 
 def test_training_pairs_name_the_query_language_and_cross_language_pairs_keep_the_query_id(tmp_path, sample_config):
-    from stages.data.generator_pairs import training_pairs
     from stages.formats.mmarco import MMarcoLayout
+    from stages.training.qgen import training_pairs_of
 
     config = tiny_release_config(
         tmp_path, sample_config, mmarco={"english": 2, "spanish": 2}, mmarco_cross_languages=["english"]
     )
-    pairs = training_pairs(config)
+    pairs = training_pairs_of(config)
     assert [(source, language) for source, language, _, _ in pairs] == [("mmarco:english", "english")] * 2 + [
         ("mmarco:spanish", "spanish")
     ] * 2 + [("mmarco:spanish>english", "english")] * 2 + [("miracl:en", "english")] * 2 + [
@@ -123,6 +123,32 @@ def test_training_pairs_name_the_query_language_and_cross_language_pairs_keep_th
     assert {p for _, _, p, _ in spanish} <= set(mmarco.collection("spanish").values())
     # a Spanish passage with the English version of its own query (the ids are parallel)
     assert [(p, q) for _, _, p, q in cross] == [(sp, eq) for (_, _, sp, _), (_, _, _, eq) in zip(spanish, english)]
+
+
+def test_training_pairs_of_the_tiny_release_built_without_a_config(tmp_path):
+    """The judged positives of each language with the split configured, in qid order; the prompt names the
+    language in lower case; mMARCO off, its folder is never read."""
+    from stages.config import Language, QueryGeneratorParams
+    from stages.data.generator_pairs import training_pairs
+    from stages.errors import InputDataError
+    from stages.formats.mmarco import MMarcoLayout
+    from tests.helpers import make_release
+
+    layout, nowhere = make_release(tmp_path / "rel"), MMarcoLayout(tmp_path / "no-mmarco")
+    languages = {
+        "sw": Language("sw", "Swahili", "sw", ("train", "dev"), ""),
+        "en": Language("en", "English", "en", ("train", "dev"), ""),
+    }
+    params = QueryGeneratorParams(miracl_split="dev")
+    assert training_pairs(params, nowhere, layout, languages) == [
+        ("miracl:sw", "swahili", "Mito: Mto Nile ni mto mrefu zaidi barani Afrika.", "mto mrefu zaidi"),
+        ("miracl:sw", "swahili", "Milima: Kilimanjaro ni mlima mrefu zaidi barani Afrika.", "Kilimanjaro"),
+        ("miracl:en", "english", "Rivers: The Nile is the longest river of Africa.", "longest river in Africa"),
+        ("miracl:en", "english", "Mountains: Kilimanjaro is the highest mountain in Africa.", "highest mountain"),
+    ]
+    only_train = {code: Language(code, lang.name, code, ("train",), "") for code, lang in languages.items()}
+    with pytest.raises(InputDataError, match="no \\(passage, query\\) pairs"):
+        training_pairs(params, nowhere, layout, only_train)
 
 
 def test_greedy_generation_is_deterministic_and_follows_the_prompt(generator):
@@ -140,10 +166,9 @@ def test_greedy_generation_is_deterministic_and_follows_the_prompt(generator):
 
 
 def test_the_generator_trains_on_miracl_positives_and_then_likes_their_queries_more(tmp_path, sample_config):
-    from stages.data.generator_pairs import training_pairs
     from stages.formats.jsonfile import read_json
     from stages.models.generator import load_generator
-    from stages.training.qgen import model_dir, train
+    from stages.training.qgen import model_dir, train, training_pairs_of
 
     config = tiny_release_config(
         tmp_path,
@@ -158,7 +183,7 @@ def test_the_generator_trains_on_miracl_positives_and_then_likes_their_queries_m
             "seed": 13,
         },
     )
-    pairs = training_pairs(config)
+    pairs = training_pairs_of(config)
     assert sorted((source, language, query) for source, language, _, query in pairs) == [
         ("miracl:en", "english", "highest mountain"),
         ("miracl:en", "english", "longest river in Africa"),
