@@ -90,7 +90,8 @@ format: $(VENV_STAMP) ## rewrite the code in ruff's format, and apply ruff's saf
 # Languages, splits, the work folder and every stage's files come from the config (and DATA) through a
 # generated include: stages/plan.py holds the table of stages (what each runs, reads, writes and hashes).
 PLAN_DIR ?= work/.make
-PLAN := $(PLAN_DIR)/$(subst /,_,$(CONFIG))$(if $(DATA),@$(subst /,_,$(abspath $(DATA))))$(if $(MODELS),+models).mk
+# One plan per CONFIG, DATA and MODELS: the plan names the model files the rules read.
+PLAN := $(PLAN_DIR)/$(subst /,_,$(CONFIG))$(if $(DATA),@$(subst /,_,$(abspath $(DATA))))$(if $(MODELS),+$(subst /,_,$(abspath $(MODELS)))).mk
 NO_PLAN_GOALS := help setup test lint format clean-all doctor
 ifneq ($(filter-out $(NO_PLAN_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
 ifneq ($(DATA),)

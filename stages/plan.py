@@ -24,7 +24,9 @@ import yaml
 from stages.config import REPO_ROOT, ConfigError, add_config_arguments, config_chain, config_from_args
 from stages.errors import PipelineError
 from stages.formats.layout import ReleaseLayout
+from stages.formats.runs import metadata_path
 from stages.table import Stage, config_values, pooled_languages, stage_table, topic_splits
+from stages.uptodate import recorded_inputs
 
 # Marks a stamp folder as complete; the Makefile writes the stamps again when it is missing.
 WRITTEN = ".written"
@@ -49,9 +51,11 @@ def stamp_dir(config) -> Path:
 def write_stamps(config, stamps: Path) -> list[Path]:
     """Each stage's config stamp, rewritten only where its values changed (make compares their times).
 
-    A stamp made for the first time is dated 1970: it says nothing has changed, so a lost stamp folder (or
-    an older checkout's work folder) does not make every output out of date; a stamp whose values differ
-    from the recorded ones is dated now, which makes the stage's outputs out of date.
+    A stamp whose values differ from the ones it held is dated now, which makes the stage's outputs out of
+    date. A stamp made for the first time is dated 1970 when the stage's outputs were made from these values
+    (each records them) or do not exist yet, so a lost stamp folder does not make everything out of date;
+    it is dated now when an output was made from other values, or records none (another config's outputs in
+    the same work folder, an older checkout's).
     """
     stamps.mkdir(parents=True, exist_ok=True)
     changed = []
@@ -63,13 +67,26 @@ def write_stamps(config, stamps: Path) -> list[Path]:
             if new or path.read_text(encoding="utf-8") != text:
                 tmp = path.with_name(path.name + ".tmp")
                 tmp.write_text(text, encoding="utf-8")
-                if new:
+                if new and made_from(stage, lang, config_values(config, stage, lang), config):
                     os.utime(tmp, (0, 0))
                 tmp.replace(path)
                 changed.append(path)
     if not (stamps / WRITTEN).exists():  # never touched again: a make that changed nothing touches no file
         (stamps / WRITTEN).touch()
     return changed
+
+
+def made_from(stage: Stage, lang: str, values: dict, config) -> bool:
+    """Whether every existing output of the stage (for `lang`, or all languages) records these config values."""
+    langs = [lang] if lang or stage.kind == "one" else stage.languages(config)
+    for output in (path for code in langs for path in stage.outputs(code)):
+        if output.exists():
+            record = output if output.suffix in (".json", ".yaml") else metadata_path(output)
+            if output.name == "config.json":  # the tiny model's record sits beside its config
+                record = output.with_name("built_by.json")
+            if (recorded_inputs(record) or {}).get("config") != values:
+                return False
+    return True
 
 
 def _words(paths) -> str:
@@ -125,6 +142,7 @@ def make_vars(config, stamps: Path) -> str:
         for code in config.languages
         for d in (
             ReleaseLayout(config.data_root).language_dir(code) / "topics",
+            ReleaseLayout(config.data_root).language_dir(code) / "qrels",  # pooled tuning counts judged queries
             ReleaseLayout(config.data_root).corpus_dir(code),
         )
         if d.is_dir()

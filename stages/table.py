@@ -118,6 +118,12 @@ def stage_table(config) -> dict[str, Stage]:
         return [model_file(config, spec.removeprefix("trained:"))] if spec.startswith("trained:") else []
 
     table: list[Stage] = []
+    # What of the mMARCO section a stage reads when it takes texts from it (the languages and counts are the
+    # cross-encoder's own); and distillation's keys that change its results (batch sizes only its speed).
+    nmt_texts = ("cross_encoder.nmt.root", "cross_encoder.nmt.translation")
+    distillation_keys = ("data", "temperature", "rank_weight", "representation_weight", "contrastive_weight")
+    distillation_keys += ("token", "training")
+    alignment_keys = ("weight", "generator", "language", "max_new_tokens")
 
     def add(**row):
         table.append(Stage(**row))
@@ -129,9 +135,14 @@ def stage_table(config) -> dict[str, Stage]:
         name="tiny-model",
         command="stages.tiny_model",
         kind="one",
-        hashes=("tiny_model",),
+        # Its vocabulary is learnt from every language's passages and topics and the mMARCO texts.
+        hashes=("tiny_model", "languages.*.splits", *nmt_texts, "cross_encoder.nmt.languages"),
         outputs=lambda _: [tiny],
-        inputs=none,
+        inputs=lambda _: (
+            [p for lang in config.languages for p in corpus_files(config, lang)]
+            + [layout.topics_path(lang, s) for lang in config.languages for s in splits_of(lang)]
+            + nmt_files(config)
+        ),
     )
 
     def bm25_inputs(lang):
@@ -157,8 +168,8 @@ def stage_table(config) -> dict[str, Stage]:
         command="stages.train_ce --step nmt",
         kind="one",
         trains=True,
-        hashes=("cross_encoder.base_model", "cross_encoder.max_length", "cross_encoder.loss")
-        + ("cross_encoder.negatives", "cross_encoder.nmt", "cross_encoder.nmt_training", "model_paths"),
+        hashes=("cross_encoder.base_model", f"model_paths[{ce.base_model}]", "cross_encoder.max_length")
+        + ("cross_encoder.loss", "cross_encoder.negatives", "cross_encoder.nmt", "cross_encoder.nmt_training"),
         outputs=lambda _: [model_file(config, "ce-nmt")],
         inputs=lambda _: base(ce.base_model) + nmt_files(config),
     )
@@ -168,7 +179,7 @@ def stage_table(config) -> dict[str, Stage]:
         kind="one",
         trains=True,
         hashes=("cross_encoder.max_length", "cross_encoder.loss", "cross_encoder.negatives")
-        + ("cross_encoder.miracl", "cross_encoder.miracl_training"),
+        + ("cross_encoder.miracl", "cross_encoder.miracl_training", "languages.*.splits"),
         outputs=lambda _: [model_file(config, "ce")],
         inputs=lambda _: (
             [model_file(config, "ce-nmt")]
@@ -181,7 +192,8 @@ def stage_table(config) -> dict[str, Stage]:
         command="stages.train_bi --step init",
         kind="one",
         trains=True,
-        hashes=("bi_encoder.student", "model_paths"),
+        # The seed of the layers a student adds to its base (pooling, a maxsim projection) is distillation's.
+        hashes=("bi_encoder.student", f"model_paths[{bi.student.base_model}]", "bi_encoder.distillation.training.seed"),
         outputs=lambda _: [model_file(config, f"{bi.name}-init")],
         inputs=lambda _: base(bi.student.base_model),
     )
@@ -190,7 +202,8 @@ def stage_table(config) -> dict[str, Stage]:
         command="stages.train_qgen",
         kind="one",
         trains=True,
-        hashes=("query_generator", "model_paths", "cross_encoder.nmt"),
+        hashes=("query_generator", f"model_paths[{qgen.base_model}]", *nmt_texts)
+        + ("languages.*.splits", "languages.*.name"),  # the prompt names the language
         outputs=lambda _: [model_file(config, "qgen")],
         # Judged positives of MIRACL (their passages from the corpus) and mMARCO's triples.
         inputs=lambda _: (
@@ -206,7 +219,11 @@ def stage_table(config) -> dict[str, Stage]:
         command="stages.train_bi --step kd",
         kind="one",
         trains=True,
-        hashes=("bi_encoder.teacher", "bi_encoder.distillation", "cross_encoder.nmt"),
+        hashes=tuple(f"bi_encoder.teacher.{key}" for key in ("kind", "model", "max_length", "score_scale"))
+        + (f"model_paths[{bi.teacher.model}]", f"model_paths[{alignment.generator}]")
+        + tuple(f"bi_encoder.distillation.{key}" for key in distillation_keys)
+        + tuple(f"bi_encoder.distillation.query_alignment.{key}" for key in alignment_keys)
+        + (*nmt_texts, "languages.*.splits"),
         outputs=lambda _: [model_file(config, f"{bi.name}-kd")],
         inputs=lambda _: (
             [model_file(config, f"{bi.name}-init")]
@@ -228,7 +245,7 @@ def stage_table(config) -> dict[str, Stage]:
         command="stages.train_bi --step miracl",
         kind="one",
         trains=True,
-        hashes=("bi_encoder.miracl", "bi_encoder.negatives", "bi_encoder.miracl_training"),
+        hashes=("bi_encoder.miracl", "bi_encoder.negatives", "bi_encoder.miracl_training", "languages.*.splits"),
         outputs=lambda _: [model_file(config, bi.name)],
         inputs=lambda _: (
             [model_file(config, f"{bi.name}-kd")]
@@ -294,7 +311,7 @@ def stage_table(config) -> dict[str, Stage]:
     fusion_dir = config.work_dir / "fusion" / fusion.name
     # Read from every language's qrels: only when a tuning row's inputs are asked for.
     pooled = functools.cache(lambda: pooled_languages(config))
-    tune_hashes = ("fusion", "evaluation.split")
+    tune_hashes = ("fusion", "evaluation.split", "languages.*.splits")
     add(
         name="tune-pooled",
         command="ensemble.tune --pooled",
@@ -333,15 +350,26 @@ def stage_splits(config, name: str, lang: str, spec: str | list[str] | None = No
 
 
 def config_values(config, stage: Stage, lang: str = "") -> dict:
-    """The values of the config keys a stage hashes, by dotted path (what its stamp and its records hold)."""
+    """The values of the config keys a stage hashes, by dotted path (what its stamp and its records hold).
+    A path may take every key of a mapping (`languages.*.splits`) or one entry of it (`model_paths[<spec>]`)."""
     values = {}
     for path in stage.hashes:
         path = path.format(lang=lang)
-        value = config
-        for key in path.split("."):
-            value = value[key] if isinstance(value, dict) else getattr(value, key)
-        values[path] = plain(value)
+        name, _, entry = path.partition("[")
+        if entry:  # one entry of a mapping, e.g. model_paths[<spec>] (None where the mapping lacks it)
+            values[path] = plain(_lookup(config, name.split(".")).get(entry.removesuffix("]")))
+        else:
+            values[path] = plain(_lookup(config, path.split(".")))
     return values
+
+
+def _lookup(value, keys: list[str]):
+    """The value at a dotted path; `*` takes every key of a mapping (languages.*.splits)."""
+    for i, key in enumerate(keys):
+        if key == "*":
+            return {k: _lookup(v, keys[i + 1 :]) for k, v in value.items()}
+        value = value[key] if isinstance(value, dict) else getattr(value, key)
+    return value
 
 
 def recorded_config(config, name: str, lang: str = "") -> dict:

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.tiny_model", description=__doc__.splitlines()[0])
     add_config_arguments(parser, lang=False, split=False)
     args = parser.parse_args(argv)
-    return run_stage(log, lambda: print(ensure_tiny_model(config_from_args(args))))
+    return run_stage(log, lambda: print(ensure_tiny_model(config_from_args(args), touch=True)))
 
 
 if __name__ == "__main__":

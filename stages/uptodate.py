@@ -1,7 +1,7 @@
 """The one check every stage makes before working: is an output's record of its inputs the same as now?
 
 A stage writes each output together with a record of what it was made from (a run's metadata file, a
-model's training.json, a tuning's parameters file), including `stages.plan.recorded_config`: the config
+model's training.json, a tuning's parameters file), including `stages.table.recorded_config`: the config
 values its row of the table hashes. When the record matches, the work is skipped and the output touched,
 so make, which compares times, stops asking for it.
 """
@@ -27,12 +27,14 @@ def recorded_inputs(record: Path) -> dict | None:
     return data.get("inputs") if isinstance(data, dict) else None
 
 
-def unchanged(record: Path, inputs: dict, output: Path | None = None) -> bool:
+def unchanged(record: Path, inputs: dict, output: Path | None = None, touch: bool = True) -> bool:
     """True when `record` holds exactly `inputs` and `output` (default: the record itself) exists; then the
-    output is touched, newer than its inputs again."""
+    output is touched, newer than its inputs again (`touch=False` where no make rule asked for it: a model
+    another stage loads, whose new time would make that stage's siblings out of date)."""
     output = output or record
     if not output.exists() or recorded_inputs(record) != inputs:
         return False
     log.info("%s is up to date", output)
-    os.utime(output)
+    if touch:
+        os.utime(output)
     return True

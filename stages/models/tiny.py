@@ -16,6 +16,7 @@ from pathlib import Path
 from stages.config import Config, TinyModelParams, plain
 from stages.formats import ReleaseLayout, iter_corpus
 from stages.formats.mmarco import MMarcoLayout
+from stages.table import recorded_config
 from stages.training import save_model
 from stages.uptodate import unchanged
 
@@ -58,7 +59,9 @@ def xlmr_vocabulary(spm_model: Path) -> list[tuple[str, float]]:
     return [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + pieces + [("<mask>", 0.0)]
 
 
-def build_tiny_model(texts: list[str], params: TinyModelParams, out: Path, text_sha256: str = "") -> Path:
+def build_tiny_model(
+    texts: list[str], params: TinyModelParams, out: Path, text_sha256: str = "", recorded: dict | None = None
+) -> Path:
     """Train the vocabulary, initialise the model with a fixed seed, save both to `out`."""
     import sentencepiece
     import torch
@@ -100,20 +103,21 @@ def build_tiny_model(texts: list[str], params: TinyModelParams, out: Path, text_
         {
             "stage": "stages.tiny_model",
             "texts": len(texts),
-            "inputs": {"params": plain(params), "text_sha256": text_sha256},
+            "inputs": {"params": plain(params), "text_sha256": text_sha256} | (recorded or {}),
         },
         record_name="built_by.json",
     )
 
 
-def ensure_tiny_model(config: Config) -> Path:
-    """The tiny model, built unless one from the same parameters and text exists."""
+def ensure_tiny_model(config: Config, touch: bool = False) -> Path:
+    """The tiny model, built unless one from the same parameters and text exists; `touch`: its own stage
+    (make asked for it), which marks it as up to date, not a stage that loads it."""
     out = model_dir(config)
     texts = list(training_text(config))
     text_sha256 = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
-    if unchanged(
-        out / "built_by.json", {"params": plain(config.tiny_model), "text_sha256": text_sha256}, out / "config.json"
-    ):
+    recorded = recorded_config(config, "tiny-model")
+    inputs = {"params": plain(config.tiny_model), "text_sha256": text_sha256} | recorded
+    if unchanged(out / "built_by.json", inputs, out / "config.json", touch):
         return out
     log.info("building %s from %d texts", out, len(texts))
-    return build_tiny_model(texts, config.tiny_model, out, text_sha256)
+    return build_tiny_model(texts, config.tiny_model, out, text_sha256, recorded)

@@ -26,6 +26,7 @@ from stages.training import (
     up_to_date,
     weights_sha256,
 )
+from stages.uptodate import unchanged
 
 log = logging.getLogger("stages.training.qgen")
 
@@ -51,8 +52,8 @@ def base_model(config: Config) -> str:
     out = config.own_models_dir / TINY_NAME
     # Rebuilt when the shape or the vocabulary changes (the tiny model records both in built_by.json).
     inputs = {"params": plain(config.tiny_model), "tokenizer": read_json(tokenizer_dir / "built_by.json")["inputs"]}
-    built = out / "built_by.json"
-    if not (built.is_file() and read_json(built).get("inputs") == inputs):
+    # a model this stage loads, not a make target: kept without a touch
+    if not unchanged(out / "built_by.json", inputs, out / "config.json", touch=False):
         build_tiny_generator(tokenizer_dir, config.tiny_model, out, inputs)
     return str(out)
 

@@ -13,7 +13,7 @@ import yaml
 from stages.config import config_chain, load_config
 from stages.formats import ReleaseLayout
 from stages.plan import make_vars
-from stages.table import POOLED, model_file, stage_splits, stage_table
+from stages.table import POOLED, config_values, model_file, stage_splits, stage_table
 from tests.helpers import REPO, TINY_LANGUAGES, make_release, write_config, write_lines
 from tests.test_makefile import make
 
@@ -153,3 +153,43 @@ def test_distillation_waits_for_the_alignment_generator_only_when_the_task_is_on
 def test_a_config_chain_lists_every_parent(tmp_path):
     _, child = two_configs(tmp_path)
     assert [p.name for p in config_chain(child)] == ["child.yaml", "parent.yaml", "tiny.yaml", "sample.yaml"]
+
+
+def test_the_training_stages_hash_the_languages_splits_and_their_own_model_mapping(tmp_path):
+    _, child = two_configs(tmp_path)
+    edit(child, "model_paths", "tiny", "tiny")  # a mapping entry the cross-encoder's base reads
+    config = load_config(child)
+    table = stage_table(config)
+    for name in ("tiny-model", "ce-model", "bi-kd-model", "bi-model", "qgen-model", "tune"):
+        assert config_values(config, table[name])["languages.*.splits"] == {
+            lang: ["train", "dev", "test-a"]
+            for lang in ("en", "sw")  # as configured, with topics or not
+        }
+    assert config_values(config, table["ce-nmt-model"])["model_paths[tiny]"] == "tiny"
+    teacher = config.bi_encoder.teacher.model
+    assert config_values(config, table["bi-kd-model"])[f"model_paths[{teacher}]"] is None  # read, and unmapped
+    assert "bi_encoder.distillation.training.seed" in config_values(config, table["bi-init-model"])
+
+
+def test_a_second_config_over_the_same_work_folder_does_not_take_the_first_ones_outputs(tmp_path):
+    parent, child = two_configs(tmp_path)
+    config = load_config(child)
+    table = stage_table(config)
+    outputs = [str(p) for stage in table.values() for lang in stage.languages(config) for p in stage.outputs(lang)]
+    assert stages_made(child, tmp_path, outputs) == set(table)
+    # the stand-in stages record nothing, so nothing says these outputs were made from the other config's values
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({"extends": str(parent), "cross_encoder": {"rerank_depth": 7}}), encoding="utf-8")
+    assert stages_made(other, tmp_path, outputs) == set(table)
+    assert stages_made(other, tmp_path, outputs) == set()
+
+
+def test_each_models_folder_has_its_own_plan(tmp_path):
+    _, child = two_configs(tmp_path)
+    plan_dir = tmp_path / "plan"
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        result = make(
+            "-n", "rerank-ce-runs", f"CONFIG={child}", f"MODELS={tmp_path / name}", "LANG=en", plan_dir=plan_dir
+        )
+        assert f"no model at {tmp_path / name}/ce/training.json" in result.stdout + result.stderr
