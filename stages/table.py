@@ -40,6 +40,10 @@ class Stage:
     # A training stage: under MODELS= its models come from another collection and are never rebuilt.
     trains: bool = False
 
+    def __post_init__(self):
+        if self.kind not in KINDS:  # a new row's typo would otherwise give it no make rule at all
+            raise ValueError(f"stage {self.name}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+
     def languages(self, config) -> list[str]:
         return [""] if self.kind == "one" else [lang for lang in config.languages if self.outputs(lang)]
 
@@ -127,9 +131,6 @@ def stage_table(config) -> dict[str, Stage]:
 
     def add(**row):
         table.append(Stage(**row))
-
-    def none(lang):
-        return []
 
     add(
         name="tiny-model",

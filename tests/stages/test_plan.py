@@ -13,7 +13,7 @@ import yaml
 from stages.config import config_chain, load_config
 from stages.formats import ReleaseLayout
 from stages.plan import make_vars
-from stages.table import POOLED, config_values, model_file, stage_splits, stage_table
+from stages.table import POOLED, Stage, config_values, model_file, stage_splits, stage_table
 from tests.helpers import REPO, TINY_LANGUAGES, make_release, write_config, write_lines
 from tests.test_makefile import make
 
@@ -193,3 +193,8 @@ def test_each_models_folder_has_its_own_plan(tmp_path):
             "-n", "rerank-ce-runs", f"CONFIG={child}", f"MODELS={tmp_path / name}", "LANG=en", plan_dir=plan_dir
         )
         assert f"no model at {tmp_path / name}/ce/training.json" in result.stdout + result.stderr
+
+
+def test_a_row_of_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="kind must be one of one, language, group"):
+        Stage(name="x", command="stages.x", kind="grouped", hashes=(), outputs=list, inputs=list)
