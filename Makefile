@@ -350,11 +350,18 @@ doctor: $(VENV_STAMP) ## Java in use, library versions, each language's analyzer
 bench-bm25: ## indexing and retrieval throughput, ours beside Pyserini's command line (synthetic 200k passages)
 	$(Q)$(PY) -m stages.benchmarks.bm25 $(CONFIG_ARGS)
 
-bench-encode: ## bi-encoder passages/s (ours beside a plain loop) and faiss queries/s beside brute-force numpy
+DEV_BM25_RUNS = $(foreach l,$(ALL_LANGS),$(filter %.$(EVAL_SPLIT).txt,$(stage_out_bm25_$(l))))
+
+bench-encode: ## the student's passages/s with every inference backend beside sentence-transformers fp32, dev nDCG@10 each; faiss beside numpy
+	@$(MAKE) --no-print-directory -s -j$(JOBS) $(WORK_DIR)/models/$(BI_NAME)/training.json $(DEV_BM25_RUNS)
 	$(Q)$(PY) -m stages.benchmarks.encode $(CONFIG_ARGS)
 
-bench-rerank: ## cross-encoder pairs/s, ours beside CrossEncoder.predict, with FLOPs per pair and the matmul peak
+bench-rerank: ## the cross-encoder's pairs/s with every inference backend beside sentence-transformers fp32, dev nDCG@10 each
+	@$(MAKE) --no-print-directory -s -j$(JOBS) $(WORK_DIR)/models/ce/training.json $(DEV_BM25_RUNS)
 	$(Q)$(PY) -m stages.benchmarks.rerank $(CONFIG_ARGS)
+
+gpu-check: $(VENV_STAMP) ## GPU hosts only: bf16 rerank/encode/training (and torchrun), faiss-gpu vs cpu -> work/gpu-check/
+	$(Q)$(PY) -m stages.benchmarks.gpu_check $(CONFIG_ARGS)
 
 # ---------------------------------------------------------------- housekeeping
 
@@ -367,6 +374,6 @@ clean-all: ## remove work/ and .venv/
 help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /  make \1\t/' | expand -t 24
 
-.PHONY: setup test lint format bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check check-runs check-tolerance doctor bench-bm25 bench-rerank clean clean-all help \
+.PHONY: setup test lint format bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check check-runs check-tolerance doctor bench-bm25 bench-rerank gpu-check clean clean-all help \
 	tune-fusion tune-fusion-files fuse fused-runs submission validate report compare \
 	train-ce rerank-ce rerank-ce-runs train-bi train-qgen teacher-scores rerank-bi rerank-bi-runs dense dense-runs bench-encode

@@ -45,6 +45,8 @@ DEFAULT_CONFIG = REPO_ROOT / "configs" / "sample.yaml"
 Split = Literal["train", "dev", "test-a", "test-b"]
 KNOWN_SPLITS: tuple[str, ...] = typing.get_args(Split)
 Precision = Literal["auto", "bf16", "fp16", "fp32"]  # stages.precision.PRECISIONS
+# Reranking and encoding: the torch precisions and the exported backends (stages.models.backends.SETTINGS).
+InferencePrecision = Literal["auto", "fp32", "bf16", "fp16", "onnx-fp32", "openvino-fp32", "onnx-int8"]
 Significance = Literal["student", "fisher"]  # ranx's stat_test names
 # ensemble.fusion.METHODS (ranx 0.3.21's fusion methods) and NORMS.
 FusionMethod = Literal[
@@ -122,14 +124,6 @@ class BenchParams:
     vocabulary: int = 50_000
     repeats: int = 3
     seed: int = 13
-    # make bench-rerank: pairs scored, and the shape of the (randomly initialised) model timed.
-    rerank_pairs: int = 2000
-    rerank_max_length: int = 256
-    rerank_batch_size: int = 32
-    rerank_layers: int = 6
-    rerank_hidden: int = 384
-    rerank_heads: int = 12
-    rerank_intermediate: int = 1536
 
 
 @pydantic.with_config(STRICT)
@@ -232,9 +226,10 @@ class CrossEncoderParams:
     # Reranking: BM25 hits rescored per query, and pairs per forward pass.
     rerank_depth: int = 100
     rerank_batch_size: int = 32
-    # Reranking precision: auto (bf16 on a GPU, or on a CPU whose bf16 matmul measured faster: stages.precision),
-    # bf16, fp16 or fp32.
-    rerank_precision: Precision = "auto"
+    # Reranking backend and precision (stages.models.backends): auto (bf16 on a GPU; on a CPU the fastest
+    # backend that ranks like fp32, measured per machine and model), fp32, bf16, fp16, onnx-fp32,
+    # openvino-fp32 or onnx-int8.
+    rerank_precision: InferencePrecision = "auto"
 
 
 @pydantic.with_config(STRICT)
@@ -370,8 +365,8 @@ class BiEncoderParams:
     miracl_training: TrainParams = field(default_factory=TrainParams)
     rerank_depth: int = 100
     encode_batch_size: int = 64
-    # Precision of encoding for reranking and dense retrieval (as cross_encoder.rerank_precision).
-    encode_precision: Precision = "auto"
+    # Backend and precision of encoding for reranking and dense retrieval (as cross_encoder.rerank_precision).
+    encode_precision: InferencePrecision = "auto"
     dense: DenseParams = field(default_factory=DenseParams)
 
 
@@ -412,6 +407,20 @@ class SubmissionParams:
 
 @pydantic.with_config(STRICT)
 @dataclass(frozen=True)
+class InferenceParams:
+    # precision auto on a CPU (stages.models.backends): each backend scores up to `calibration_size` BM25
+    # candidate pairs of the first configured language with a BM25 run (stages.retrieval.shortlist), timed
+    # best of `calibration_rounds`; it qualifies when its scores' Spearman correlation with float32 torch's
+    # is at least `min_rank_correlation`, and replaces float32 torch only when `speed_margin` times faster
+    # (a smaller gain is within the noise of a shared 2-core machine).
+    calibration_size: int = 64
+    calibration_rounds: int = 2
+    min_rank_correlation: float = 0.99
+    speed_margin: float = 1.05
+
+
+@pydantic.with_config(STRICT)
+@dataclass(frozen=True)
 class Config:
     name: str
     data_root: Path
@@ -420,6 +429,7 @@ class Config:
     bm25: BM25Params = field(default_factory=BM25Params)
     evaluation: EvalParams = field(default_factory=EvalParams)
     bench: BenchParams = field(default_factory=BenchParams)
+    inference: InferenceParams = field(default_factory=InferenceParams)
     fusion: FusionParams = field(default_factory=FusionParams)
     submission: SubmissionParams = field(default_factory=SubmissionParams)
     tiny_model: TinyModelParams = field(default_factory=TinyModelParams)

@@ -42,6 +42,18 @@ from stages.retrieval.dense import Encoder, check_params, dense_language, dense_
 log = logging.getLogger("stages.dense")
 
 
+def encoding_backend(config) -> str:
+    """What `encode_precision` means for the dense model here: the choice rerank-bi recorded for the same
+    model on this machine, or one calibrated now on BM25's shortlist (stages.retrieval.shortlist)."""
+    from stages.models.bi_encoder import load_encoder
+    from stages.retrieval.rerank_bi import scorer
+    from stages.retrieval.shortlist import choose_backend
+
+    path = model_path(config)
+    setting = config.bi_encoder.encode_precision
+    return choose_backend(config, setting, path, "bi-encoder", lambda: load_encoder(path), scorer(config))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.dense", description=__doc__.splitlines()[0])
     add_config_arguments(parser)
@@ -50,12 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     def body():
         config = config_from_args(args)
         check_params(config.bi_encoder.dense)
-        from stages.models.precision import resolve
-
         encoder = Encoder(
             model_path(config),
             config.bi_encoder.encode_batch_size,
-            precision=resolve(config.bi_encoder.encode_precision, config.work_root),
+            precision=encoding_backend(config),
         )
         for lang in config.select_languages(args.lang):
             work = LanguageWork(config.bi_encoder.dense.name, lang)

@@ -32,10 +32,8 @@ MATMUL_SIZE = 1024  # square matrices timed (large enough for the fast kernels, 
 MATMUL_SECONDS = 0.4  # per precision
 
 
-def cpu_identity() -> dict:
-    """What the measurement depends on: CPU model and flags, torch version, threads."""
-    import torch
-
+def cpu_info() -> tuple[str, str]:
+    """This CPU's model name and its flags line (from /proc/cpuinfo where there is one)."""
     model, flags = platform.processor(), ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -46,25 +44,40 @@ def cpu_identity() -> dict:
                 flags = value.strip()
     except OSError:
         pass
+    return model.strip() or platform.machine(), flags
+
+
+def cpu_identity() -> dict:
+    """What the measurement depends on: CPU model and flags, torch version, threads."""
+    import torch
+
+    model, flags = cpu_info()
     return {
-        "cpu": model or platform.machine(),
+        "cpu": model,
         "flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:16],
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
 
 
-def measure_matmul(dtype_name: str, size: int = MATMUL_SIZE, seconds: float = MATMUL_SECONDS) -> float:
-    """GFLOP/s of a square matrix product in `dtype_name` (float32 or bfloat16) on this CPU."""
+def measure_matmul(
+    dtype_name: str, size: int = MATMUL_SIZE, seconds: float = MATMUL_SECONDS, device: str = "cpu"
+) -> float:
+    """GFLOP/s of a square matrix product in `dtype_name` (float32 or bfloat16) on `device`."""
     import torch
 
     dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
     a @ b  # first call: kernel selection, allocation
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
     runs, start = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds or runs < 2:
         a @ b
         runs += 1
+    sync()
+    elapsed = time.perf_counter() - start
     return 2 * size**3 * runs / elapsed / 1e9
 
 

@@ -88,9 +88,12 @@ class Encoder:
     def __init__(
         self, path: Path, batch_size: int, loader: Callable[[Path], object] | None = None, precision: str = "fp32"
     ):
+        # precision: a backend of stages.models.backends (fp32, bf16, openvino-fp32, ...), recorded with the
+        # vectors; torch_precision: what torch computes in around an exported transformer.
         self.path, self.batch_size, self.precision = Path(path), batch_size, precision
         self.loader = loader
         self._model = None
+        self.torch_precision = precision
 
     @property
     def loaded(self) -> bool:
@@ -99,23 +102,28 @@ class Encoder:
     @property
     def model(self):
         if self._model is None:
+            from stages.models.backends import use_backend
             from stages.models.bi_encoder import load_encoder
 
             log.info("loading the bi-encoder %s", self.path)
-            self._model = (self.loader or load_encoder)(self.path)
+            model = (self.loader or load_encoder)(self.path)
+            self.torch_precision = use_backend(model, self.path, self.precision)
+            self._model = model
         return self._model
 
     def encode(self, texts: list[str], kind: str) -> np.ndarray:
         """float32 vectors, one row per text; kind is query or document."""
         from stages.models.bi_encoder import encode
 
-        return encode(self.model, texts, kind, self.batch_size, precision=self.precision)
+        model = self.model  # loaded first: loading sets torch_precision
+        return encode(model, texts, kind, self.batch_size, precision=self.torch_precision)
 
     def encode_tokens(self, texts: list[str], kind: str) -> list[np.ndarray]:
         """A multi-vector model's float32 token vectors, one (tokens, width) array per text."""
         from stages.models.bi_encoder import encode_tokens
 
-        return encode_tokens(self.model, texts, kind, self.batch_size, precision=self.precision)
+        model = self.model  # loaded first: loading sets torch_precision
+        return encode_tokens(model, texts, kind, self.batch_size, precision=self.torch_precision)
 
 
 # ---------------------------------------------------------------- encoding the collection

@@ -16,7 +16,7 @@ import numpy as np
 
 from stages.config import Config
 from stages.formats import Run
-from stages.retrieval.shortlist import rerank_splits, trained_model
+from stages.retrieval.shortlist import backend_reranker, rerank_splits, trained_model
 
 
 def rerank(
@@ -75,23 +75,30 @@ def rerank_maxsim(
     return run
 
 
+def scorer(config: Config):
+    """The student's scoring of a shortlist with the configured batch size, as `backend_reranker` and the
+    dense stage's calibration call it: (model, topics, shortlist, texts, desc, precision) -> Run."""
+    return lambda model, topics, shortlist, texts, desc, precision: rerank(
+        model, topics, shortlist, texts, config.bi_encoder.encode_batch_size, desc, precision
+    )
+
+
 def rerank_language(
     config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict, work=None
 ) -> list[Path]:
-    from stages.models.precision import resolve
+    from stages.models.bi_encoder import load_encoder
 
     bi = config.bi_encoder
     model_path, training = trained_model(config, model_name, "train-bi")
-    precision = resolve(bi.encode_precision, config.work_root)
-
-    def load_reranker():
-        from stages.models.bi_encoder import load_encoder
-
-        if "model" not in model_cache:
-            model_cache["model"] = load_encoder(model_path)
-        return lambda topics, shortlist, texts, desc: rerank(
-            model_cache["model"], topics, shortlist, texts, bi.encode_batch_size, desc, precision
-        )
+    precision, load_reranker = backend_reranker(
+        config,
+        bi.encode_precision,
+        model_path,
+        "bi-encoder",
+        lambda: load_encoder(model_path),
+        scorer(config),
+        model_cache,
+    )
 
     record = {
         k: training.get(k) for k in ("step", "collection", "base_model", "sources", "teacher", "train_loss", "steps")

@@ -14,7 +14,7 @@ from pathlib import Path
 from stages.config import Config
 from stages.formats import Run
 from stages.models.cross_encoder import load_model, score_pairs
-from stages.retrieval.shortlist import rerank_splits, trained_model
+from stages.retrieval.shortlist import backend_reranker, rerank_splits, trained_model
 
 
 def rerank(
@@ -38,18 +38,19 @@ def rerank(
 def rerank_language(
     config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict, work=None
 ) -> list[Path]:
-    from stages.models.precision import resolve
-
     ce = config.cross_encoder
     model_path, training = trained_model(config, model_name, "train-ce")
-    precision = resolve(ce.rerank_precision, config.work_root)
-
-    def load_reranker():
-        if "model" not in model_cache:
-            model_cache["model"] = load_model(model_path, ce.max_length)
-        return lambda topics, shortlist, texts, desc: rerank(
-            model_cache["model"], topics, shortlist, texts, ce.rerank_batch_size, desc, precision
-        )
+    precision, load_reranker = backend_reranker(
+        config,
+        ce.rerank_precision,
+        model_path,
+        "cross-encoder",
+        lambda: load_model(model_path, ce.max_length),
+        lambda model, topics, shortlist, texts, desc, precision: rerank(
+            model, topics, shortlist, texts, ce.rerank_batch_size, desc, precision
+        ),
+        model_cache,
+    )
 
     record = {
         k: training.get(k)

@@ -46,6 +46,104 @@ def trained_model(config: Config, name: str, make_target: str) -> tuple[Path, di
     return path, read_json(path / "training.json")
 
 
+PER_QUERY = 8  # candidates per calibration query: several queries, so the slice is not one topic's
+
+
+class NoCalibrationData(Exception):
+    """No BM25 run to calibrate the inference backends on."""
+
+
+def calibration_slice(config: Config, size: int) -> tuple[dict[str, str], dict[str, list[str]], dict[str, str], str]:
+    """(topics, shortlist, texts, what it is): the top `PER_QUERY` BM25 candidates of the first queries of the
+    first configured language and split with a BM25 run, `size` pairs at most, on which precision auto times
+    the backends. Always the same slice, whichever language's stage asks first (make -j)."""
+    layout = ReleaseLayout(config.data_root)
+    for lang, language in config.languages.items():
+        for split in language.splits:
+            bm25_path = config.run_path("bm25", lang, split)
+            if not bm25_path.is_file() or not layout.topics_path(lang, split).is_file():
+                continue
+            topics = layout.topics(lang, split)
+            ranked = candidates(read_run(bm25_path), PER_QUERY)
+            shortlist: dict[str, list[str]] = {}
+            left = size
+            for qid in sorted(q for q in ranked if q in topics):
+                if left <= 0:
+                    break
+                shortlist[qid] = ranked[qid][:left]
+                left -= len(shortlist[qid])
+            texts = fetch_passages(layout.corpus_dir(lang), {d for docids in shortlist.values() for d in docids})
+            what = f"{lang} {split}: top {PER_QUERY} BM25 candidates of {len(shortlist)} queries ({size - left} pairs)"
+            return topics, shortlist, texts, what
+    raise NoCalibrationData("no BM25 run to calibrate the inference backends on")
+
+
+def choose_backend(
+    config: Config,
+    setting: str,
+    model_path: Path,
+    kind: str,
+    load_model: Callable[[], object],
+    rerank: Callable[..., Run],
+) -> str:
+    """The backend `setting` means here (stages.models.backends.choose), calibrated on `calibration_slice`
+    through the reranker's own `rerank(model, topics, shortlist, texts, desc, precision)`. Without any BM25
+    run to calibrate on (dense retrieval alone), auto means fp32 this time, and nothing is recorded."""
+    import numpy as np
+
+    from stages.console import say
+    from stages.models.backends import choose
+
+    def calibrate():
+        topics, shortlist, texts, what = calibration_slice(config, config.inference.calibration_size)
+        keys = [(qid, docid) for qid, docids in shortlist.items() for docid in docids]
+
+        def score(model, precision: str):
+            run = rerank(model, topics, shortlist, texts, "calibrate", precision)
+            return np.array([run[qid][docid] for qid, docid in keys])
+
+        return load_model(), score, len(keys), what
+
+    try:
+        return choose(setting, config.work_root, model_path, kind, config.inference, calibrate)
+    except NoCalibrationData as reason:
+        say(f"precision auto for {model_path.name}: {reason} (`make bm25` makes one), so fp32 this time")
+        return "fp32"
+
+
+def backend_reranker(
+    config: Config,
+    setting: str,
+    model_path: Path,
+    kind: str,
+    load_model: Callable[[], object],
+    rerank: Callable[..., Run],
+    model_cache: dict,
+) -> tuple[str, Callable[[], Reranker]]:
+    """(the backend `setting` means here, a loader of the reranker that scores with it). The torch model is
+    loaded once into `model_cache` (calibration and reranking share it); `rerank(model, topics, shortlist,
+    texts, desc, precision)` is the reranker's own scoring."""
+    from stages.models.backends import use_backend
+
+    def torch_model():
+        if "model" not in model_cache:
+            model_cache["model"] = load_model()
+        return model_cache["model"]
+
+    backend = choose_backend(config, setting, model_path, kind, torch_model, rerank)
+
+    def load_reranker() -> Reranker:
+        model = torch_model()
+        if model_cache.get("backend") != backend:
+            model_cache["torch_precision"] = use_backend(model, model_path, backend)
+            model_cache["backend"] = backend
+        return lambda topics, shortlist, texts, desc: rerank(
+            model, topics, shortlist, texts, desc, model_cache["torch_precision"]
+        )
+
+    return backend, load_reranker
+
+
 def rerank_splits(
     config: Config,
     system: str,

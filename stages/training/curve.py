@@ -51,26 +51,31 @@ def dev_sets(config: Config, depth: int) -> dict[str, DevSet]:
         texts = fetch_passages(layout.corpus_dir(lang), {d for docids in shortlist.values() for d in docids})
         sets[lang] = DevSet(layout.topics(lang, split), shortlist, texts, layout.qrels(lang, split))
     if not sets:
-        raise InputDataError(None, None, f"no language has judged {split} queries to draw a learning curve on")
+        raise InputDataError(None, None, f"no language has judged {split} queries with BM25 candidates to score")
     return sets
 
 
 def scorer(config: Config, model_name: str):
     """(depth, score(model, dev_set) -> run) of the reranker that serves `model_name`."""
-    from stages.models.precision import resolve
+    from stages.models.precision import PRECISIONS, resolve
+
+    def torch_precision(setting: str) -> str:
+        # Checkpoints change every few steps and an export each would cost more than it saves: an exported
+        # backend's setting means float32 torch here, and auto keeps torch's own rule (stages.models.precision).
+        return resolve(setting if setting in PRECISIONS else "fp32", config.work_root)
 
     if model_name in CE_STEPS:
         from stages.retrieval.rerank_ce import rerank
 
         ce = config.cross_encoder
-        precision = resolve(ce.rerank_precision, config.work_root)
+        precision = torch_precision(ce.rerank_precision)
         return ce.rerank_depth, lambda model, d: rerank(
             model, d.topics, d.shortlist, d.texts, ce.rerank_batch_size, "curve", precision
         )
     from stages.retrieval.rerank_bi import rerank
 
     bi = config.bi_encoder
-    precision = resolve(bi.encode_precision, config.work_root)
+    precision = torch_precision(bi.encode_precision)
     return bi.rerank_depth, lambda model, d: rerank(
         model, d.topics, d.shortlist, d.texts, bi.encode_batch_size, "curve", precision
     )
