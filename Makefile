@@ -6,6 +6,9 @@
 #   make eval                       nDCG@10 / Recall@100 table on dev for every system with runs
 #
 # Inputs: CONFIG=configs/<x>.yaml, DATA=<MIRACL release root>, LANG=all|"ja yo"|ja,yo, SPLIT=dev, VERBOSE=1.
+# Training on several processes (torchrun; rank 0 saves and reports): NPROC=<processes per host>, e.g.
+#   make train-ce NPROC=4; on several hosts, with work/ on a shared file system, the same command on each:
+#   make train-ce NPROC=4 NNODES=2 NODE_RANK=<0 or 1> MASTER_ADDR=<host of rank 0> [MASTER_PORT=29500]
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -58,6 +61,41 @@ SPLIT ?=
 MODELS ?=
 CONFIG_ARGS := --config $(CONFIG) $(if $(DATA),--data $(abspath $(DATA))) $(if $(MODELS),--models $(abspath $(MODELS)))
 FAISS_EXTRA := $(if $(shell command -v nvidia-smi 2>/dev/null),gpu,cpu)
+
+# The training rows' launcher: plain Python, or torchrun with NPROC. NPROC counts from the command line only
+# (build scripts often export an NPROC of their own); the host settings come from the environment too (a
+# cluster's scheduler sets them).
+ifneq ($(origin NPROC),command line)
+override NPROC :=
+endif
+no_digits = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))
+is_count = $(and $(filter 1,$(words $(1))),$(if $(call no_digits,$(1)),,y),$(if $(filter 0%,$(1)),,y))
+ifneq ($(NPROC),)
+ifeq ($(call is_count,$(NPROC)),)
+$(error NPROC=$(NPROC): give the number of training processes per host, a positive integer such as NPROC=2)
+endif
+ifeq ($(call is_count,$(or $(strip $(NNODES)),1)),)
+$(error NNODES=$(NNODES): give the number of hosts, a positive integer such as NNODES=2)
+endif
+MULTI_HOST := $(filter-out 1,$(strip $(NNODES)))
+ifneq ($(MULTI_HOST),)
+ifeq ($(call is_count,$(NODE_RANK))$(filter 0,$(NODE_RANK)),)
+$(error NNODES=$(NNODES) needs NODE_RANK=<this host's number, 0 to NNODES-1>: 0 on the host at MASTER_ADDR)
+endif
+ifeq ($(strip $(MASTER_ADDR)),)
+$(error NNODES=$(NNODES) needs MASTER_ADDR=<the address of the host with NODE_RANK=0>)
+endif
+ifeq ($(call is_count,$(or $(strip $(MASTER_PORT)),29500)),)
+$(error MASTER_PORT=$(MASTER_PORT): give a port number, such as MASTER_PORT=29500)
+endif
+endif
+else ifeq ($(origin NNODES),command line)
+$(error NNODES=$(NNODES) needs NPROC=<training processes per host>)
+endif
+# One host: torchrun's standalone rendezvous on a free local port. Several: the static one at MASTER_ADDR.
+TORCHRUN_HOSTS := $(if $(MULTI_HOST),--nnodes=$(MULTI_HOST) --node_rank=$(strip $(NODE_RANK)) --master_addr=$(strip $(MASTER_ADDR)) --master_port=$(or $(strip $(MASTER_PORT)),29500),--standalone)
+# LOGLEVEL: torchrun's own warnings (its OMP_NUM_THREADS banner) only with VERBOSE=1; errors always.
+TRAIN_PY := $(if $(NPROC),LOGLEVEL=$(if $(VERBOSE),WARNING,ERROR) $(VENV)/bin/torchrun --nproc_per_node=$(NPROC) $(TORCHRUN_HOSTS) -m,$(PY) -m)
 
 comma := ,
 empty :=
@@ -150,6 +188,8 @@ list_files = $(if $(VERBOSE),@printf '%s\n' $(1),@:)
 # retrieve this one. They are inputs then, never rebuilt: training rules lose their prerequisites (`trains`
 # keeps them without MODELS), and a missing model stops make with its path.
 trains = $(if $(MODELS),,$(1))
+# Several hosts pair their training processes by order: every host trains the same steps one at a time.
+TRAIN_JOBS = $(if $(MULTI_HOST),1,$(JOBS))
 define train_recipe
 $(if $(MODELS),@echo "no model at $@: MODELS=$(MODELS) must hold the models trained on another collection (train them there: make train-ce train-bi)" >&2; exit 2,$(Q)$(1))
 endef
@@ -157,7 +197,7 @@ endef
 stage_outputs = $(if $(2),$(foreach l,$(2),$(stage_out_$(1)_$(l))),$(stage_out_$(1)))
 stage_inputs = $(sort $(if $(2),$(foreach l,$(2),$(stage_in_$(1)_$(l))),$(stage_in_$(1))))
 stage_split_arg = $(strip $(call uniq,$(foreach l,$(2),$(stage_splits_$(1)_$(l)))))
-stage_command = $(PY) -m $(stage_module_$(1)) $(CONFIG_ARGS)$(if $(stage_args_$(1)), $(stage_args_$(1)))$(if $(2), --lang "$(2)")$(if $(call stage_split_arg,$(1),$(2)), --split "$(call stage_split_arg,$(1),$(2))")
+stage_command = $(if $(stage_trains_$(1)),$(TRAIN_PY),$(PY) -m) $(stage_module_$(1)) $(CONFIG_ARGS)$(if $(stage_args_$(1)), $(stage_args_$(1)))$(if $(2), --lang "$(2)")$(if $(call stage_split_arg,$(1),$(2)), --split "$(call stage_split_arg,$(1),$(2))")
 define stage_rule
 ifneq ($(strip $(call stage_outputs,$(1),$(2))),)
 $(call stage_outputs,$(1),$(2)) &: $(if $(stage_trains_$(1)),$(call trains,$(call stage_inputs,$(1),$(2))),$(call stage_inputs,$(1),$(2)))
@@ -228,8 +268,8 @@ check-tolerance: check-runs ## measure check's tolerances for trained systems: t
 CE_MODEL := $(stage_out_ce-model)
 CE_RUNS := $(call stage_runs,rerank-ce) $(call stage_runs,rerank-ce-nmt)
 
-train-ce: ## train the cross-encoder: mMARCO step (models/ce-nmt), then MIRACL train (models/ce)
-	@$(MAKE) --no-print-directory -j$(JOBS) $(CE_MODEL)
+train-ce: ## train the cross-encoder: mMARCO step (models/ce-nmt), then MIRACL train (models/ce); NPROC=n: torchrun
+	@$(MAKE) --no-print-directory -j$(TRAIN_JOBS) $(CE_MODEL)
 
 rerank-ce: ## rerank LANG's BM25 runs with the cross-encoder before (ce-nmt) and after (ce) MIRACL fine-tuning
 	@$(MAKE) --no-print-directory -j$(JOBS) rerank-ce-runs
@@ -249,10 +289,10 @@ BI_RUNS := $(foreach m,$(BI_NAME)-init $(BI_NAME)-kd $(BI_NAME),$(call stage_run
 # searched with faiss.
 DENSE_RUNS := $(call stage_runs,dense)
 
-train-bi: ## train the bi-encoder: student built (models/bi-init), distilled from the English teacher (models/bi-kd), MIRACL train (models/bi)
-	@$(MAKE) --no-print-directory -j$(JOBS) $(BI_MODELS)
+train-bi: ## train the bi-encoder: student built (models/bi-init), distilled from the English teacher (models/bi-kd), MIRACL train (models/bi); NPROC=n: torchrun
+	@$(MAKE) --no-print-directory -j$(TRAIN_JOBS) $(BI_MODELS)
 
-train-qgen: ## train the query generator (models/qgen), a teacher for configs/recipes/qgen.yaml
+train-qgen: ## train the query generator (models/qgen), a teacher for configs/recipes/qgen.yaml; NPROC=n: torchrun
 	@$(MAKE) --no-print-directory $(stage_out_qgen-model)
 
 teacher-scores: ## only compute (and cache) the English teacher's scores for distillation
@@ -360,6 +400,9 @@ bench-rerank: ## the cross-encoder's pairs/s with every inference backend beside
 	@$(MAKE) --no-print-directory -s -j$(JOBS) $(WORK_DIR)/models/ce/training.json $(DEV_BM25_RUNS)
 	$(Q)$(PY) -m stages.benchmarks.rerank $(CONFIG_ARGS)
 
+bench-index: $(VENV_STAMP) ## faiss indexes side by side (flat, IVF-Flat, IVF-PQ by default) on 1M clustered synthetic vectors: recall@100, queries/s, memory per million
+	$(Q)$(PY) -m stages.benchmarks.index $(CONFIG_ARGS)
+
 gpu-check: $(VENV_STAMP) ## GPU hosts only: bf16 rerank/encode/training (and torchrun), faiss-gpu vs cpu -> work/gpu-check/
 	$(Q)$(PY) -m stages.benchmarks.gpu_check $(CONFIG_ARGS)
 
@@ -374,6 +417,6 @@ clean-all: ## remove work/ and .venv/
 help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /  make \1\t/' | expand -t 24
 
-.PHONY: setup test lint format bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check check-runs check-tolerance doctor bench-bm25 bench-rerank gpu-check clean clean-all help \
+.PHONY: setup test lint format bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check check-runs check-tolerance doctor bench-bm25 bench-rerank bench-index gpu-check clean clean-all help \
 	tune-fusion tune-fusion-files fuse fused-runs submission validate report compare \
 	train-ce rerank-ce rerank-ce-runs train-bi train-qgen teacher-scores rerank-bi rerank-bi-runs dense dense-runs bench-encode

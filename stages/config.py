@@ -64,7 +64,6 @@ Scoring = Literal["single", "maxsim"]
 TeacherKind = Literal["bi-encoder", "cross-encoder", "query-generator"]  # stages.teacher.TEACHERS
 TokenLoss = Literal["mse", "l1"]  # stages.token_distill.LOSSES
 TokenAlignment = Literal["many-to-one", "one-to-one"]  # stages.token_distill.ALIGNMENTS
-DenseIndex = Literal["flat", "ivf", "hnsw"]  # stages.dense.INDEX_TYPES
 
 # On every config class: keys it does not define are errors. The classes stay stdlib dataclasses (stages use
 # dataclasses.replace, asdict and frozen equality); pydantic only reads this attribute.
@@ -124,6 +123,34 @@ class BenchParams:
     vocabulary: int = 50_000
     repeats: int = 3
     seed: int = 13
+
+
+@pydantic.with_config(STRICT)
+@dataclass(frozen=True)
+class IndexSpec:
+    factory: str  # a faiss index_factory string, as bi_encoder.dense.index takes it
+    search: tuple[str, ...] = ("",)  # faiss ParameterSpace settings, one table row each ("": the defaults)
+
+
+@pydantic.with_config(STRICT)
+@dataclass(frozen=True)
+class IndexBenchParams:
+    """make bench-index (stages.benchmarks.index): faiss indexes side by side on clustered synthetic vectors."""
+
+    vectors: int = 1_000_000
+    dimension: int = 384
+    clusters: int = 2_000  # centres of the Gaussian mixture the vectors are drawn from
+    spread: float = 1.5  # the noise's standard deviation per dimension; the centres' is 1
+    queries: int = 1_000
+    hits: int = 100
+    train_size: int = 100_000
+    repeats: int = 3
+    seed: int = 13
+    indexes: tuple[IndexSpec, ...] = (
+        IndexSpec("Flat"),
+        IndexSpec("IVF1024,Flat", ("nprobe=8", "nprobe=32")),
+        IndexSpec("IVF1024,PQ48np", ("nprobe=8", "nprobe=32")),
+    )
 
 
 @pydantic.with_config(STRICT)
@@ -337,15 +364,14 @@ class DenseParams:
 
     name: str = "dense"  # the system (runs/<name>/); a recipe with its own student names its own
     model: str = "bi"  # which trained student encodes (a folder under models/)
-    index: DenseIndex = "flat"  # flat: exact inner product, shard by shard; ivf; hnsw
+    # flat: exact inner product, shard by shard, no index in memory. Otherwise a faiss index_factory string
+    # (inner product), built once and saved beside the shards: IVF4096,Flat; IVF16384,PQ64; HNSW32;
+    # OPQ64,IVF16384_HNSW32,PQ64 (faiss's wiki, "The index factory").
+    index: str = "flat"
+    search: str = ""  # faiss ParameterSpace settings at search time: nprobe=64 (IVF), efSearch=128 (HNSW)
+    train_size: int = 200_000  # vectors sampled across the shards to train the index (IVF centroids, PQ codes)
     shard_size: int = 100_000  # passages per float16 shard on disk
     hits: int = 100
-    ivf_lists: int = 1024
-    ivf_probe: int = 32
-    ivf_train_size: int = 200_000  # vectors sampled to train the IVF quantiser
-    hnsw_m: int = 32
-    hnsw_ef_construction: int = 200
-    hnsw_ef_search: int = 128
     # maxsim students (ColBERT v1's end-to-end retrieval): the nearest passage tokens searched for each
     # query token (ColBERT's k'; it used 1000); their passages are then scored exactly by MaxSim.
     maxsim_token_hits: int = 1000
@@ -429,6 +455,7 @@ class Config:
     bm25: BM25Params = field(default_factory=BM25Params)
     evaluation: EvalParams = field(default_factory=EvalParams)
     bench: BenchParams = field(default_factory=BenchParams)
+    bench_index: IndexBenchParams = field(default_factory=IndexBenchParams)
     inference: InferenceParams = field(default_factory=InferenceParams)
     fusion: FusionParams = field(default_factory=FusionParams)
     submission: SubmissionParams = field(default_factory=SubmissionParams)

@@ -53,8 +53,16 @@ def log_file() -> Path | None:
     return _console["log_file"]
 
 
+def other_rank() -> bool:
+    """A process of a torchrun launch other than rank 0, which reports for all of them."""
+    return os.environ.get("RANK", "0") != "0"
+
+
 def say(message: str) -> None:
-    """One report line for the person running the stage (and, quiet, the same line in the log)."""
+    """One report line for the person running the stage (and, quiet, the same line in the log); once under
+    torchrun, from rank 0."""
+    if other_rank():
+        return
     print(message, file=console_out(), flush=True)
     if _console["log_file"] is not None:
         _log.info("%s", message)
@@ -205,7 +213,7 @@ def setup(module: str, argv: list[str] | None = None) -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "pipeline", False)]:
         root.removeHandler(handler)
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.WARNING if other_rank() else logging.INFO)  # torchrun: rank 0's detail, once
     log_dir = os.environ.get("PIPELINE_LOG_DIR")
     if quiet() and log_dir and _console["log_file"] is None:
         _redirect_to(Path(log_dir) / log_name(module, argv))
@@ -216,7 +224,7 @@ def setup(module: str, argv: list[str] | None = None) -> None:
         handlers.append(detail)
     if quiet():
         terminal = logging.StreamHandler(console_err())
-        terminal.setLevel(logging.WARNING)
+        terminal.setLevel(logging.ERROR if other_rank() else logging.WARNING)  # torchrun: rank 0's warnings
         terminal.addFilter(_ProjectOnly())
         terminal.setFormatter(_ConsoleFormatter())
         handlers.append(terminal)

@@ -11,12 +11,16 @@ For each language:
 2. Search each split's topics (queries encoded as queries) for the top `hits` passages by inner
    product, which is the model's own score (cosine models are normalised):
    - flat: exact, shard by shard (one shard in memory as float32 at a time), per-shard top-k merged;
-   - ivf / hnsw: an approximate faiss index over all shards, built once, saved beside the shards and
-     reused while the collection and the build parameters are unchanged.
+   - any other `bi_encoder.dense.index` is a faiss index_factory string (IVF4096,PQ64; HNSW32;
+     OPQ64,IVF16384_HNSW32,PQ64): the index is trained on `train_size` vectors sampled across the shards,
+     holds them all, is saved beside the shards (index.<factory>.faiss) and reused while the collection,
+     the factory string and the sample are unchanged; `search` sets its search-time parameters
+     (nprobe=64).
 Every split but the bi-encoder's training split (`bi_encoder.miracl.split`) is searched. A run is
 written under a temporary name, so an interrupted stage keeps finished runs, and a rerun skips runs
 whose inputs (topics, model, corpus, index parameters) are unchanged without loading the model.
-On a host with GPUs (faiss.get_num_gpus() > 0) the flat and IVF searches run there.
+On a host with GPUs (faiss.get_num_gpus() > 0) the searches run there, an index sharded over all GPUs
+(each holds a slice), but for indexes faiss has no GPU implementation of (HNSW).
 
 A maxsim student (a MultiVectorEncoder) retrieves as ColBERT v1 does end to end: every passage's token
 vectors are stored (shard-00000.f16.npy holds a shard's tokens, passage after passage, and

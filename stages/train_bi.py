@@ -38,6 +38,7 @@ import sys
 
 from stages.cli import run_stage
 from stages.config import add_config_arguments, config_from_args
+from stages.training import print_result
 from stages.training.bi import STEPS, build_init, train_kd, train_miracl
 
 log = logging.getLogger("stages.train_bi")
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", choices=list(STEPS), required=True)
     args = parser.parse_args(argv)
     steps = {"init": build_init, "kd": train_kd, "miracl": train_miracl}
-    return run_stage(log, lambda: print(steps[args.step](config_from_args(args))))
+    return run_stage(log, lambda: print_result(steps[args.step](config_from_args(args))))
 
 
 if __name__ == "__main__":

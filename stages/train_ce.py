@@ -21,6 +21,7 @@ import sys
 
 from stages.cli import run_stage
 from stages.config import add_config_arguments, config_from_args
+from stages.training import print_result
 from stages.training.ce import STEPS, train_step
 
 log = logging.getLogger("stages.train_ce")
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(parser, lang=False, split=False)
     parser.add_argument("--step", choices=list(STEPS), required=True)
     args = parser.parse_args(argv)
-    return run_stage(log, lambda: print(train_step(config_from_args(args), args.step)))
+    return run_stage(log, lambda: print_result(train_step(config_from_args(args), args.step)))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import sys
 
 from stages.cli import run_stage
 from stages.config import add_config_arguments, config_from_args
+from stages.training import print_result
 from stages.training.qgen import train
 
 log = logging.getLogger("stages.train_qgen")
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.train_qgen", description=__doc__.splitlines()[0])
     add_config_arguments(parser, lang=False, split=False)
     args = parser.parse_args(argv)
-    return run_stage(log, lambda: print(train(config_from_args(args))))
+    return run_stage(log, lambda: print_result(train(config_from_args(args))))
 
 
 if __name__ == "__main__":

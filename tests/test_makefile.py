@@ -264,6 +264,45 @@ def test_the_token_task_makes_distillation_depend_on_its_parallel_files(tmp_path
     assert "stages.train_bi --config" in result.stdout and "--step kd" in result.stdout
 
 
+def test_nproc_launches_the_training_rows_under_torchrun_and_nothing_else(empty_work_config, tmp_path, monkeypatch):
+    def commands(result, module):
+        assert result.returncode == 0, result.stderr
+        return [line for line in result.stdout.splitlines() if f"-m {module} " in line]
+
+    monkeypatch.setenv("NPROC", "3")  # from the environment (a build script's) it is not a launch request
+    plain = make("-n", "train-ce", f"CONFIG={empty_work_config}", plan_dir=tmp_path)
+    assert "torchrun" not in plain.stdout
+    assert [c.split(" -m ")[0] for c in commands(plain, "stages.train_ce")] == [".venv/bin/python"] * 2
+    one_host = make("-n", "train-ce", f"CONFIG={empty_work_config}", "NPROC=2", plan_dir=tmp_path)
+    launched = commands(one_host, "stages.train_ce")  # VERBOSE=1: torchrun's warnings too (LOGLEVEL)
+    launcher = "LOGLEVEL=WARNING .venv/bin/torchrun --nproc_per_node=2 --standalone -m stages.train_ce --config"
+    assert len(launched) == 2 and all(command.startswith(launcher) for command in launched)
+    assert commands(one_host, "stages.tiny_model")[0].startswith(".venv/bin/python -m")  # not a training row
+    hosts = make(
+        "-n",
+        "train-ce",
+        f"CONFIG={empty_work_config}",
+        "NPROC=4",
+        "NNODES=2",
+        "NODE_RANK=1",
+        "MASTER_ADDR=10.0.0.1",
+        plan_dir=tmp_path,
+    )
+    hosted = commands(hosts, "stages.train_ce")
+    host_flags = "--nproc_per_node=4 --nnodes=2 --node_rank=1 --master_addr=10.0.0.1 --master_port=29500 -m"
+    assert len(hosted) == 2 and all(host_flags in command for command in hosted)
+    assert "make --no-print-directory -j1 " in hosts.stdout  # every host trains the same steps in the same order
+    for args, message in (
+        (["NPROC=0"], "NPROC=0: give the number of training processes per host, a positive integer"),
+        (["NPROC=two"], "NPROC=two: give the number"),
+        (["NNODES=2"], "NNODES=2 needs NPROC="),
+        (["NPROC=2", "NNODES=2", "MASTER_ADDR=h"], "NNODES=2 needs NODE_RANK="),
+        (["NPROC=2", "NNODES=2", "NODE_RANK=0"], "NNODES=2 needs MASTER_ADDR="),
+    ):
+        refused = make("-n", "train-ce", f"CONFIG={empty_work_config}", *args, plan_dir=tmp_path)
+        assert refused.returncode != 0 and message in refused.stderr, (args, refused.stderr)
+
+
 def test_models_from_another_collection_are_inputs_never_trained(empty_work_config, tmp_path):
     elsewhere = tmp_path / "other" / "models"
     elsewhere.mkdir(parents=True)

@@ -219,43 +219,32 @@ def train_part(model_path: Path, device: str, sizes: Sizes, out: Path) -> dict:
     }
 
 
-def clustered_vectors(rows: int, dimension: int, seed: int) -> np.ndarray:
-    """Unit vectors around 200 random centres: realistic for IVF, unlike uniform noise."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((200, dimension), dtype=np.float32)
-    vectors = centres[rng.integers(0, 200, rows)] + 0.5 * rng.standard_normal((rows, dimension), dtype=np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
 def faiss_part(sizes: Sizes, use_gpu: bool) -> dict:
-    """Flat and IVF search on faiss-cpu and (where faiss has GPUs) faiss-gpu: recall@100, queries/s."""
-    import faiss
+    """Flat and IVF (nprobe 32) search on faiss-cpu and, where faiss has GPUs, on faiss-gpu sharded over all of
+    them: make bench-index's data and measurement (stages.benchmarks.index), recall@100 and queries/s."""
+    from stages.benchmarks.indexes import clustered_vectors, measure
+    from stages.config import IndexBenchParams, IndexSpec
+    from stages.retrieval.dense import gpu_count
 
-    vectors = clustered_vectors(sizes.vectors, sizes.dimension, 6)
-    queries = clustered_vectors(sizes.queries, sizes.dimension, 7)
-    k = min(100, sizes.vectors)
-    exact = faiss.IndexFlatIP(sizes.dimension)
-    exact.add(vectors)
-    truth = exact.search(queries, k)[1]
-
-    def measure(index) -> dict:
-        index.search(queries[:10], k)
-        started = time.perf_counter()
-        ids = index.search(queries, k)[1]
-        seconds = time.perf_counter() - started
-        recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(ids, truth)])
-        return {"recall_at_100": float(recall), "queries_per_second": sizes.queries / seconds}
-
-    ivf = faiss.index_factory(sizes.dimension, f"IVF{sizes.clusters},Flat", faiss.METRIC_INNER_PRODUCT)
-    ivf.train(vectors[: max(sizes.clusters * 40, 10_000)])
-    ivf.add(vectors)
-    ivf.nprobe = 32
-    results = {"cpu flat": measure(exact), "cpu ivf": measure(ivf)}
-    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
-    if use_gpu and gpus:
-        results["gpu flat"] = measure(faiss.index_cpu_to_all_gpus(exact))
-        results["gpu ivf"] = measure(faiss.index_cpu_to_all_gpus(ivf))
-    elif use_gpu:
+    ivf = f"IVF{sizes.clusters},Flat"
+    params = IndexBenchParams(
+        vectors=sizes.vectors,
+        dimension=sizes.dimension,
+        queries=sizes.queries,
+        train_size=max(sizes.clusters * 40, 10_000),
+        repeats=1,
+        indexes=(IndexSpec("Flat"), IndexSpec(ivf, ("nprobe=32",))),
+    )
+    rng = np.random.default_rng(params.seed + 1)
+    vectors, _ = clustered_vectors(params.vectors, params, rng)
+    queries, _ = clustered_vectors(params.queries, params, rng)
+    results = {}
+    for place in ("cpu", "gpu") if use_gpu and gpu_count() else ("cpu",):
+        measured = measure(params, vectors, queries, on_gpu=place == "gpu")
+        for factory, name in (("Flat", "flat"), (ivf, "ivf")):
+            (row,) = measured[factory]["search"].values()
+            results[f"{place} {name}"] = {"recall_at_100": row["recall"], "queries_per_second": row["qps"]}
+    if use_gpu and not gpu_count():
         results["gpu"] = {"error": "this faiss build has no GPU support (install the .[gpu] extra)"}
     return results
 

@@ -1,6 +1,7 @@
 """Dense retrieval's library: the collection encoded by the trained bi-encoder into float16 shards (with a
-manifest, resumed shard by shard), faiss search over them (exact flat, IVF, HNSW; MaxSim over token vectors
-for a multi-vector student, ColBERT v1 style), and the runs of a language's splits. The stage, and what it
+manifest, resumed shard by shard), faiss search over them (exact flat, shard by shard, or any faiss
+index_factory index; MaxSim over token vectors for a multi-vector student, ColBERT v1 style), and the runs of
+a language's splits. The stage, and what it
 writes where: stages.dense.
 """
 
@@ -10,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
@@ -29,8 +31,8 @@ from stages.table import recorded_config, stage_splits
 from stages.training import check_tokenizer_fits
 from stages.uptodate import unchanged
 
-INDEX_TYPES = ("flat", "ivf", "hnsw")
-SEED = 13  # the IVF training sample
+EXACT = "flat"  # bi_encoder.dense.index for exact search shard by shard, with no index in memory
+SEED = 13  # the index's training sample
 log = logging.getLogger("stages.retrieval.dense")
 
 
@@ -61,20 +63,16 @@ def dense_splits(config: Config, lang: str, spec: str | list[str] | None) -> lis
     return stage_splits(config, "dense", lang, spec)
 
 
+def is_exact(index: str) -> bool:
+    return index.strip().lower() == EXACT
+
+
 def check_params(params: DenseParams) -> None:
-    if params.index not in INDEX_TYPES:
-        raise ConfigError(f"bi_encoder.dense.index must be one of {', '.join(INDEX_TYPES)}, got {params.index!r}")
-    for key in (
-        "shard_size",
-        "hits",
-        "ivf_lists",
-        "ivf_probe",
-        "ivf_train_size",
-        "hnsw_m",
-        "hnsw_ef_construction",
-        "hnsw_ef_search",
-        "maxsim_token_hits",
-    ):
+    if not params.index.strip():
+        raise ConfigError(
+            "bi_encoder.dense.index is empty: give flat (exact) or a faiss index_factory string such as IVF4096,PQ64"
+        )
+    for key in ("shard_size", "hits", "train_size", "maxsim_token_hits"):
         if getattr(params, key) < 1:
             raise ConfigError(f"bi_encoder.dense.{key} must be at least 1, got {getattr(params, key)}")
 
@@ -312,16 +310,28 @@ def gpu_count() -> int:
     return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
 
 
-def to_gpu(index):
-    """The index on every GPU faiss sees, or unchanged on a CPU-only host.
+def faiss_message(error: Exception) -> str:
+    """faiss's own words from its exception, without the C++ signature and source line before them."""
+    return re.split(r"\) at \S+:\d+: (?:Error: )?", str(error).strip())[-1]
 
-    Untested here: the project's machines have no GPU. HNSW has no GPU implementation in faiss, so
-    callers keep it on the CPU.
+
+def to_gpu(index, shard: bool = True):
+    """The index on every GPU faiss sees (each holding a slice of it with `shard`, so an index larger than
+    one GPU fits; a copy on each otherwise), or unchanged on a CPU-only host or for an index with no GPU
+    implementation (HNSW).
+
+    Untested here: the project's machines have no GPU.
     """
     faiss = _faiss()
-    if gpu_count() > 0 and hasattr(faiss, "index_cpu_to_all_gpus"):
-        return faiss.index_cpu_to_all_gpus(index)
-    return index
+    if gpu_count() == 0 or not hasattr(faiss, "index_cpu_to_all_gpus"):
+        return index
+    options = faiss.GpuMultipleClonerOptions()
+    options.shard = shard
+    try:
+        return faiss.index_cpu_to_all_gpus(index, co=options)
+    except RuntimeError as error:
+        log.info("searched on the CPU: %s", faiss_message(error))
+        return index
 
 
 def merge_top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +353,7 @@ def search_exact(queries: np.ndarray, shards: Sequence[np.ndarray], k: int) -> t
     best_ids = np.full((len(queries), k), -1, dtype=np.int64)
     if not shards or not len(queries):
         return best_scores, best_ids
-    index = to_gpu(faiss.IndexFlatIP(queries.shape[1]))
+    index = to_gpu(faiss.IndexFlatIP(queries.shape[1]), shard=False)  # one shard at a time: a copy per GPU
     offset = 0
     for shard in shards:
         if len(shard):
@@ -377,38 +387,48 @@ def _add_shards(index, shards: Sequence[np.ndarray], desc: str) -> None:
             index.add(np.ascontiguousarray(shard, dtype=np.float32))
 
 
-def build_ivf(
-    shards: Sequence[np.ndarray], lists: int, probe: int, train_size: int, seed: int = SEED, desc: str = "ivf"
-):
-    """IndexIVFFlat (inner product) trained on a seeded sample; nlist clipped to the number of vectors."""
+def build_index(factory: str, shards: Sequence[np.ndarray], train_size: int, seed: int = SEED, desc: str = "index"):
+    """An inner-product faiss index from an index_factory string (`IVF4096,PQ64`, `HNSW32`, ...), trained (when
+    its kind needs training) on up to `train_size` rows sampled across the shards, holding every row in shard
+    order."""
     faiss = _faiss()
     total = sum(len(s) for s in shards)
     if not total:
-        raise ValueError("cannot build an IVF index over an empty collection")
+        raise ValueError("cannot build an index over an empty collection")
     dimension = shards[0].shape[1]
-    nlist = max(1, min(lists, total))
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, nlist, faiss.METRIC_INNER_PRODUCT)
-    sample = sample_rows(shards, max(train_size, nlist), seed)
-    log.info("%s: training %d lists on %d of %d vectors", desc, nlist, len(sample), total)
-    index.train(sample)
+    try:
+        index = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as error:
+        raise ConfigError(
+            f"bi_encoder.dense.index {factory!r} is no faiss index_factory string for {dimension}-dimension "
+            f"vectors: {faiss_message(error)}"
+        ) from None
+    if not index.is_trained:
+        sample = sample_rows(shards, train_size, seed)
+        log.info("%s: training %s on %d of %d vectors", desc, factory, len(sample), total)
+        try:
+            index.train(sample)
+        except RuntimeError as error:
+            raise ConfigError(
+                f"bi_encoder.dense.index {factory!r} cannot be trained on {len(sample)} vectors "
+                f"(bi_encoder.dense.train_size {train_size}, {total} in the collection): {faiss_message(error)}"
+            ) from None
     _add_shards(index, shards, f"{desc} add")
-    index.nprobe = min(probe, nlist)
     return index
 
 
-def build_hnsw(shards: Sequence[np.ndarray], m: int, ef_construction: int, ef_search: int, desc: str = "hnsw"):
-    """IndexHNSWFlat (inner product) over every row, in shard order.
-
-    Inner product is not a metric: a few vectors may be reachable from no other, so even a large
-    efSearch can miss them (flat search is the exact reference).
-    """
+def apply_search_settings(index, settings: str):
+    """faiss ParameterSpace settings (`nprobe=64`, `efSearch=128`, `nprobe=64,quantizer_efSearch=128`) on `index`."""
+    if not settings.strip():
+        return index
     faiss = _faiss()
-    if not shards:
-        raise ValueError("cannot build an HNSW index over an empty collection")
-    index = faiss.IndexHNSWFlat(shards[0].shape[1], m, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = ef_construction
-    _add_shards(index, shards, f"{desc} add")
-    index.hnsw.efSearch = ef_search
+    space = getattr(faiss, "GpuParameterSpace", faiss.ParameterSpace)() if gpu_count() else faiss.ParameterSpace()
+    try:
+        space.set_index_parameters(index, settings)
+    except RuntimeError as error:
+        raise ConfigError(
+            f"bi_encoder.dense.search {settings!r} does not apply to this index: {faiss_message(error)}"
+        ) from None
     return index
 
 
@@ -461,43 +481,44 @@ def search_vectors(index, shards: Sequence[np.ndarray], queries: np.ndarray, k: 
 
 
 def index_build_params(params: DenseParams) -> dict:
-    """What an approximate index's structure depends on (search-time settings excluded)."""
-    if params.index == "ivf":
-        return {"index": "ivf", "lists": params.ivf_lists, "train_size": params.ivf_train_size, "seed": SEED}
-    if params.index == "hnsw":
-        return {"index": "hnsw", "m": params.hnsw_m, "ef_construction": params.hnsw_ef_construction}
-    return {"index": params.index}
+    """What an index's structure depends on (search-time settings excluded)."""
+    if is_exact(params.index):
+        return {"index": EXACT}
+    return {"index": params.index.strip(), "train_size": params.train_size, "seed": SEED}
 
 
 def index_search_params(params: DenseParams) -> dict:
     """Everything about the index that can change a run."""
-    extra = {"ivf": {"probe": params.ivf_probe}, "hnsw": {"ef_search": params.hnsw_ef_search}}.get(params.index, {})
-    return {**index_build_params(params), **extra}
+    build = index_build_params(params)
+    return build if is_exact(params.index) else {**build, "search": params.search.strip()}
+
+
+def index_files(directory: Path, factory: str) -> tuple[Path, Path]:
+    """(index, its record) beside the shards, named after the factory string."""
+    name = re.sub(r"[^0-9A-Za-z]+", "_", factory).strip("_")
+    return directory / f"index.{name}.faiss", directory / f"index.{name}.json"
 
 
 def approximate_index(params: DenseParams, directory: Path, shards: Sequence[np.ndarray], manifest: dict, desc: str):
-    """The IVF or HNSW index of a collection: read from disk when built from the same shards and parameters."""
+    """The index of a collection, with the search settings: read from disk when built from the same shards and
+    parameters, else built and saved beside the shards."""
     faiss = _faiss()
-    path, record_path = directory / f"index.{params.index}.faiss", directory / f"index.{params.index}.json"
+    factory = params.index.strip()
+    path, record_path = index_files(directory, factory)
     record = {"manifest": manifest, "build": index_build_params(params)}
     if path.is_file() and read_json(record_path) == record:
-        log.info("%s: reusing the %s index %s", desc, params.index, path)
+        log.info("%s: reusing the index %s", desc, path)
         index = faiss.read_index(str(path))
     else:
-        if params.index == "ivf":
-            index = build_ivf(shards, params.ivf_lists, params.ivf_probe, params.ivf_train_size, SEED, desc)
-        else:
-            index = build_hnsw(shards, params.hnsw_m, params.hnsw_ef_construction, params.hnsw_ef_search, desc)
+        index = build_index(factory, shards, params.train_size, SEED, desc)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         faiss.write_index(index, str(tmp))
         os.replace(tmp, path)
         write_json(record_path, record)
-        log.info("%s: %s index of %d vectors saved to %s", desc, params.index, index.ntotal, path)
-    if params.index == "ivf":
-        index.nprobe = min(params.ivf_probe, index.nlist)
-        return to_gpu(index)  # nprobe is copied to the GPU index (untested here: no GPU)
-    index.hnsw.efSearch = params.hnsw_ef_search
-    return index  # faiss has no GPU HNSW
+        log.info("%s: %s index of %d vectors saved to %s", desc, factory, index.ntotal, path)
+    apply_search_settings(index, params.search)  # on the CPU first: a wrong setting fails on every host alike
+    gpu_index = to_gpu(index)
+    return index if gpu_index is index else apply_search_settings(gpu_index, params.search)
 
 
 # ---------------------------------------------------------------- the stage
@@ -573,7 +594,7 @@ def dense_language(
         shards, docids = collection.shards, collection.docids
     else:
         shards, docids = read_shards(directory, manifest)
-    index = approximate_index(params, directory, shards, manifest, lang) if params.index != "flat" else None
+    index = None if is_exact(params.index) else approximate_index(params, directory, shards, manifest, lang)
     training = read_json(path / "training.json") or {}
     for split, out, inputs in pending:
         topics = layout.topics(lang, split)
@@ -598,7 +619,7 @@ def dense_language(
                 "split": split,
                 "config": str(config.source),
                 "collection": config.collection,
-                "index": params.index,
+                "index": EXACT if is_exact(params.index) else params.index.strip(),
                 "passages": len(docids),
                 "dimension": manifest["dimension"],
                 "inputs": inputs,
@@ -618,7 +639,7 @@ def dense_language(
             lang,
             split,
             len(run),
-            params.index,
+            params.index.strip(),
             k,
             len(docids),
             out,

@@ -2,7 +2,8 @@
 
 Precision flags, the hash that names a model's exact weights, resuming from the last checkpoint,
 saving a finished model through a staging folder with its `training.json`, and the check that skips
-a step whose recorded inputs are unchanged.
+a step whose recorded inputs are unchanged. Under torchrun (`make train-ce NPROC=2`) rank 0 writes what the
+processes share first (main_process_first), answers the skip check for all, saves and reports; the others wait.
 
 Submodules: bi (the bi-encoder's steps: init, kd, miracl), token_task (token-level distillation's task),
 query_alignment (the generator's alignment task), ce (the cross-encoder's steps), qgen (the query
@@ -11,10 +12,12 @@ generator's training), curve (a step's dev score while it trains).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -27,6 +30,71 @@ from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
 
 log = logging.getLogger("stages.training")
+
+_alone = False  # inside main_process_first: this process runs the block while the others wait or went on
+
+
+# ---------------------------------------------------------------- several processes (torchrun)
+
+
+def world_size() -> int:
+    """How many processes train together: torchrun's WORLD_SIZE, 1 in a plain run."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """Rank 0 under torchrun (or the only process): the one that writes the model and reports."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _together() -> bool:
+    """True when this process trains with others and is not alone in a main_process_first block; the process
+    group is set up first if the Trainer has not done it yet."""
+    if world_size() == 1 or _alone:
+        return False
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        # the Trainer (accelerate) keeps this group; gloo carries barriers and objects, nccl the GPUs' tensors
+        dist.init_process_group(backend="cpu:gloo,cuda:nccl" if cuda else "gloo")
+    return True
+
+
+def barrier() -> None:
+    """Wait until every training process gets here (nothing in a plain run)."""
+    if _together():
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+@contextlib.contextmanager
+def main_process_first():
+    """Rank 0 runs the block first, the others after it: what the block writes (caches, a base model, the
+    precision measurement) is written once, and the other processes find it there."""
+    global _alone
+    if not _together():
+        yield
+        return
+    if not is_main_process():
+        barrier()
+    _alone = True
+    try:
+        yield
+    finally:
+        _alone = False
+    if is_main_process():
+        barrier()
+
+
+def print_result(path: Path) -> None:
+    """A stage's result (the model folder) on standard output: once, from rank 0, under torchrun."""
+    if is_main_process():
+        print(path)
 
 
 def resolved_params(params: TrainParams, work_root: Path) -> TrainParams:
@@ -81,7 +149,22 @@ def trainer_arguments(params: TrainParams, out: Path) -> dict:
         "dataloader_pin_memory": torch.cuda.is_available(),
         **trainer_progress_flags(),
         **precision_flags(params.precision),
+        **distributed_flags(),
     }
+
+
+def distributed_flags() -> dict:
+    """The Trainer's settings for several processes (torchrun); none for one."""
+    import torch
+
+    if world_size() == 1:
+        return {}
+    # The listwise losses run the model more than once a step, which DDP's search for unused parameters refuses;
+    # its static graph allows that, and parameters no loss uses (a pooler).
+    flags = {"ddp_static_graph": True}
+    if not torch.cuda.is_available():  # the Trainer splits the work over CPU processes only when told it is on CPU
+        flags |= {"use_cpu": True, "ddp_backend": "gloo"}
+    return flags
 
 
 def report_training(out: Path, record: dict, what: str) -> None:
@@ -217,10 +300,19 @@ def checkpoints_dir(out: Path) -> Path:
 
 
 def up_to_date(out: Path, inputs: dict) -> bool:
-    """True (and training.json touched, so make stops asking) when `out` was trained from `inputs`."""
+    """True (and training.json touched, so make stops asking) when `out` was trained from `inputs`; under
+    torchrun rank 0's answer, for every process."""
     from stages.uptodate import unchanged
 
-    if unchanged(out / "training.json", inputs):
+    if _together():  # one answer: a process that trains while another exits would wait for it forever
+        import torch.distributed as dist
+
+        answer = [is_main_process() and unchanged(out / "training.json", inputs)]
+        dist.broadcast_object_list(answer, src=0)
+        fresh = answer[0]
+    else:
+        fresh = unchanged(out / "training.json", inputs)
+    if fresh:
         from stages.console import say
 
         say(f"train {out.name}: up to date")
@@ -244,6 +336,7 @@ def run_trainer(trainer, out: Path) -> tuple[object, dict]:
         "seconds": round(time.time() - started, 1),
         "log_history": trainer.state.log_history,
         "resumed": resume,
+        "processes": world_size(),
         "versions": {pkg: metadata.version(pkg) for pkg in ("torch", "transformers", "sentence-transformers")},
         "device": "cuda" if torch.cuda.is_available() else "cpu",
     }
@@ -258,7 +351,12 @@ def save_model(
     report: str | None = None,
 ) -> Path:
     """Save through a staging folder with its record (training.json), replace `out`, drop the checkpoints;
-    `report` (what the model was trained on) makes the stage's one line for it (report_training)."""
+    `report` (what the model was trained on) makes the stage's one line for it (report_training). Under
+    torchrun rank 0 saves and reports while the other processes wait for it."""
+    together = _together()
+    if together and not is_main_process():
+        barrier()  # rank 0 saves: no process exits, nor starts a later step, before the model is saved
+        return out
     staging = out.with_name(out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     save(str(staging))
@@ -270,4 +368,6 @@ def save_model(
     shutil.rmtree(checkpoints_dir(out), ignore_errors=True)
     if report is not None:
         report_training(out, record, report)
+    if together:
+        barrier()
     return out

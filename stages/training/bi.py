@@ -26,6 +26,7 @@ from stages.formats.hashing import file_sha256
 from stages.formats.mmarco import MMarcoLayout
 from stages.table import recorded_config
 from stages.training import (
+    main_process_first,
     prepare_for_training,
     resolved_params,
     run_trainer,
@@ -159,7 +160,8 @@ def build_init(config: Config) -> Path:
     from stages.models.specs import resolve_model
 
     student = config.bi_encoder.student
-    base, out = resolve_model(student.base_model, config), model_dir(config, "init")
+    with main_process_first():  # a base model to build (tiny, packaged): written once
+        base, out = resolve_model(student.base_model, config), model_dir(config, "init")
     inputs = {
         "base_model": student.base_model,
         "base_model_sha256": weights_sha256(Path(base)),
@@ -217,30 +219,33 @@ def train_kd(config: Config, out: Path | None = None, callbacks: list | None = N
 
     bi, kd = config.bi_encoder, config.bi_encoder.distillation
     start, out = previous_model(config, "kd"), out or model_dir(config, "kd")
-    training = resolved_params(kd.training, config.work_root)
-    queries = parallel_queries(config)
-    if not queries:
-        raise ConfigError(
-            "no parallel queries for distillation: configure bi_encoder.distillation.data "
-            "(mMARCO languages, or MIRACL queries with English side files)"
-        )
-    cache, load_teacher = open_cache(config)
-    scores, embeddings = teacher_targets(queries, cache, load_teacher, kd.representation_weight > 0)
-    columns = distillation_rows(queries, scores, embeddings, bi.teacher.score_scale)
-    inputs = {
-        "start": str(start),
-        "start_sha256": file_sha256(start / "training.json"),
-        "teacher": cache.folder.name,
-        "distillation": plain(kd) | {"training": plain(training)},
-        "score_scale": bi.teacher.score_scale,
-        "rows_sha256": hashlib.sha256(json.dumps(columns).encode()).hexdigest(),
-    } | recorded_config(config, "bi-kd-model")
-    parallel = token_texts(config, queries)
-    if parallel:
-        inputs["token"] = token_task_inputs(config, parallel, start)
-    alignment = None
-    if kd.query_alignment.weight > 0:  # generated queries are cached, so this is cheap on a rerun
-        alignment, inputs["query_alignment"] = alignment_task_rows(config, queries, scores)
+    # Rank 0 first under torchrun: the precision measurement, teacher scores and generated queries are
+    # appended to their caches once; the other processes then read them.
+    with main_process_first():
+        training = resolved_params(kd.training, config.work_root)
+        queries = parallel_queries(config)
+        if not queries:
+            raise ConfigError(
+                "no parallel queries for distillation: configure bi_encoder.distillation.data "
+                "(mMARCO languages, or MIRACL queries with English side files)"
+            )
+        cache, load_teacher = open_cache(config)
+        scores, embeddings = teacher_targets(queries, cache, load_teacher, kd.representation_weight > 0)
+        columns = distillation_rows(queries, scores, embeddings, bi.teacher.score_scale)
+        inputs = {
+            "start": str(start),
+            "start_sha256": file_sha256(start / "training.json"),
+            "teacher": cache.folder.name,
+            "distillation": plain(kd) | {"training": plain(training)},
+            "score_scale": bi.teacher.score_scale,
+            "rows_sha256": hashlib.sha256(json.dumps(columns).encode()).hexdigest(),
+        } | recorded_config(config, "bi-kd-model")
+        parallel = token_texts(config, queries)
+        if parallel:
+            inputs["token"] = token_task_inputs(config, parallel, start)
+        alignment = None
+        if kd.query_alignment.weight > 0:  # generated queries are cached, so this is cheap on a rerun
+            alignment, inputs["query_alignment"] = alignment_task_rows(config, queries, scores)
     if up_to_date(out, inputs):
         return out
     from transformers import set_seed
@@ -256,7 +261,8 @@ def train_kd(config: Config, out: Path | None = None, callbacks: list | None = N
     )
     tasks = {"ranking": Task(columns, loss)}
     if parallel:  # DR.DECR's token-level distillation, aligned by the student before training
-        tasks["tokens"] = Task(*build_token_task(config, model, start, parallel), query_columns=("target",))
+        with main_process_first():  # the alignments are appended to their cache once
+            tasks["tokens"] = Task(*build_token_task(config, model, start, parallel), query_columns=("target",))
     if alignment is not None:  # the generator's alignment enhancement: target query <-> generated query
         loss = weighted_loss(
             contrastive_loss(model, model.similarity_fn_name), kd.query_alignment.weight, "query_alignment"
@@ -277,7 +283,8 @@ def train_kd(config: Config, out: Path | None = None, callbacks: list | None = N
 def train_miracl(config: Config, out: Path | None = None, callbacks: list | None = None) -> Path:
     bi = config.bi_encoder
     start, out = previous_model(config, "miracl"), out or model_dir(config, "miracl")
-    training = resolved_params(bi.miracl_training, config.work_root)
+    with main_process_first():  # the precision measurement: written once
+        training = resolved_params(bi.miracl_training, config.work_root)
     splits = {lang: language.splits for lang, language in config.languages.items()}
     groups = miracl_groups(
         ReleaseLayout(config.data_root), splits, partial(config.run_path, "bm25"), bi.miracl, bi.negatives

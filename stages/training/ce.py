@@ -20,6 +20,7 @@ from stages.errors import InputDataError
 from stages.formats import ReleaseLayout
 from stages.table import recorded_config
 from stages.training import (
+    main_process_first,
     prepare_for_training,
     resolved_params,
     run_trainer,
@@ -123,8 +124,9 @@ def train_step(config: Config, step: str, out: Path | None = None, callbacks: li
         groups, params, data = step_groups(config, step), ce.nmt_training, plain(ce.nmt)
     else:
         groups, params, data = step_groups(config, step), ce.miracl_training, plain(ce.miracl)
-    params = resolved_params(params, config.work_root)
-    start, out = base_model(config, step), out or model_dir(config, step)
+    with main_process_first():  # the precision measurement and a base model to build: written once
+        params = resolved_params(params, config.work_root)
+        start, out = base_model(config, step), out or model_dir(config, step)
     inputs = {
         "base_model": start,
         "base_model_sha256": weights_sha256(Path(start)),

@@ -18,6 +18,7 @@ from stages.formats.mmarco import MMarcoLayout
 from stages.models.generator import build_tiny_generator, generator_input, query_labels
 from stages.table import recorded_config
 from stages.training import (
+    main_process_first,
     resolved_params,
     run_trainer,
     save_model,
@@ -77,8 +78,9 @@ def train(config: Config) -> Path:
     )
 
     params, out = config.query_generator, model_dir(config)
-    t = resolved_params(params.training, config.work_root)
-    start, pairs = base_model(config), training_pairs_of(config)
+    with main_process_first():  # the precision measurement and the tiny generator: written once
+        t = resolved_params(params.training, config.work_root)
+        start, pairs = base_model(config), training_pairs_of(config)
     # What the generator reads (prompt included) and writes: a change of either retrains it.
     texts = [
         (source, generator_input(params.prompt, language, passage), query) for source, language, passage, query in pairs

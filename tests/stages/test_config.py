@@ -140,7 +140,6 @@ def test_the_allowed_values_of_the_config_are_those_the_stages_accept():
     from stages.models.backends import SETTINGS
     from stages.models.precision import PRECISIONS
     from stages.models.teachers import TEACHERS
-    from stages.retrieval.dense import INDEX_TYPES
     from stages.training.token_task import ALIGNMENTS
 
     def allowed(literal):
@@ -148,7 +147,7 @@ def test_the_allowed_values_of_the_config_are_those_the_stages_accept():
 
     assert allowed(c.FusionMethod) == METHODS and allowed(c.FusionNorm) == NORMS
     assert set(allowed(c.FusionParameter)) == set(ONE_PARAMETER.values())
-    assert allowed(c.DenseIndex) == INDEX_TYPES and allowed(c.Precision) == PRECISIONS
+    assert allowed(c.Precision) == PRECISIONS
     assert allowed(c.InferencePrecision) == SETTINGS
     assert allowed(c.TeacherKind) == tuple(TEACHERS)
     assert allowed(c.TokenAlignment) == ALIGNMENTS and allowed(c.TokenLoss) == LOSSES

@@ -15,8 +15,8 @@ from stages.formats.runs import read_metadata
 from stages.retrieval.dense import (
     Encoder,
     TokenCollection,
-    build_hnsw,
-    build_ivf,
+    apply_search_settings,
+    build_index,
     collection_dir,
     dense_language,
     dense_splits,
@@ -79,13 +79,34 @@ def test_approximate_indexes_with_exhaustive_settings_find_the_exact_top_k(one_t
     vectors, queries = random_vectors(600, 16, 5, np.float16), random_vectors(30, 16, 6)
     shards = [vectors[:250], vectors[250:]]
     expected_scores, expected_rows = brute_force(queries, vectors, 10)
-    ivf = build_ivf(shards, lists=8, probe=8, train_size=400)  # every list probed
-    hnsw = build_hnsw(shards, m=16, ef_construction=200, ef_search=600)
+    ivf = apply_search_settings(build_index("IVF8,Flat", shards, train_size=400), "nprobe=8")  # every list probed
+    hnsw = apply_search_settings(build_index("HNSW16", shards, train_size=1), "efSearch=600")
     for index in (ivf, hnsw):
         scores, rows = search_index(index, queries, 10)
         assert np.array_equal(rows, expected_rows)
         np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-5)
-    assert build_ivf(shards, lists=10_000, probe=4, train_size=50).nlist == 600  # clipped to the vectors
+    assert ivf.nprobe == 8 and hnsw.hnsw.efSearch == 600
+
+
+def test_a_compressed_index_is_trained_on_the_sample_and_ranks_close_to_exact(one_thread):
+    vectors, queries = random_vectors(2000, 16, 7, np.float16), random_vectors(20, 16, 8)
+    index = apply_search_settings(build_index("IVF4,PQ8", [vectors], train_size=1000), "nprobe=4")
+    assert index.is_trained and index.ntotal == 2000 and index.nprobe == 4
+    _, rows = search_index(index, queries, 10)
+    _, exact = brute_force(queries, vectors, 10)
+    assert np.mean([len(set(r) & set(e)) / 10 for r, e in zip(rows, exact)]) > 0.5  # PQ8: 2 dims per code
+
+
+def test_index_errors_name_the_setting_and_faiss_s_reason():
+    vectors = random_vectors(50, 16, 9)
+    with pytest.raises(ConfigError, match=r"bi_encoder\.dense\.index 'IVF4,Blah' .*could not parse"):
+        build_index("IVF4,Blah", [vectors], train_size=50)
+    with pytest.raises(ConfigError, match=r"'PQ5' .*multiple of the number of subquantizers"):
+        build_index("PQ5", [vectors], train_size=50)
+    with pytest.raises(ConfigError, match=r"cannot be trained on 50 vectors .*at least as large as number of clusters"):
+        build_index("IVF64,Flat", [vectors], train_size=1000)
+    with pytest.raises(ConfigError, match=r"bi_encoder\.dense\.search 'efSearch=3' .*could not set parameter efSearch"):
+        apply_search_settings(build_index("IVF2,Flat", [vectors], train_size=50), "efSearch=3")
 
 
 # ---------------------------------------------------------------- float16 shards, resumable
@@ -243,27 +264,37 @@ def test_approximate_indexes_are_built_once_and_searched_with_the_configured_set
     flat = stage_config(tmp_path / "flat", bi_model)
     encoder = Encoder(flat.work_dir / "models" / "bi", batch_size=8)
     reference = read_run(dense_language(flat, "sw", ["dev"], encoder)[0])
-    for dense in ({"index": "ivf", "ivf_lists": 4, "ivf_probe": 4}, {"index": "hnsw", "hnsw_ef_search": 200}):
-        config = stage_config(tmp_path / dense["index"], bi_model, **dense)
+    for dense in ({"index": "IVF4,Flat", "search": "nprobe=4"}, {"index": "HNSW16", "search": "efSearch=200"}):
+        config = stage_config(tmp_path / dense["index"].replace(",", "_"), bi_model, **dense)
         (out,) = dense_language(config, "sw", ["dev"], encoder)
         run = read_run(out)
         assert set(run) == set(reference)
-        if dense["index"] == "ivf":  # every list probed: exactly the flat run
+        if dense["index"].startswith("IVF"):  # every list probed: exactly the flat run
             assert {q: list(h) for q, h in run.items()} == {q: list(h) for q, h in reference.items()}
         for qid, hits in run.items():  # HNSW over inner products may miss a few passages, never misscore one
             assert len(hits) >= len(reference[qid]) // 2
             assert all(score == pytest.approx(reference[qid][d], rel=1e-5, abs=1e-5) for d, score in hits.items())
-        index_file = collection_dir(config, "sw") / f"index.{dense['index']}.faiss"
+        index_file = collection_dir(config, "sw") / f"index.{dense['index'].replace(',', '_')}.faiss"
         built = index_file.stat().st_mtime_ns
         out.unlink()
         dense_language(config, "sw", ["dev"], encoder)
         assert index_file.stat().st_mtime_ns == built  # reused, not rebuilt
-        assert read_metadata(out)["inputs"]["index"]["index"] == dense["index"]
+        assert read_metadata(out)["inputs"]["index"] == {
+            "index": dense["index"],
+            "train_size": config.bi_encoder.dense.train_size,
+            "seed": 13,
+            "search": dense["search"],
+        }
 
 
 def test_configuration_errors_name_the_key_or_the_missing_model(tmp_path, bi_model):
-    with pytest.raises(ConfigError, match=r"bi_encoder\.dense\.index"):  # refused as the config loads
-        stage_config(tmp_path, bi_model, index="lsh")
+    with pytest.raises(ConfigError, match=r"bi_encoder\.dense\.index is empty"):
+        dense_language(stage_config(tmp_path / "empty-index", bi_model, index=" "), "sw", ["dev"], Encoder(tmp_path, 8))
+    with pytest.raises(ConfigError, match=r"bi_encoder\.dense: unknown key\(s\) ivf_lists"):  # the builders' keys went
+        stage_config(tmp_path / "old-key", bi_model, ivf_lists=8)
+    wrong = stage_config(tmp_path / "wrong", bi_model, index="IVF4,Flat", search="efSearch=3")
+    with pytest.raises(ConfigError, match=r"bi_encoder\.dense\.search 'efSearch=3'"):
+        dense_language(wrong, "sw", ["dev"], Encoder(wrong.work_dir / "models" / "bi", batch_size=8))
     config = load_config(write_config(tmp_path / "other.yaml", work_root=tmp_path / "empty"))
     with pytest.raises(InputDataError, match="make train-bi"):
         dense_language(config, "sw", ["dev"], Encoder(tmp_path, 8))
@@ -351,6 +382,6 @@ def test_a_maxsim_student_retrieves_the_passages_with_the_best_maxsim(tmp_path, 
     for qid, hits in read_run(dense_language(few, "sw", ["dev"], encoder)[0]).items():
         assert 1 <= len(hits) < len(corpus)  # candidates: the passages of each query token's 2 nearest tokens
         assert all(score == pytest.approx(run[qid][d], rel=1e-4, abs=1e-4) for d, score in hits.items())
-    ivf = stage_config(tmp_path / "ivf", maxsim_model, maxsim_token_hits=100_000, index="ivf", ivf_lists=4, ivf_probe=4)
+    ivf = stage_config(tmp_path / "ivf", maxsim_model, maxsim_token_hits=100_000, index="IVF4,Flat", search="nprobe=4")
     ivf_run = read_run(dense_language(ivf, "sw", ["dev"], encoder)[0])  # every list probed: the flat run
     assert {q: list(h) for q, h in ivf_run.items()} == {q: list(h) for q, h in run.items()}
