@@ -48,6 +48,12 @@ override VERBOSE := $(filter-out 0,$(VERBOSE))
 Q := $(if $(VERBOSE),,@)
 export PIPELINE_OUTPUT := $(if $(VERBOSE),verbose,quiet)
 export PIPELINE_LOG_DIR := $(CURDIR)/work/logs
+# EXECUTOR=ray: the stages' work units (dense encoding's shards) on Ray workers, on the cluster RAY_ADDRESS names
+# or on a Ray instance started for the stage; local (the config's executor.kind, by default) runs them here.
+EXECUTOR ?=
+ifneq ($(strip $(EXECUTOR)),)
+export PIPELINE_EXECUTOR := $(strip $(EXECUTOR))
+endif
 # Messages of the stages name make's variables (LANG=, SPLIT=) rather than their own flags (--lang, --split).
 export PIPELINE_FRONTEND := make
 
@@ -109,7 +115,7 @@ $(VENV_STAMP): pyproject.toml configs/requirements-lock.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c configs/requirements-lock.txt -e ".[$(FAISS_EXTRA),test]"
+	$(PY) -m pip install --quiet -c configs/requirements-lock.txt -e ".[$(FAISS_EXTRA),test,ray]"
 	touch $@
 
 test: lint ## ruff, then the test suite (no network, no GPU)

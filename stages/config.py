@@ -433,6 +433,16 @@ class SubmissionParams:
 
 @pydantic.with_config(STRICT)
 @dataclass(frozen=True)
+class ExecutorParams:
+    """Where stages run their work units (stages.executors); EXECUTOR=local|ray on make's command line wins."""
+
+    kind: Literal["local", "ray"] = "local"  # stages.executors.KINDS
+    cpus_per_worker: int = 2  # Ray on CPUs: each worker (one model loaded) takes this many; on GPUs, one GPU each
+    max_retries: int = 3  # a unit whose worker died runs again on a restarted worker, up to this many times
+
+
+@pydantic.with_config(STRICT)
+@dataclass(frozen=True)
 class InferenceParams:
     # precision auto on a CPU (stages.models.backends): each backend scores up to `calibration_size` BM25
     # candidate pairs of the first configured language with a BM25 run (stages.retrieval.shortlist), timed
@@ -457,6 +467,7 @@ class Config:
     bench: BenchParams = field(default_factory=BenchParams)
     bench_index: IndexBenchParams = field(default_factory=IndexBenchParams)
     inference: InferenceParams = field(default_factory=InferenceParams)
+    executor: ExecutorParams = field(default_factory=ExecutorParams)
     fusion: FusionParams = field(default_factory=FusionParams)
     submission: SubmissionParams = field(default_factory=SubmissionParams)
     tiny_model: TinyModelParams = field(default_factory=TinyModelParams)

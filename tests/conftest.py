@@ -107,3 +107,14 @@ def packaged_e5(tmp_path_factory) -> Path:
     from stages.models.packaged import ensure_packaged
 
     return ensure_packaged("multilingual-e5-small", tmp_path_factory.mktemp("work"))
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray instance on this machine's CPUs for every Ray test (starting one takes seconds)."""
+    from stages.executors import start_ray
+
+    ray, started = start_ray()
+    yield ray
+    if started:
+        ray.shutdown()

@@ -13,13 +13,15 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
 from stages import console
-from stages.config import Config, ConfigError, DenseParams
+from stages.config import Config, ConfigError, DenseParams, ExecutorParams
 from stages.console import LanguageWork
 from stages.data.passages import passage_text
 from stages.errors import CacheError, InputDataError
@@ -97,6 +99,10 @@ class Encoder:
     def loaded(self) -> bool:
         return self._model is not None
 
+    def __getstate__(self) -> dict:
+        # A copy sent to a Ray worker loads the model there: the weights never travel.
+        return self.__dict__ | {"_model": None, "torch_precision": self.precision}
+
     @property
     def model(self):
         if self._model is None:
@@ -157,6 +163,65 @@ def _complete(directory: Path, shards: int, token_vectors: bool = False) -> bool
     return all(p.is_file() for n in range(shards) for p in _shard_files(directory, n, token_vectors))
 
 
+@dataclass(frozen=True)
+class ShardUnit:
+    """One shard to encode: a work unit (stages.executors), with the passages it holds."""
+
+    directory: Path
+    number: int
+    docids: list[str]
+    texts: list[str]
+    token_vectors: bool
+    desc: str
+
+
+def write_shard(unit: ShardUnit, encode_documents: Callable) -> dict:
+    """Encode a shard's passages and write its files, the docids first and the vectors last, each under a
+    temporary name: {number, passages, dimension, tokens}."""
+    vectors_path, docids_path = shard_paths(unit.directory, unit.number)
+    encoded = encode_documents(unit.texts)
+    if len(encoded) != len(unit.texts):
+        raise ValueError(f"the encoder returned {len(encoded)} vectors for {len(unit.texts)} passages")
+    if unit.token_vectors:
+        lengths = np.array([len(v) for v in encoded], dtype=np.int64)
+        vectors = np.concatenate([np.asarray(v, dtype=np.float32) for v in encoded])
+    else:
+        vectors = np.asarray(encoded, dtype=np.float32)
+    half = vectors.astype(np.float16)
+    if not np.isfinite(half).all():
+        raise InputDataError(
+            None,
+            None,
+            f"{unit.desc}: shard {unit.number} has embedding values beyond float16's range "
+            f"(largest magnitude {np.abs(vectors).max():.3g})",
+        )
+    with atomic_write(docids_path) as out:
+        out.writelines(f"{docid}\n" for docid in unit.docids)
+    if unit.token_vectors:
+        with atomic_write(lengths_path(unit.directory, unit.number), "wb", encoding=None) as out:
+            np.save(out, lengths)
+    with atomic_write(vectors_path, "wb", encoding=None) as out:
+        np.save(out, half)
+    tokens = int(lengths.sum()) if unit.token_vectors else 0
+    return {"number": unit.number, "passages": len(unit.texts), "dimension": int(vectors.shape[1]), "tokens": tokens}
+
+
+def shard_writer(encode_documents: Callable) -> Callable[[ShardUnit], dict]:
+    """What a worker runs for each shard (make_worker of stages.executors)."""
+    return partial(write_shard, encode_documents=encode_documents)
+
+
+class DocumentEncoder:
+    """The encoder's passage side as one picklable function: Ray workers get a copy and load the model there."""
+
+    def __init__(self, encoder: Encoder, token_vectors: bool):
+        self.encoder, self.token_vectors = encoder, token_vectors
+
+    def __call__(self, texts: list[str]):
+        encode = self.encoder.encode_tokens if self.token_vectors else self.encoder.encode
+        return encode(texts, "document")
+
+
 def encode_collection(
     corpus_dir: Path,
     directory: Path,
@@ -165,15 +230,21 @@ def encode_collection(
     encode_documents: Callable[[list[str]], np.ndarray | list[np.ndarray]],
     desc: str = "encode",
     token_vectors: bool = False,
+    executor: ExecutorParams | None = None,
+    on_encoded: Callable[[int], None] | None = None,
 ) -> dict:
     """Encode a corpus into float16 shards under `directory`; returns the manifest.
 
     A shard is complete when all of its files exist (the docids are written first, the vectors
     last, each under a temporary name). A manifest with the same `identity` keeps complete shards;
-    any other (or none) clears the folder and starts over. With `token_vectors`, `encode_documents`
-    returns one (tokens, width) array per passage: a shard stores them one after another, with each
-    passage's token count, and the manifest counts the `tokens`.
+    any other (or none) clears the folder and starts over. The missing shards are work units of
+    `executor` (stages.executors: here, one after another, or on Ray workers, which need
+    `encode_documents` to pickle); `on_encoded` hears how many passages each encoded shard held. With
+    `token_vectors`, `encode_documents` returns one (tokens, width) array per passage: a shard stores
+    them one after another, with each passage's token count, and the manifest counts the `tokens`.
     """
+    from stages.executors import run_units
+
     manifest_path = directory / "manifest.json"
     manifest = read_json(manifest_path)
     same = isinstance(manifest, dict) and {k: manifest.get(k) for k in identity} == identity
@@ -187,56 +258,47 @@ def encode_collection(
                     path.unlink()
         directory.mkdir(parents=True, exist_ok=True)
         write_json(manifest_path, {**identity, "complete": False})
-    passages = skipped = tokens = 0
-    dimension = None
-    number = -1
-    with console.progress(desc=desc, unit=" shards", mininterval=2) as bar:
+    counts = {"passages": 0, "skipped": 0, "tokens": 0, "shards": 0, "dimension": None}
+
+    def missing_shards(bar) -> Iterator[ShardUnit]:
         for number, chunk in enumerate(_chunks((p for _, _, p in iter_corpus(corpus_dir)), shard_size)):
-            vectors_path, docids_path = shard_paths(directory, number)
-            passages += len(chunk)
+            counts["passages"] += len(chunk)
+            counts["shards"] = number + 1
             if all(p.is_file() for p in _shard_files(directory, number, token_vectors)):
-                skipped += 1
-                dimension = dimension or int(np.load(vectors_path, mmap_mode="r").shape[1])
-                tokens += int(np.load(lengths_path(directory, number)).sum()) if token_vectors else 0
+                counts["skipped"] += 1
+                vectors_path = shard_paths(directory, number)[0]
+                counts["dimension"] = counts["dimension"] or int(np.load(vectors_path, mmap_mode="r").shape[1])
+                counts["tokens"] += int(np.load(lengths_path(directory, number)).sum()) if token_vectors else 0
                 bar.update()
                 continue
-            encoded = encode_documents([passage_text(p) for p in chunk])
-            if len(encoded) != len(chunk):
-                raise ValueError(f"the encoder returned {len(encoded)} vectors for {len(chunk)} passages")
-            if token_vectors:
-                lengths = np.array([len(v) for v in encoded], dtype=np.int64)
-                vectors = np.concatenate([np.asarray(v, dtype=np.float32) for v in encoded])
-                tokens += int(lengths.sum())
-            else:
-                vectors = np.asarray(encoded, dtype=np.float32)
-            half = vectors.astype(np.float16)
-            if not np.isfinite(half).all():
-                raise InputDataError(
-                    None,
-                    None,
-                    f"{desc}: shard {number} has embedding values beyond float16's range "
-                    f"(largest magnitude {np.abs(vectors).max():.3g})",
-                )
-            dimension = int(vectors.shape[1])
-            with atomic_write(docids_path) as out:
-                out.writelines(f"{p.docid}\n" for p in chunk)
-            if token_vectors:
-                with atomic_write(lengths_path(directory, number), "wb", encoding=None) as out:
-                    np.save(out, lengths)
-            with atomic_write(vectors_path, "wb", encoding=None) as out:
-                np.save(out, half)
+            texts = [passage_text(p) for p in chunk]
+            yield ShardUnit(directory, number, [p.docid for p in chunk], texts, token_vectors, desc)
+
+    with console.progress(desc=desc, unit=" shards", mininterval=2) as bar:
+        for done in run_units(
+            executor or ExecutorParams(), partial(shard_writer, encode_documents), missing_shards(bar)
+        ):
+            counts["dimension"], counts["tokens"] = done["dimension"], counts["tokens"] + done["tokens"]
+            if on_encoded is not None:
+                on_encoded(done["passages"])
             bar.update()
-    manifest = {**identity, "dimension": dimension, "passages": passages, "shards": number + 1, "complete": True}
+    manifest = {
+        **identity,
+        "dimension": counts["dimension"],
+        "passages": counts["passages"],
+        "shards": counts["shards"],
+        "complete": True,
+    }
     if token_vectors:
-        manifest["tokens"] = tokens
+        manifest["tokens"] = counts["tokens"]
     write_json(manifest_path, manifest)
     log.info(
         "%s: %d passages in %d shards (%d reused), dimension %s, at %s",
         desc,
-        passages,
-        number + 1,
-        skipped,
-        dimension,
+        counts["passages"],
+        counts["shards"],
+        counts["skipped"],
+        counts["dimension"],
         directory,
     )
     return manifest
@@ -574,20 +636,16 @@ def dense_language(
     if not pending:
         return written
     directory = collection_dir(config, lang)
-    encode_documents = encoder.encode_tokens if multi_vector else encoder.encode
-
-    def encode_counted(texts):
-        work.count("passages encoded", len(texts))
-        return encode_documents(texts, "document")
-
     manifest = encode_collection(
         layout.corpus_dir(lang),
         directory,
         identity,
         params.shard_size,
-        encode_counted,
+        DocumentEncoder(encoder, multi_vector),
         f"{lang} encode",
         token_vectors=multi_vector,
+        executor=config.executor,
+        on_encoded=lambda passages: work.count("passages encoded", passages),
     )
     if multi_vector:
         collection = read_token_shards(directory, manifest)

@@ -3,11 +3,12 @@ and ColBERT-style MaxSim retrieval over token vectors."""
 
 import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
 
-from stages.config import ConfigError, StudentParams, load_config
+from stages.config import ConfigError, ExecutorParams, StudentParams, load_config
 from stages.data.passages import passage_text
 from stages.errors import InputDataError
 from stages.formats import ReleaseLayout, iter_corpus, read_run
@@ -385,3 +386,62 @@ def test_a_maxsim_student_retrieves_the_passages_with_the_best_maxsim(tmp_path, 
     ivf = stage_config(tmp_path / "ivf", maxsim_model, maxsim_token_hits=100_000, index="IVF4,Flat", search="nprobe=4")
     ivf_run = read_run(dense_language(ivf, "sw", ["dev"], encoder)[0])  # every list probed: the flat run
     assert {q: list(h) for q, h in ivf_run.items()} == {q: list(h) for q, h in run.items()}
+
+
+# ---------------------------------------------------------------- on Ray workers (EXECUTOR=ray)
+
+
+class DiesAtPassage:
+    """A picklable encoder whose worker process exits (as a killed one would) while encoding the shard that
+    holds `text`, the first time only (a marker file remembers)."""
+
+    def __init__(self, marker: str, text: str):
+        self.marker, self.text = marker, text
+
+    def __call__(self, texts):
+        if self.text in texts and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)
+        return fake_vectors(texts)
+
+
+class MustNotEncode:
+    def __call__(self, texts):
+        raise AssertionError("a second run encoded again")
+
+
+@pytest.mark.slow
+def test_ray_workers_write_the_local_shards_even_when_one_dies_and_a_second_run_does_nothing(
+    local_ray, tmp_path, monkeypatch
+):
+    corpus = corpus_of(tmp_path, 14)
+    local = encode_collection(corpus, tmp_path / "local", IDENTITY, 4, fake_vectors)
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "ray")
+    marker = tmp_path / "killed"
+    dies = DiesAtPassage(str(marker), passage_text(next(p for _, _, p in iter_corpus(corpus) if p.docid == "9#0")))
+    on_ray = encode_collection(corpus, tmp_path / "ray", IDENTITY, 4, dies, executor=ExecutorParams(cpus_per_worker=1))
+    assert marker.exists()  # the worker died in shard 2 and the shard was encoded again
+    assert on_ray == local
+    vectors, docids = shards_of(tmp_path / "ray", on_ray)
+    expected_vectors, expected_docids = shards_of(tmp_path / "local", local)
+    assert docids == expected_docids and np.array_equal(vectors, expected_vectors)
+    assert not list((tmp_path / "ray").glob("*.tmp*"))  # no half-written file left where the worker died
+    assert (
+        encode_collection(corpus, tmp_path / "ray", IDENTITY, 4, MustNotEncode(), executor=ExecutorParams()) == on_ray
+    )
+
+
+@pytest.mark.slow
+def test_the_dense_stage_on_ray_writes_the_local_vectors_and_runs(local_ray, tmp_path, bi_model, monkeypatch):
+    runs, stored = {}, {}
+    for executor in ("local", "ray"):
+        monkeypatch.setenv("PIPELINE_EXECUTOR", executor)
+        config = stage_config(tmp_path / executor, bi_model)
+        (out,) = dense_language(config, "sw", ["dev"], Encoder(config.work_dir / "models" / "bi", batch_size=8))
+        runs[executor] = read_run(out)
+        directory = collection_dir(config, "sw")
+        stored[executor] = shards_of(directory, json.loads((directory / "manifest.json").read_text()))
+    assert stored["ray"][1] == stored["local"][1]  # the same passages in the same rows
+    np.testing.assert_allclose(stored["ray"][0], stored["local"][0], rtol=0, atol=1e-6)
+    assert {q: list(h) for q, h in runs["ray"].items()} == {q: list(h) for q, h in runs["local"].items()}
+    assert runs["ray"] == runs["local"]
