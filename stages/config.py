@@ -431,6 +431,27 @@ class SubmissionParams:
     system: str = "fusion"
 
 
+PlanRate = Literal["bm25 index", "bm25 search", "encode", "rerank ce", "teacher", "index build", "index search"]
+
+
+@pydantic.with_config(STRICT)
+@dataclass(frozen=True)
+class PlanParams:
+    """make plan (stages.cost_plan) and make plan-check (stages.benchmarks.plan_check)."""
+
+    workers: tuple[int, ...] = (1, 8, 32)
+    dimension: int = 384  # the student's vector width, for the dense shards' disk (e5-small 384, e5-base 768)
+    # Rates of one worker entered by hand (a GPU's), in place of this machine's measured ones; the plan marks
+    # them "entered, not measured". Units: passages/s (bm25 index, encode, index build), pairs/s (rerank ce,
+    # teacher), query x passage/s (bm25 search, index search).
+    entered_rates: dict[PlanRate, float] = field(default_factory=dict)
+    check_passages: tuple[int, int, int] = (5_000, 100_000, 1_000_000)
+    check_tolerance: float = 0.25
+    # Passages of a language whose corpus is not at hand (a release of topics and qrels only), entered
+    # (MIRACL's: its paper's table); the plan marks them. A corpus present is always counted instead.
+    passages: dict[str, int] = field(default_factory=dict)
+
+
 @pydantic.with_config(STRICT)
 @dataclass(frozen=True)
 class ExecutorParams:
@@ -468,6 +489,7 @@ class Config:
     bench_index: IndexBenchParams = field(default_factory=IndexBenchParams)
     inference: InferenceParams = field(default_factory=InferenceParams)
     executor: ExecutorParams = field(default_factory=ExecutorParams)
+    plan: PlanParams = field(default_factory=PlanParams)
     fusion: FusionParams = field(default_factory=FusionParams)
     submission: SubmissionParams = field(default_factory=SubmissionParams)
     tiny_model: TinyModelParams = field(default_factory=TinyModelParams)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from stages.formats import ReleaseLayout
+from stages.formats import ReleaseLayout, Run, read_run
+from stages.formats.runs import metadata_path
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,3 +70,17 @@ def make_release(root, passages=PASSAGES):
         for split, lines in QRELS[lang].items():
             write_lines(layout.qrels_path(lang, split), lines)
     return layout
+
+
+def assert_same_runs(paths: list[Path], expected: list[Run]) -> None:
+    """The same queries and candidates in the same order, scores within 1e-6."""
+    for path, local in zip(paths, expected, strict=True):
+        run = read_run(path)
+        assert {q: list(h) for q, h in run.items()} == {q: list(h) for q, h in local.items()}
+        for qid, hits in run.items():
+            assert all(abs(score - local[qid][docid]) <= 1e-6 for docid, score in hits.items()), (path, qid)
+
+
+def run_stamps(paths: list[Path]) -> dict[Path, tuple[bytes, int]]:
+    """Each run's bytes and its metadata's time (an up-to-date run is touched, for make; its metadata is not)."""
+    return {path: (path.read_bytes(), metadata_path(path).stat().st_mtime_ns) for path in paths}

@@ -18,47 +18,14 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import yaml
-
-from stages.config import REPO_ROOT, ConfigError, add_config_arguments, load_config
+from stages.benchmarks.synthetic import LANG, bench_config, timed
+from stages.config import add_config_arguments, load_config
 from stages.console import say, setup
 from stages.formats import read_run
 from stages.formats.atomic import atomic_write
-
-LANG = "en"
-
-
-def timed(command: list[str], env: dict, log: Path) -> float:
-    started = time.perf_counter()
-    with open(log, "a", encoding="utf-8") as out:
-        out.write(f"\n$ {' '.join(command)}\n")
-        out.flush()
-        subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, check=True, cwd=REPO_ROOT)
-    return time.perf_counter() - started
-
-
-def bench_config(root: Path, source: Path) -> Path:
-    """A config for the synthetic collection: the main config, one language, its own folders."""
-    path = root / "bench.yaml"
-    base = load_config(source)
-    language = base.languages.get(LANG)
-    if language is None:
-        raise ConfigError(f"{source}: the benchmark needs language {LANG!r} in the config")
-    data = {
-        "extends": str(source.resolve()),
-        "data_root": str(root / "data"),
-        "work_root": str(root / "work"),
-        "languages": {
-            LANG: {"name": language.name, "analyzer": language.analyzer, "splits": ["dev"], "probe": language.probe}
-        },
-    }
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    return path
 
 
 def same_hits(ours: Path, theirs: Path) -> tuple[bool, str]:

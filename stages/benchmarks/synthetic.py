@@ -2,22 +2,27 @@
 
 Words are made-up syllable strings drawn from a Zipf distribution (as word frequencies are in real
 text), so posting lists have realistic skew; queries are a few words taken from one passage each.
-The same seed and sizes give byte-identical files.
+The same seed and sizes give byte-identical files. bench_config points a config at one, and timed runs a
+whole command (make bench-bm25, make plan-check).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from stages import console
-from stages.config import BenchParams
+from stages.config import REPO_ROOT, BenchParams, ConfigError, load_config
 from stages.formats.atomic import atomic_write
 from stages.formats.layout import ReleaseLayout
 
+LANG = "en"  # the synthetic collection's language (its analyzer: Porter English)
 SYLLABLES = [c + v for c in "bdfghklmnprstvz" for v in "aeiou"]
 FILES = 4
 
@@ -73,3 +78,31 @@ def generate(root: Path, lang: str, params: BenchParams) -> dict:
             out.write(f"{qid}\t{query}\n")
     stamp.write_text(json.dumps(description))
     return description
+
+
+def timed(command: list[str], env: dict, log: Path) -> float:
+    started = time.perf_counter()
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(f"\n$ {' '.join(command)}\n")
+        out.flush()
+        subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, check=True, cwd=REPO_ROOT)
+    return time.perf_counter() - started
+
+
+def bench_config(root: Path, source: Path) -> Path:
+    """A config for the synthetic collection: the main config, one language, its own folders."""
+    path = root / "bench.yaml"
+    base = load_config(source)
+    language = base.languages.get(LANG)
+    if language is None:
+        raise ConfigError(f"{source}: the benchmark needs language {LANG!r} in the config")
+    data = {
+        "extends": str(source.resolve()),
+        "data_root": str(root / "data"),
+        "work_root": str(root / "work"),
+        "languages": {
+            LANG: {"name": language.name, "analyzer": language.analyzer, "splits": ["dev"], "probe": language.probe}
+        },
+    }
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path

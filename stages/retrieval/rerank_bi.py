@@ -10,13 +10,14 @@ The run keeps exactly BM25's candidate set, written and resumed like the cross-e
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from stages.config import Config
 from stages.formats import Run
-from stages.retrieval.shortlist import backend_reranker, rerank_splits, trained_model
+from stages.retrieval.shortlist import backend_reranker, rerank_splits, score_shortlist, trained_model
 
 
 def rerank(
@@ -77,10 +78,9 @@ def rerank_maxsim(
 
 def scorer(config: Config):
     """The student's scoring of a shortlist with the configured batch size, as `backend_reranker` and the
-    dense stage's calibration call it: (model, topics, shortlist, texts, desc, precision) -> Run."""
-    return lambda model, topics, shortlist, texts, desc, precision: rerank(
-        model, topics, shortlist, texts, config.bi_encoder.encode_batch_size, desc, precision
-    )
+    dense stage's calibration call it: (model, topics, shortlist, texts, desc, precision) -> Run; it pickles
+    (Ray workers get a copy)."""
+    return partial(score_shortlist, rerank, config.bi_encoder.encode_batch_size)
 
 
 def rerank_language(
@@ -95,7 +95,7 @@ def rerank_language(
         bi.encode_precision,
         model_path,
         "bi-encoder",
-        lambda: load_encoder(model_path),
+        partial(load_encoder, model_path),
         scorer(config),
         model_cache,
     )

@@ -9,12 +9,13 @@ keeps the languages and splits it finished, and a rerun skips runs whose inputs 
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from stages.config import Config
 from stages.formats import Run
 from stages.models.cross_encoder import load_model, score_pairs
-from stages.retrieval.shortlist import backend_reranker, rerank_splits, trained_model
+from stages.retrieval.shortlist import backend_reranker, rerank_splits, score_shortlist, trained_model
 
 
 def rerank(
@@ -45,10 +46,8 @@ def rerank_language(
         ce.rerank_precision,
         model_path,
         "cross-encoder",
-        lambda: load_model(model_path, ce.max_length),
-        lambda model, topics, shortlist, texts, desc, precision: rerank(
-            model, topics, shortlist, texts, ce.rerank_batch_size, desc, precision
-        ),
+        partial(load_model, model_path, ce.max_length),
+        partial(score_shortlist, rerank, ce.rerank_batch_size),
         model_cache,
     )
 

@@ -2,21 +2,26 @@
 their command line).
 
 A reranker is a function `(topics, shortlist, texts, desc) -> Run` that scores exactly the
-shortlisted candidates. `rerank_splits` runs it for one language and its splits: each run is written
-under a temporary name with metadata naming the BM25 run, topics and model it came from, so an
-interrupted stage keeps the splits it finished and a rerun skips runs whose inputs are unchanged.
+shortlisted candidates. `rerank_splits` runs it for one language and its splits, each split a work unit of
+`executor` (stages.executors: one after another here, or on Ray workers, each building its reranker once from
+a picklable `RerankerLoader`): each run is written under a temporary name with metadata naming the BM25 run,
+topics and model it came from, so an interrupted stage keeps the splits it finished and a rerun skips runs
+whose inputs are unchanged.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from stages.config import Config
 from stages.console import LanguageWork
 from stages.data.passages import fetch_passages
 from stages.errors import InputDataError
+from stages.executors import run_units
 from stages.formats import ReleaseLayout, Run, read_run, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json
@@ -111,6 +116,63 @@ def choose_backend(
         return "fp32"
 
 
+def score_shortlist(
+    rerank: Callable[..., Run],
+    batch_size: int,
+    model,
+    topics: dict[str, str],
+    shortlist: dict[str, list[str]],
+    texts: dict,
+    desc: str,
+    precision: str,
+) -> Run:
+    """A reranker module's `rerank(model, topics, shortlist, texts, batch_size, desc, precision)` in the argument
+    order of `backend_reranker`'s `rerank`; bound with functools.partial to a module's function and a batch
+    size, it pickles (Ray workers get a copy)."""
+    return rerank(model, topics, shortlist, texts, batch_size, desc, precision)
+
+
+def cached_model(cache: dict, load: Callable[[], object]):
+    """The torch model held in `cache`, loaded by `load()` the first time."""
+    if "model" not in cache:
+        cache["model"] = load()
+    return cache["model"]
+
+
+class RerankerLoader:
+    """A reranker described so that it pickles: the model folder, the backend chosen for it, `load()` giving
+    the torch model and `score(model, topics, shortlist, texts, desc, precision)` (module functions bound
+    with functools.partial). Calling it gives the reranker, the model loaded (or taken from `cache`) and
+    put on the backend: in the stage's process for the local executor, where `cache` is the stage's model
+    cache (shared with the calibration and between languages), and in each Ray worker for itself (a copy
+    sent to Ray leaves the cache, and the weights in it, behind)."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        backend: str,
+        load: Callable[[], object],
+        score: Callable[..., Run],
+        cache: dict | None = None,
+    ):
+        self.model_path, self.backend, self.load, self.score = Path(model_path), backend, load, score
+        self.cache = {} if cache is None else cache
+
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"cache": {}}
+
+    def __call__(self) -> Reranker:
+        from stages.models.backends import use_backend
+
+        model, cache = cached_model(self.cache, self.load), self.cache
+        if cache.get("backend") != self.backend:
+            cache["torch_precision"] = use_backend(model, self.model_path, self.backend)
+            cache["backend"] = self.backend
+        return lambda topics, shortlist, texts, desc: self.score(
+            model, topics, shortlist, texts, desc, cache["torch_precision"]
+        )
+
+
 def backend_reranker(
     config: Config,
     setting: str,
@@ -119,29 +181,41 @@ def backend_reranker(
     load_model: Callable[[], object],
     rerank: Callable[..., Run],
     model_cache: dict,
-) -> tuple[str, Callable[[], Reranker]]:
-    """(the backend `setting` means here, a loader of the reranker that scores with it). The torch model is
+) -> tuple[str, RerankerLoader]:
+    """(the backend `setting` means here, the loader of the reranker that scores with it). The torch model is
     loaded once into `model_cache` (calibration and reranking share it); `rerank(model, topics, shortlist,
-    texts, desc, precision)` is the reranker's own scoring."""
-    from stages.models.backends import use_backend
+    texts, desc, precision)` is the reranker's own scoring. For Ray workers, `load_model` and `rerank` must
+    pickle (the backend is chosen here, once)."""
+    backend = choose_backend(config, setting, model_path, kind, partial(cached_model, model_cache, load_model), rerank)
+    return backend, RerankerLoader(model_path, backend, load_model, rerank, model_cache)
 
-    def torch_model():
-        if "model" not in model_cache:
-            model_cache["model"] = load_model()
-        return model_cache["model"]
 
-    backend = choose_backend(config, setting, model_path, kind, torch_model, rerank)
+@dataclass(frozen=True)
+class RerankUnit:
+    """One (language, split) to rerank: a work unit (stages.executors) with the shortlist and passages it
+    scores, and the run it writes with its metadata."""
 
-    def load_reranker() -> Reranker:
-        model = torch_model()
-        if model_cache.get("backend") != backend:
-            model_cache["torch_precision"] = use_backend(model, model_path, backend)
-            model_cache["backend"] = backend
-        return lambda topics, shortlist, texts, desc: rerank(
-            model, topics, shortlist, texts, desc, model_cache["torch_precision"]
-        )
+    split: str
+    topics: dict[str, str]
+    shortlist: dict[str, list[str]]
+    texts: dict[str, str]
+    desc: str
+    out: Path
+    tag: str
+    metadata: dict
 
-    return backend, load_reranker
+
+def write_reranked(unit: RerankUnit, reranker: Reranker) -> dict:
+    """Rerank a unit's shortlist and write its run (under a temporary name, then renamed):
+    {split, queries, candidates}."""
+    run = reranker(unit.topics, unit.shortlist, unit.texts, unit.desc)
+    write_run(run, unit.out, tag=unit.tag, metadata=unit.metadata)
+    return {"split": unit.split, "queries": len(run), "candidates": sum(len(unit.shortlist[qid]) for qid in run)}
+
+
+def run_writer(load_reranker: Callable[[], Reranker]) -> Callable[[RerankUnit], dict]:
+    """What a worker runs for each split (make_worker of stages.executors): the reranker built once."""
+    return partial(write_reranked, reranker=load_reranker())
 
 
 def rerank_splits(
@@ -156,10 +230,12 @@ def rerank_splits(
     record: dict,
     work: LanguageWork | None = None,
 ) -> list[Path]:
-    """Rerank `lang`'s BM25 runs of `splits` as `system`; `load_reranker` is called only if a split needs work.
-    `work` (the stage's report line) learns which splits were written and which were up to date."""
-    layout, written = ReleaseLayout(config.data_root), []
+    """Rerank `lang`'s BM25 runs of `splits` as `system`; `load_reranker` is called only if a split needs work,
+    once per worker (`config.executor`: on Ray, it must pickle, as a RerankerLoader does). `work` (the stage's
+    report line) learns which splits were written and which were up to date."""
+    layout = ReleaseLayout(config.data_root)
     work = work or LanguageWork(f"rerank {system}", lang)
+    pending = []
     for split in splits:
         bm25_path, out = config.run_path("bm25", lang, split), config.run_path(system, lang, split)
         inputs = (
@@ -176,17 +252,16 @@ def rerank_splits(
         )
         if unchanged(metadata_path(out), inputs, out):
             work.kept.append(split)
-            written.append(out)
-            continue
-        topics = layout.topics(lang, split)
-        shortlist = candidates(read_run(bm25_path), depth)
-        texts = fetch_passages(layout.corpus_dir(lang), {d for docids in shortlist.values() for d in docids})
-        run = load_reranker()(topics, shortlist, texts, f"{lang} {split}")
-        write_run(
-            run,
-            out,
-            tag=f"{system}-{record.get('step', '')}",
-            metadata={
+        else:
+            pending.append((split, bm25_path, out, inputs))
+
+    def units() -> Iterator[RerankUnit]:
+        # read as the executor asks for them: one split's shortlist and passages per waiting worker
+        for split, bm25_path, out, inputs in pending:
+            topics = layout.topics(lang, split)
+            shortlist = candidates(read_run(bm25_path), depth)
+            texts = fetch_passages(layout.corpus_dir(lang), {d for docids in shortlist.values() for d in docids})
+            metadata = {
                 "system": system,
                 "language": lang,
                 "split": split,
@@ -195,10 +270,26 @@ def rerank_splits(
                 "inputs": inputs,
                 "model_training": record,
                 "models": {"folder": str(model_path.parent), "trained_on": record.get("collection")},
-            },
-        )
-        log.info("%s %s: %d queries reranked by %s -> %s", lang, split, len(run), system, out)
-        work.written[split] = len(run)
-        work.count("candidates scored", sum(len(shortlist[qid]) for qid in run))
-        written.append(out)
-    return written
+            }
+            yield RerankUnit(
+                split, topics, shortlist, texts, f"{lang} {split}", out, f"{system}-{record.get('step', '')}", metadata
+            )
+
+    done = {}
+    if pending:  # nothing to do starts no worker (nor Ray)
+        for result in run_units(config.executor, partial(run_writer, load_reranker), units()):
+            split = result["split"]
+            log.info(
+                "%s %s: %d queries reranked by %s -> %s",
+                lang,
+                split,
+                result["queries"],
+                system,
+                config.run_path(system, lang, split),
+            )
+            done[split] = result
+    for split in splits:  # in the order asked for, whichever worker finished first
+        if split in done:
+            work.written[split] = done[split]["queries"]
+            work.count("candidates scored", done[split]["candidates"])
+    return [config.run_path(system, lang, split) for split in splits]

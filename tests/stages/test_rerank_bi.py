@@ -1,5 +1,5 @@
 """The bi-encoder reranker scores exactly BM25's candidates by the model's inner product (MaxSim for a
-maxsim student), and resumes."""
+maxsim student), resumes, and writes the local run on Ray workers."""
 
 import json
 
@@ -9,7 +9,7 @@ import pytest
 from stages.config import StudentParams, load_config
 from stages.formats import read_run, write_run
 from stages.retrieval.rerank_bi import rerank, rerank_language
-from tests.helpers import TINY_LANGUAGES, make_release, write_config
+from tests.helpers import TINY_LANGUAGES, assert_same_runs, make_release, run_stamps, write_config
 
 
 class BagOfWords:
@@ -103,3 +103,29 @@ def test_a_maxsim_student_reranks_by_maxsim_of_its_own_token_vectors(tiny, tiny_
         expected = (query @ passage.T).max(axis=1).sum()  # each query token's best passage token, summed
         assert run["12"][docid] == pytest.approx(float(expected), rel=1e-4)
     assert rerank(load_encoder(path, device="cpu"), {"q": "highest mountain"}, {"q": []}, {}, 2) == {"q": {}}
+
+
+@pytest.mark.slow
+def test_ray_workers_write_the_local_run_and_a_second_run_does_nothing(local_ray, tiny, tiny_model, monkeypatch):
+    import stages.retrieval.shortlist
+    from stages.models.bi_encoder import build_student
+
+    path = tiny.work_dir / "models" / "bi"
+    build_student(str(tiny_model), StudentParams(max_passage_length=64)).save(str(path))
+    (path / "training.json").write_text(json.dumps({"step": "miracl"}))
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "local")
+    paths = rerank_language(tiny, "bi", "en", ["dev"], {})
+    local = [read_run(p) for p in paths]
+    paths[0].unlink()
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "ray")
+    cache = {}
+    assert rerank_language(tiny, "bi", "en", ["dev"], cache) == paths and cache == {}  # loaded in the worker
+    assert_same_runs(paths, local)
+    before = run_stamps(paths)
+
+    def refuse_units(*args):
+        raise AssertionError("units were submitted although the run is up to date")
+
+    monkeypatch.setattr(stages.retrieval.shortlist, "run_units", refuse_units)  # no worker, nor Ray, is asked
+    assert rerank_language(tiny, "bi", "en", ["dev"], cache) == paths
+    assert run_stamps(paths) == before and cache == {}

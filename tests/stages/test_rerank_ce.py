@@ -1,16 +1,20 @@
-"""Reranking keeps the candidate set, scores by the model, names missing passages, and resumes."""
+"""Reranking keeps the candidate set, scores by the model, names missing passages, and resumes; on Ray workers
+it writes the local runs."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from stages.config import load_config
+import stages.retrieval.shortlist
+from stages.config import Config, load_config
+from stages.console import LanguageWork
 from stages.data.passages import fetch_passages
 from stages.formats import read_run, write_run
 from stages.retrieval.rerank_ce import rerank, rerank_language
 from stages.retrieval.shortlist import candidates
-from tests.helpers import TINY_LANGUAGES, make_release, write_config
+from tests.helpers import TINY_LANGUAGES, assert_same_runs, make_release, run_stamps, write_config
 
 
 class WordOverlap:
@@ -74,3 +78,67 @@ def test_a_rerun_keeps_finished_runs_and_redoes_only_a_missing_one(tiny):
     rerank_language(tiny, "ce", "en", ["dev", "train"], {"model": model})
     assert len(model.calls) == calls + 1  # only the missing split was scored again
     assert paths[1].is_file() and read_run(paths[0]) == dev
+
+
+def test_calibration_and_reranking_share_one_loaded_model(tiny, monkeypatch):
+    import stages.models.backends
+    import stages.retrieval.rerank_ce
+
+    loaded, model = [], WordOverlap()
+
+    def calibrating(setting, work_root, model_path, kind, params, calibrate):  # precision auto, measured now
+        calibrated, score, _, _ = calibrate()
+        score(calibrated, "fp32")
+        return "fp32"
+
+    monkeypatch.setattr(stages.models.backends, "choose", calibrating)
+    monkeypatch.setattr(stages.retrieval.rerank_ce, "load_model", lambda path, max_length: loaded.append(path) or model)
+    cache = {}
+    rerank_language(tiny, "ce", "en", ["dev"], cache)
+    assert len(loaded) == 1 and cache["model"] is model and len(model.calls) == 2  # calibrated, then reranked
+
+
+# ---------------------------------------------------------------- on Ray workers (EXECUTOR=ray)
+
+
+def trained_cross_encoder(tiny: Config, tiny_model: Path) -> Config:
+    """`tiny` with a cross-encoder over the tiny model (seeded head) as models/ce, at the tiny model's length."""
+    import torch
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    path = tiny.work_dir / "models" / "ce"
+    torch.manual_seed(3)
+    CrossEncoder(str(tiny_model), num_labels=1, max_length=64).save(str(path))
+    config_path = write_config(
+        tiny.work_root.parent / "ray.yaml",
+        data_root=tiny.data_root,
+        work_root=tiny.work_root,
+        languages=TINY_LANGUAGES,
+        cross_encoder={"max_length": 64},
+        executor={"cpus_per_worker": 1},  # a worker per CPU: both splits at once
+    )
+    return load_config(config_path)
+
+
+def refuse_units(*args):
+    raise AssertionError("units were submitted although every run is up to date")
+
+
+@pytest.mark.slow
+def test_ray_workers_write_the_local_runs_and_a_second_run_does_nothing(local_ray, tiny, tiny_model, monkeypatch):
+    config = trained_cross_encoder(tiny, tiny_model)
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "local")
+    paths = rerank_language(config, "ce", "en", ["dev", "train"], {})
+    local = [read_run(p) for p in paths]
+    for path in paths:
+        path.unlink()
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "ray")
+    cache = {}
+    assert rerank_language(config, "ce", "en", ["dev", "train"], cache) == paths
+    assert cache == {}  # the model was loaded in the workers, not here
+    assert_same_runs(paths, local)
+    before = run_stamps(paths)
+    work = LanguageWork("rerank ce", "en")
+    monkeypatch.setattr(stages.retrieval.shortlist, "run_units", refuse_units)  # no worker, nor Ray, is asked
+    assert rerank_language(config, "ce", "en", ["dev", "train"], cache, work) == paths
+    assert run_stamps(paths) == before and cache == {} and work.kept == ["dev", "train"] and not work.written

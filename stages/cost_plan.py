@@ -1,0 +1,331 @@
+"""What a full run will cost before it starts: time and disk per stage for 1, 8 and 32 workers, from the
+release's own counts and the rates the benchmarks measured on this machine.
+
+    python -m stages.cost_plan --config configs/miracl-v1.0.yaml --data /data/miracl-v1.0      (make plan)
+    python -m stages.cost_plan --check                                                          (make plan-check)
+
+Counts: each language's passages (corpus lines, counted once and kept in work/<collection>/plan/counts.json
+while the corpus files are unchanged) and each configured split's queries. Rates, per worker:
+  BM25 indexing and search      make bench-bm25 (our stage's passages/s and queries/s)
+  encoding (dense, rerank bi)   make bench-encode (the fastest backend's passages/s)
+  reranking (ce)                make bench-rerank (the fastest backend's pairs/s)
+  index build and search        make bench-index (the configured index; flat: exact search)
+  teacher scoring               not benchmarked: only a rate entered in `plan.entered_rates`
+A rate entered in `plan.entered_rates` (a GPU's, say) is used in place of the measured one and is marked
+"entered, not measured". A stage without any rate prints "no rate" and which benchmark gives one.
+
+Workers: the work of a stage is cut into units (a language for BM25 indexing, a (language, split) for
+search and reranking, a shard for encoding); W workers take time max(all / W, the largest unit). Disk:
+dense shards (float16), the faiss index (bench-index's bytes per vector), BM25 indexes (bytes per passage
+of bench-bm25's index). `--check` measures BM25 indexing and search, and faiss flat search, on synthetic
+collections of 100,000 and 1,000,000 passages and compares the 1M time with the 100k projection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from stages.config import Config, add_config_arguments, config_from_args
+from stages.console import say, setup
+from stages.formats import atomic_write
+from stages.formats.corpus import corpus_files, count_passages, describe_files
+from stages.formats.jsonfile import read_json, write_json
+from stages.formats.layout import ReleaseLayout
+from stages.retrieval.dense import is_exact
+
+log = logging.getLogger("stages.cost_plan")
+
+
+@dataclass(frozen=True)
+class Rate:
+    per_second: float | None  # units of work per second for one worker; None: no rate known
+    source: str  # where it comes from: measured (which report), entered, or what would measure it
+
+
+@dataclass(frozen=True)
+class StageCost:
+    stage: str
+    unit: str  # what `amount` counts: passages, queries, pairs
+    amount: float
+    largest: float  # the largest piece one worker must do alone
+    rate: Rate
+    disk_bytes: float = 0.0
+
+    def seconds(self, workers: int) -> float | None:
+        if self.rate.per_second is None:
+            return None
+        return max(self.amount / workers, self.largest) / self.rate.per_second
+
+
+# ---------------------------------------------------------------- counts
+
+
+def release_counts(config: Config) -> dict[str, dict]:
+    """{lang: {"passages": n, "counted": bool, "queries": {split: n}}} of every configured language: passages
+    counted in the corpus (once; kept while its files are unchanged), else `plan.passages`' entered count."""
+    layout = ReleaseLayout(config.data_root)
+    cache_path = config.work_dir / "plan" / "counts.json"
+    cache = read_json(cache_path) or {}
+    counts = {}
+    for lang, language in config.languages.items():
+        corpus = layout.corpus_dir(lang)
+        files = describe_files(corpus_files(corpus)) if corpus.is_dir() else []
+        cached = cache.get(lang, {})
+        if files:
+            passages = cached["passages"] if cached.get("files") == files else count_passages(corpus)
+        else:
+            passages = config.plan.passages.get(lang, 0)
+        queries = {}
+        for split in language.splits:
+            path = layout.topics_path(lang, split)
+            if path.is_file():
+                queries[split] = sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+        counts[lang] = {"passages": passages, "counted": bool(files), "files": files, "queries": queries}
+    write_json(cache_path, counts)
+    return {lang: {k: v for k, v in c.items() if k != "files"} for lang, c in counts.items()}
+
+
+# ---------------------------------------------------------------- rates
+
+
+def _report(config: Config, name: str) -> tuple[dict | None, str]:
+    path = config.work_root / "bench" / name / "report.json"
+    return read_json(path), os.path.relpath(path)
+
+
+def fastest(results: dict, items: int) -> tuple[float, str] | None:
+    """(items per second, backend) of the fastest backend a bench-encode or bench-rerank report timed."""
+    timed = {name: items / r["seconds"] for name, r in results.items() if isinstance(r, dict) and r.get("seconds")}
+    if not timed:
+        return None
+    name = max(timed, key=timed.get)
+    return timed[name], name
+
+
+def measured_rates(config: Config) -> dict[str, Rate]:
+    """Every rate the plan needs: entered ones first, then what this machine's benchmark reports hold."""
+    rates: dict[str, Rate] = {}
+    bm25, where = _report(config, "bm25")
+    if bm25:  # whole commands at one size: start-up included
+        passages, queries = bm25["passages"], bm25["queries"]
+        rates["bm25 index"] = Rate(passages / bm25["median"]["ours index"], f"measured: {where}")
+        rates["bm25 search"] = Rate(queries * passages / bm25["median"]["ours search"], f"measured: {where}")
+    check, where = _report(config, "plan-check")
+    if check:  # the rates per passage between two sizes: start-up excluded
+        rows = check["rows"]
+        rates["bm25 index"] = Rate(1 / rows["bm25 index"]["per_passage"], f"measured: {where}")
+        queries = check["measured"][-1]["queries"]
+        rates["bm25 search"] = Rate(queries / rows["bm25 search"]["per_passage"], f"measured: {where}")
+        rates["bm25 bytes"] = Rate(check["bm25 bytes per passage"], f"measured: {where}")
+    for name, key in (("encode", "encode"), ("rerank", "rerank ce")):
+        report, where = _report(config, name)
+        best = fastest(report.get("results", {}), report.get("items", 0)) if report else None
+        if best:
+            rates[key] = Rate(best[0], f"measured: {where} ({best[1]})")
+    index, where = _report(config, "index")
+    factory = "Flat" if is_exact(config.bi_encoder.dense.index) else config.bi_encoder.dense.index.strip()
+    measured = (index or {}).get("results", {}).get(factory)
+    if measured:
+        vectors = index["params"]["vectors"]
+        search = next(iter(measured["search"].values()))
+        # queries/s at `vectors`: per query, the work grows with the collection (exact, or a fixed nprobe)
+        rates["index search"] = Rate(search["qps"] * vectors, f"measured: {where} ({factory})")
+        rates["index build"] = Rate(vectors / max(measured["build_seconds"], 1e-9), f"measured: {where} ({factory})")
+        rates["index bytes"] = Rate(measured["bytes"] / vectors, f"measured: {where} ({factory})")
+    for key, value in config.plan.entered_rates.items():
+        rates[key] = Rate(value, "entered, not measured")
+    return rates
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def plan_costs(config: Config, counts: dict[str, dict], rates: dict[str, Rate]) -> list[StageCost]:
+    missing = {
+        "bm25 index": "make bench-bm25",
+        "bm25 search": "make bench-bm25",
+        "encode": "make bench-encode",
+        "rerank ce": "make bench-rerank",
+        "index build": "make bench-index",
+        "index search": "make bench-index",
+        "teacher": "plan.entered_rates.teacher (not benchmarked)",
+    }
+
+    def rate(key: str) -> Rate:
+        return rates.get(key) or Rate(None, f"no rate: {missing[key]}")
+
+    passages = {lang: c["passages"] for lang, c in counts.items()}
+    searches = {(lang, s): n for lang, c in counts.items() for s, n in c["queries"].items()}
+    ce, bi, dense = config.cross_encoder, config.bi_encoder, config.bi_encoder.dense
+    total, largest = sum(passages.values()), max(passages.values(), default=0)
+    bm25_bytes = rates.get("bm25 bytes")
+    costs = [
+        StageCost(
+            "BM25 indexing",
+            "passages",
+            total,
+            largest,
+            rate("bm25 index"),
+            total * bm25_bytes.per_second if bm25_bytes else 0.0,
+        ),
+        StageCost(
+            "BM25 search",
+            "query x passage",
+            sum(n * passages[lang] for (lang, _), n in searches.items()),
+            max((n * passages[lang] for (lang, _), n in searches.items()), default=0),
+            rate("bm25 search"),
+        ),
+    ]
+    teacher_queries = sum(bi.distillation.data.mmarco.values()) + sum(
+        counts[lang]["queries"].get(bi.distillation.data.miracl_split, 0) for lang in counts
+    )
+    costs.append(
+        StageCost(
+            "teacher scoring",
+            "pairs",
+            teacher_queries * bi.distillation.data.candidates,
+            bi.distillation.data.candidates,
+            rate("teacher"),
+        )
+    )
+    dimension = config.plan.dimension
+    costs.append(
+        StageCost(
+            "encoding (dense)",
+            "passages",
+            total,
+            min(dense.shard_size, largest),
+            rate("encode"),
+            total * dimension * 2,  # float16 shards
+        )
+    )
+    index_bytes = rates.get("index bytes")
+    if not is_exact(dense.index):
+        costs.append(
+            StageCost(
+                "index build",
+                "passages",
+                total,
+                largest,
+                rate("index build"),
+                total * index_bytes.per_second if index_bytes else 0.0,  # bytes per vector as bench-index measured them
+            )
+        )
+    dense_searches = {key: n for key, n in searches.items() if key[1] != bi.miracl.split}
+    # a query's search touches its whole language collection: work in passage-queries
+    search_work = {key: n * passages[key[0]] for key, n in dense_searches.items()}
+    costs.append(
+        StageCost(
+            "dense search",
+            "query x passage",
+            sum(search_work.values()),
+            max(search_work.values(), default=0),
+            rate("index search"),
+        )
+    )
+    rerank_ce = {key: n * ce.rerank_depth for key, n in searches.items() if key[1] != ce.miracl.split}
+    costs.append(
+        StageCost(
+            "reranking (ce)", "pairs", sum(rerank_ce.values()), max(rerank_ce.values(), default=0), rate("rerank ce")
+        )
+    )
+    rerank_bi = {key: n * bi.rerank_depth for key, n in searches.items() if key[1] != bi.miracl.split}
+    costs.append(
+        StageCost(
+            "reranking (bi)", "passages", sum(rerank_bi.values()), max(rerank_bi.values(), default=0), rate("encode")
+        )
+    )
+    return costs
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} days"
+
+
+def size(nbytes: float) -> str:
+    if not nbytes:
+        return "-"
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes / 1e3:.0f} kB"
+
+
+def plan_table(costs: list[StageCost], workers: tuple[int, ...]) -> list[str]:
+    lines = [
+        "| stage | work | "
+        + " | ".join(f"{w} worker{'s' if w > 1 else ''}" for w in workers)
+        + " | disk | rate (one worker) |",
+        "|---|---|" + "---|" * len(workers) + "---|---|",
+    ]
+    for cost in costs:
+        rate = (
+            f"{cost.rate.per_second:,.1f} {cost.unit}/s, {cost.rate.source}"
+            if cost.rate.per_second
+            else cost.rate.source
+        )
+        times = " | ".join(duration(cost.seconds(w)) for w in workers)
+        lines.append(f"| {cost.stage} | {cost.amount:,.0f} {cost.unit} | {times} | {size(cost.disk_bytes)} | {rate} |")
+    known = [c for c in costs if c.rate.per_second is not None]
+    totals = " | ".join(duration(sum(c.seconds(w) for c in known)) for w in workers)
+    lines.append(f"| all with a rate | | {totals} | {size(sum(c.disk_bytes for c in costs))} | |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.cost_plan", description=__doc__.splitlines()[0])
+    add_config_arguments(parser, lang=False, split=False)
+    parser.add_argument("--check", action="store_true", help="measure 100k and 1M synthetic passages instead")
+    args = parser.parse_args(argv)
+    setup("stages.cost_plan")
+    config = config_from_args(args)
+    if args.check:
+        from stages.benchmarks.plan_check import check
+
+        return check(config)
+    started = time.perf_counter()
+    counts = release_counts(config)
+    rates = measured_rates(config)
+    costs = plan_costs(config, counts, rates)
+    passages = sum(c["passages"] for c in counts.values())
+    queries = sum(n for c in counts.values() for n in c["queries"].values())
+    entered = [lang for lang, c in counts.items() if not c["counted"]]
+    lines = [
+        f"Cost plan for {config.data_root} ({len(counts)} languages, {passages:,} passages, {queries:,} queries "
+        f"in the configured splits), config {config.source}"
+        + (f"; passages entered, not counted (no corpus at hand): {' '.join(entered)}" if entered else "")
+        + ":",
+        "",
+        *plan_table(costs, config.plan.workers),
+        "",
+        f"Counted in {time.perf_counter() - started:.0f} s. Workers split a stage's units evenly; a unit "
+        "(a language's BM25 index, a split's search or reranking, a shard) is never shared.",
+    ]
+    out = config.work_dir / "plan" / "plan.md"
+    with atomic_write(out) as handle:
+        handle.write("\n".join(lines) + "\n")
+    with atomic_write(out.with_suffix(".json")) as handle:
+        json.dump(
+            {"counts": counts, "costs": [c.__dict__ | {"rate": c.rate.__dict__} for c in costs]}, handle, indent=1
+        )
+    say("\n".join(lines))
+    say(f"saved {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

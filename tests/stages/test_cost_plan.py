@@ -1,0 +1,124 @@
+"""make plan: the release's counts, the rates the benchmarks measured (or entered ones, marked), and the
+arithmetic of time per stage for several workers, on numbers small enough to check by hand."""
+
+import json
+
+import pytest
+
+from stages.benchmarks.plan_check import project
+from stages.config import load_config
+from stages.cost_plan import Rate, StageCost, main, measured_rates, plan_costs, release_counts
+from tests.helpers import make_release, write_config
+
+
+def test_a_stage_takes_its_share_of_the_work_but_never_less_than_its_largest_unit():
+    cost = StageCost("BM25 indexing", "passages", amount=1000, largest=600, rate=Rate(10, "measured"))
+    assert cost.seconds(1) == 100  # 1000 / 10
+    assert cost.seconds(2) == 60  # half is 500, but one language holds 600
+    assert cost.seconds(32) == 60
+    assert StageCost("teacher", "pairs", 10, 1, Rate(None, "no rate")).seconds(8) is None
+
+
+COUNTS = {
+    "aa": {"passages": 1000, "counted": True, "queries": {"dev": 10, "train": 5}},
+    "bb": {"passages": 3000, "counted": True, "queries": {"dev": 30}},
+}
+RATES = {
+    "bm25 index": Rate(100, "measured"),
+    "bm25 search": Rate(1_000_000, "measured"),
+    "encode": Rate(50, "measured"),
+    "rerank ce": Rate(20, "measured"),
+}
+
+
+def test_each_stage_s_work_follows_from_the_counts(tmp_path):
+    config = load_config(write_config(tmp_path / "c.yaml", work_root=tmp_path / "w"))
+    costs = {c.stage: c for c in plan_costs(config, COUNTS, RATES)}
+    assert costs["BM25 indexing"].seconds(1) == 40  # 4,000 passages at 100/s
+    assert costs["BM25 indexing"].seconds(8) == 30  # bb's index alone: 3,000 at 100/s
+    # a query costs in proportion to its language's collection: 10 x 1000 + 5 x 1000 + 30 x 3000
+    assert costs["BM25 search"].amount == 105_000 and costs["BM25 search"].largest == 90_000
+    shard = config.bi_encoder.dense.shard_size
+    assert costs["encoding (dense)"].seconds(1) == 4000 / 50
+    assert costs["encoding (dense)"].seconds(8) == max(500, min(shard, 3000)) / 50
+    assert costs["encoding (dense)"].disk_bytes == 4000 * config.plan.dimension * 2  # float16 shards
+    depth = config.cross_encoder.rerank_depth
+    assert costs["reranking (ce)"].amount == (10 + 30) * depth  # the training split is not reranked
+    assert costs["reranking (ce)"].seconds(1) == (10 + 30) * depth / 20
+    assert costs["teacher scoring"].seconds(1) is None and "no rate" in costs["teacher scoring"].rate.source
+
+
+def test_counts_come_from_the_corpus_or_for_a_missing_corpus_from_the_entered_numbers(tmp_path):
+    layout = make_release(tmp_path / "rel")
+    config = load_config(
+        write_config(
+            tmp_path / "c.yaml",
+            work_root=tmp_path / "w",
+            data_root=tmp_path / "rel",
+            plan={"passages": {"ja": 1234}},
+        )
+    )
+    counts = release_counts(config)
+    en_corpus = (layout.corpus_dir("en") / "docs-0.jsonl").read_text().splitlines()
+    assert counts["en"]["passages"] == len(en_corpus) and counts["en"]["counted"]
+    en_dev = layout.topics_path("en", "dev").read_text().splitlines()
+    assert counts["en"]["queries"]["dev"] == len(en_dev)
+    assert counts["ja"] == {"passages": 1234, "counted": False, "queries": {}}  # no corpus, no topics here
+    assert counts["ar"]["passages"] == 0
+
+
+def write_report(config, name, record):
+    path = config.work_root / "bench" / name / "report.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+
+
+def test_rates_come_from_this_machine_s_reports_and_an_entered_one_is_marked(tmp_path):
+    config = load_config(
+        write_config(tmp_path / "c.yaml", work_root=tmp_path / "w", plan={"entered_rates": {"rerank ce": 999.0}})
+    )
+    write_report(config, "bm25", {"passages": 2000, "queries": 10, "median": {"ours index": 4.0, "ours search": 2.0}})
+    items = 100
+    write_report(
+        config, "encode", {"items": items, "results": {"fp32": {"seconds": 4.0}, "onnx-int8": {"seconds": 2.0}}}
+    )
+    write_report(config, "rerank", {"items": items, "results": {"fp32": {"seconds": 5.0}, "bf16": {"error": "x"}}})
+    rates = measured_rates(config)
+    assert rates["bm25 index"].per_second == 500 and rates["bm25 index"].source.startswith("measured: ")
+    assert rates["bm25 search"].per_second == 10 * 2000 / 2.0
+    assert rates["encode"].per_second == 50 and "(onnx-int8)" in rates["encode"].source  # the fastest backend
+    assert rates["rerank ce"] == Rate(999.0, "entered, not measured")
+    assert "teacher" not in rates
+
+
+def test_the_projection_adds_the_middle_size_s_rate_to_the_smallest_size_s_fixed_cost():
+    small, middle = {"passages": 5_000, "t": 10.0}, {"passages": 100_000, "t": 29.0}
+    assert project(small, middle, 1_000_000, "t") == pytest.approx(10 + 19 / 95_000 * 995_000)
+
+
+def test_make_plan_writes_the_table_with_every_stage(tmp_path, capsys):
+    config = write_config(tmp_path / "c.yaml", work_root=tmp_path / "w")
+    assert main(["--config", str(config)]) == 0
+    table = (tmp_path / "w" / "miracl-mini" / "plan" / "plan.md").read_text()
+    for stage in ("BM25 indexing", "BM25 search", "teacher scoring", "encoding (dense)", "reranking (ce)"):
+        assert f"| {stage} |" in table
+    assert "no rate: make bench-bm25" in table and "| 1 worker | 8 workers | 32 workers |" in table
+
+
+@pytest.mark.slow
+def test_the_check_measures_three_sizes_and_compares_the_largest_with_its_projection(tmp_path, jvm):
+    config = write_config(
+        tmp_path / "c.yaml",
+        work_root=tmp_path / "w",
+        bench={"queries": 20, "vocabulary": 2000},
+        bench_index={"dimension": 16, "queries": 20},
+        plan={"check_passages": [300, 1500, 3000]},
+    )
+    status = main(["--config", str(config), "--check"])
+    report = json.loads((tmp_path / "w" / "bench" / "plan-check" / "report.json").read_text())
+    assert [m["passages"] for m in report["measured"]] == [300, 1500, 3000]
+    assert all(m["queries"] == 20 for m in report["measured"])
+    assert set(report["rows"]) == {"bm25 index", "bm25 search", "vector search"}
+    within = all(abs(row["ratio"] - 1) <= 0.25 for row in report["rows"].values())
+    assert report["within_tolerance"] == within and status == (0 if within else 1)
+    assert report["bm25 bytes per passage"] > 0
