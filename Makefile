@@ -55,6 +55,10 @@ EXECUTOR ?=
 ifneq ($(strip $(EXECUTOR)),)
 export PIPELINE_EXECUTOR := $(strip $(EXECUTOR))
 endif
+# Under Ray, one stage process at a time: side by side, each would start (or fill) Ray with workers of its own.
+ifeq ($(strip $(EXECUTOR)),ray)
+override JOBS := 1
+endif
 # Messages of the stages name make's variables (LANG=, SPLIT=) rather than their own flags (--lang, --split).
 export PIPELINE_FRONTEND := make
 

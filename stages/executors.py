@@ -71,6 +71,8 @@ def start_ray():
 
 def worker_options(resources: dict, params: ExecutorParams) -> tuple[int, dict]:
     """(how many workers, each one's Ray resources): one per GPU, else one per `cpus_per_worker` CPUs."""
+    if params.cpus_per_worker < 1:
+        raise ConfigError(f"executor.cpus_per_worker must be at least 1, got {params.cpus_per_worker}")
     gpus = int(resources.get("GPU", 0))
     if gpus:
         return gpus, {"num_gpus": 1}

@@ -49,7 +49,11 @@ def measure(params: IndexBenchParams, vectors: np.ndarray, queries: np.ndarray, 
         index = build_index(entry.factory, [vectors], params.train_size, params.seed, desc=entry.factory)
         built = time.perf_counter() - started
         size = len(faiss.serialize_index(index))
-        index = to_gpu(index) if on_gpu else index
+        if on_gpu:
+            placed = to_gpu(index)
+            if placed is index:  # to_gpu kept it on the CPU: timings labelled GPU would be the CPU's
+                raise RuntimeError(f"faiss could not put {entry.factory} on the GPU")
+            index = placed
         rows = {}
         for setting in entry.search or [""]:
             apply_search_settings(index, setting)

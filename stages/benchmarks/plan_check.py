@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.benchmarks.synthetic import LANG, bench_config, generate, timed
-from stages.config import Config, IndexBenchParams, load_config
+from stages.config import Config, ConfigError, IndexBenchParams, load_config
 from stages.console import say
 from stages.formats import atomic_write
 from stages.formats.layout import ReleaseLayout
@@ -76,6 +76,8 @@ def project(small: dict, middle: dict, size: int, key: str) -> float:
 
 def check(config: Config) -> int:
     params = config.plan
+    if not params.check_passages[0] < params.check_passages[1] < params.check_passages[2]:
+        raise ConfigError(f"plan.check_passages must grow, smallest first, got {list(params.check_passages)}")
     root = config.work_root / "bench" / "plan-check"
     root.mkdir(parents=True, exist_ok=True)
     measured = []

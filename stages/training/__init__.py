@@ -21,6 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from importlib import metadata
 from pathlib import Path
 
@@ -31,6 +32,9 @@ from stages.formats.jsonfile import read_json, write_json
 
 log = logging.getLogger("stages.training")
 
+# How long the other processes wait for rank 0's preparations (teacher scores for millions of pairs, generated
+# queries) before torch gives up on them: its default (30 min with gloo, 10 with nccl) is too short.
+PREPARE_TIMEOUT_SECONDS = 12 * 3600
 _alone = False  # inside main_process_first: this process runs the block while the others wait or went on
 
 
@@ -60,7 +64,9 @@ def _together() -> bool:
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         # the Trainer (accelerate) keeps this group; gloo carries barriers and objects, nccl the GPUs' tensors
-        dist.init_process_group(backend="cpu:gloo,cuda:nccl" if cuda else "gloo")
+        dist.init_process_group(
+            backend="cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=timedelta(seconds=PREPARE_TIMEOUT_SECONDS)
+        )
     return True
 
 
@@ -161,7 +167,7 @@ def distributed_flags() -> dict:
         return {}
     # The listwise losses run the model more than once a step, which DDP's search for unused parameters refuses;
     # its static graph allows that, and parameters no loss uses (a pooler).
-    flags = {"ddp_static_graph": True}
+    flags = {"ddp_static_graph": True, "ddp_timeout": PREPARE_TIMEOUT_SECONDS}
     if not torch.cuda.is_available():  # the Trainer splits the work over CPU processes only when told it is on CPU
         flags |= {"use_cpu": True, "ddp_backend": "gloo"}
     return flags

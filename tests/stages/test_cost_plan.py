@@ -6,17 +6,19 @@ import json
 import pytest
 
 from stages.benchmarks.plan_check import project
-from stages.config import load_config
+from stages.config import ConfigError, load_config
 from stages.cost_plan import Rate, StageCost, main, measured_rates, plan_costs, release_counts
 from tests.helpers import make_release, write_config
 
 
 def test_a_stage_takes_its_share_of_the_work_but_never_less_than_its_largest_unit():
-    cost = StageCost("BM25 indexing", "passages", amount=1000, largest=600, rate=Rate(10, "measured"))
+    cost = StageCost("BM25 indexing", "passages", ((1000, 600),), Rate(10, "measured"))
     assert cost.seconds(1) == 100  # 1000 / 10
     assert cost.seconds(2) == 60  # half is 500, but one language holds 600
     assert cost.seconds(32) == 60
-    assert StageCost("teacher", "pairs", 10, 1, Rate(None, "no rate")).seconds(8) is None
+    # batches run one after another: 4 workers take max(800 / 4, 100) + max(200 / 4, 200) = 400 units
+    assert StageCost("encoding", "passages", ((800, 100), (200, 200)), Rate(10, "m")).seconds(4) == 40
+    assert StageCost("teacher", "pairs", ((10, 10),), Rate(None, "no rate")).seconds(8) is None
 
 
 COUNTS = {
@@ -37,14 +39,20 @@ def test_each_stage_s_work_follows_from_the_counts(tmp_path):
     assert costs["BM25 indexing"].seconds(1) == 40  # 4,000 passages at 100/s
     assert costs["BM25 indexing"].seconds(8) == 30  # bb's index alone: 3,000 at 100/s
     # a query costs in proportion to its language's collection: 10 x 1000 + 5 x 1000 + 30 x 3000
-    assert costs["BM25 search"].amount == 105_000 and costs["BM25 search"].largest == 90_000
+    assert costs["BM25 search"].batches == ((105_000, 90_000),)
     shard = config.bi_encoder.dense.shard_size
     assert costs["encoding (dense)"].seconds(1) == 4000 / 50
-    assert costs["encoding (dense)"].seconds(8) == max(500, min(shard, 3000)) / 50
+    # language after language, each one's shards over the workers
+    assert (
+        costs["encoding (dense)"].seconds(8) == (max(1000 / 8, min(shard, 1000)) + max(3000 / 8, min(shard, 3000))) / 50
+    )
     assert costs["encoding (dense)"].disk_bytes == 4000 * config.plan.dimension * 2  # float16 shards
     depth = config.cross_encoder.rerank_depth
-    assert costs["reranking (ce)"].amount == (10 + 30) * depth  # the training split is not reranked
-    assert costs["reranking (ce)"].seconds(1) == (10 + 30) * depth / 20
+    # ce-nmt and ce each rerank every split but the training one
+    assert costs["reranking (ce)"].amount == 2 * (10 + 30) * depth
+    assert costs["reranking (ce)"].seconds(1) == 2 * (10 + 30) * depth / 20
+    assert costs["reranking (bi)"].amount == 3 * (10 + 30) * config.bi_encoder.rerank_depth  # bi-init, bi-kd, bi
+    assert costs["dense search"].seconds(8) == costs["dense search"].seconds(1)  # one process: not spread
     assert costs["teacher scoring"].seconds(1) is None and "no rate" in costs["teacher scoring"].rate.source
 
 
@@ -79,16 +87,29 @@ def test_rates_come_from_this_machine_s_reports_and_an_entered_one_is_marked(tmp
     )
     write_report(config, "bm25", {"passages": 2000, "queries": 10, "median": {"ours index": 4.0, "ours search": 2.0}})
     items = 100
-    write_report(
-        config, "encode", {"items": items, "results": {"fp32": {"seconds": 4.0}, "onnx-int8": {"seconds": 2.0}}}
-    )
+    encode = {
+        "items": items,
+        "results": {
+            "sentence-transformers": {"seconds": 1.0},  # the baseline, not ours
+            "fp32": {"seconds": 4.0},
+            "openvino-fp32": {"seconds": 3.0},
+            "onnx-int8": {"seconds": 2.0},  # fastest, but moved the dev scores
+        },
+        "largest_ndcg_change": {"fp32": 0.0, "openvino-fp32": 0.0, "onnx-int8": 0.2},
+    }
+    write_report(config, "encode", encode)
     write_report(config, "rerank", {"items": items, "results": {"fp32": {"seconds": 5.0}, "bf16": {"error": "x"}}})
     rates = measured_rates(config)
     assert rates["bm25 index"].per_second == 500 and rates["bm25 index"].source.startswith("measured: ")
     assert rates["bm25 search"].per_second == 10 * 2000 / 2.0
-    assert rates["encode"].per_second == 50 and "(onnx-int8)" in rates["encode"].source  # the fastest backend
+    assert rates["encode"].per_second == 100 / 3 and "(openvino-fp32)" in rates["encode"].source
     assert rates["rerank ce"] == Rate(999.0, "entered, not measured")
     assert "teacher" not in rates
+    zero = load_config(
+        write_config(tmp_path / "z.yaml", work_root=tmp_path / "w", plan={"entered_rates": {"encode": 0}})
+    )
+    with pytest.raises(ConfigError, match=r"plan\.entered_rates\.encode must be above 0"):
+        measured_rates(zero)
 
 
 def test_the_projection_adds_the_middle_size_s_rate_to_the_smallest_size_s_fixed_cost():
@@ -103,6 +124,12 @@ def test_make_plan_writes_the_table_with_every_stage(tmp_path, capsys):
     for stage in ("BM25 indexing", "BM25 search", "teacher scoring", "encoding (dense)", "reranking (ce)"):
         assert f"| {stage} |" in table
     assert "no rate: make bench-bm25" in table and "| 1 worker | 8 workers | 32 workers |" in table
+
+
+def test_the_check_s_sizes_must_grow(tmp_path):
+    config = write_config(tmp_path / "c.yaml", work_root=tmp_path / "w", plan={"check_passages": [100, 50, 200]})
+    with pytest.raises(ConfigError, match=r"plan\.check_passages must grow, smallest first, got \[100, 50, 200\]"):
+        main(["--config", str(config), "--check"])
 
 
 @pytest.mark.slow

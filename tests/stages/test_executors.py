@@ -41,6 +41,8 @@ def test_one_worker_per_gpu_else_per_cpus_per_worker():
     assert worker_options({"CPU": 64.0, "GPU": 8.0}, params) == (8, {"num_gpus": 1})
     assert worker_options({"CPU": 16.0}, params) == (8, {"num_cpus": 2})
     assert worker_options({"CPU": 2.0}, ExecutorParams(cpus_per_worker=4)) == (1, {"num_cpus": 2})
+    with pytest.raises(ConfigError, match="executor.cpus_per_worker must be at least 1, got 0"):
+        worker_options({"CPU": 2.0}, ExecutorParams(cpus_per_worker=0))
 
 
 @pytest.mark.slow

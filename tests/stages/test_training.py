@@ -120,10 +120,10 @@ def test_a_trained_model_is_reported_in_one_line_with_its_loss_curve(capsys, tmp
 def test_several_processes_get_the_trainers_distributed_settings_and_one_process_none(monkeypatch):
     import torch
 
-    from stages.training import distributed_flags
+    from stages.training import PREPARE_TIMEOUT_SECONDS, distributed_flags
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert distributed_flags() == {}
     monkeypatch.setenv("WORLD_SIZE", "2")
     on_cpu = {} if torch.cuda.is_available() else {"use_cpu": True, "ddp_backend": "gloo"}
-    assert distributed_flags() == {"ddp_static_graph": True} | on_cpu
+    assert distributed_flags() == {"ddp_static_graph": True, "ddp_timeout": PREPARE_TIMEOUT_SECONDS} | on_cpu
