@@ -105,7 +105,7 @@ def _report(config: Config, name: str) -> tuple[dict | None, str]:
     return read_json(path), os.path.relpath(path)
 
 
-def fastest(report: dict, keeps_scores: float = 0.005) -> tuple[float, str] | None:
+def fastest(report: dict, keeps_scores: float) -> tuple[float, str] | None:
     """(items per second, backend) of the fastest of our backends a bench-encode or bench-rerank report timed
     (not sentence-transformers' baseline) whose dev nDCG@10 stayed within `keeps_scores` of float32's."""
     items, changes = report.get("items", 0), report.get("largest_ndcg_change", {})
@@ -140,7 +140,7 @@ def measured_rates(config: Config) -> dict[str, Rate]:
         rates["bm25 bytes"] = Rate(check["bm25 bytes per passage"], f"measured: {where}")
     for name, key in (("encode", "encode"), ("rerank", "rerank ce")):
         report, where = _report(config, name)
-        best = fastest(report) if report else None
+        best = fastest(report, config.plan.keeps_scores) if report else None
         if best:
             rates[key] = Rate(best[0], f"measured: {where} ({best[1]})")
     index, where = _report(config, "index")

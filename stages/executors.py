@@ -11,6 +11,7 @@ GPU where the cluster has GPUs, else one per `executor.cpus_per_worker` CPUs.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -84,6 +85,11 @@ def worker_options(resources: dict, params: ExecutorParams) -> tuple[int, dict]:
 def _ray_units(params: ExecutorParams, make_worker: Callable[[], Callable], units: Iterable) -> Iterator:
     from ray.util import ActorPool
 
+    units = iter(units)
+    first = next(units, None)
+    if first is None:  # nothing to do: no Ray to start, no model to load
+        return
+    units = itertools.chain([first], units)
     ray, started = start_ray()
     count, resources = worker_options(ray.cluster_resources(), params)
     # A dead worker's actor restarts and its unit runs again (Ray's own retry), up to max_retries times.

@@ -68,3 +68,11 @@ class DiesOnce:
             return unit * 2
 
         return work
+
+
+def test_ray_is_not_started_when_there_are_no_units(monkeypatch):
+    import stages.executors as executors
+
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "ray")
+    monkeypatch.setattr(executors, "start_ray", lambda: pytest.fail("Ray started with nothing to run"))
+    assert list(run_units(ExecutorParams(), Doubler(), iter([]))) == []
