@@ -48,9 +48,9 @@ override VERBOSE := $(filter-out 0,$(VERBOSE))
 Q := $(if $(VERBOSE),,@)
 export PIPELINE_OUTPUT := $(if $(VERBOSE),verbose,quiet)
 export PIPELINE_LOG_DIR := $(CURDIR)/work/logs
-# EXECUTOR=ray: the stages' work units (dense encoding's shards, reranking's splits) on Ray workers, on the cluster
-# RAY_ADDRESS names or on a Ray instance started for the stage; local (the config's executor.kind, by default) runs
-# them here.
+# EXECUTOR=ray: the stages' work units (dense encoding's shards, reranking's splits, the teacher's chunks of pairs)
+# on Ray workers, on the cluster RAY_ADDRESS names or on a Ray instance started for the stage; local (the config's
+# executor.kind, by default) runs them here.
 EXECUTOR ?=
 ifneq ($(strip $(EXECUTOR)),)
 export PIPELINE_EXECUTOR := $(strip $(EXECUTOR))
@@ -411,13 +411,16 @@ bench-rerank: ## the cross-encoder's pairs/s with every inference backend beside
 	@$(MAKE) --no-print-directory -s -j$(JOBS) $(WORK_DIR)/models/ce/training.json $(DEV_BM25_RUNS)
 	$(Q)$(PY) -m stages.benchmarks.rerank $(CONFIG_ARGS)
 
+bench-teacher: $(VENV_STAMP) ## the distillation teacher's (English query, passage) pairs/s on this machine, for make plan
+	$(Q)$(PY) -m stages.benchmarks.teacher $(CONFIG_ARGS)
+
 bench-index: $(VENV_STAMP) ## faiss indexes side by side (flat, IVF-Flat, IVF-PQ by default) on 1M clustered synthetic vectors: recall@100, queries/s, memory per million
 	$(Q)$(PY) -m stages.benchmarks.index $(CONFIG_ARGS)
 
 plan: $(VENV_STAMP) ## the full run's time and disk per stage for 1, 8 and 32 workers, from DATA's counts and the rates the bench-* targets measured here
 	$(Q)$(PY) -m stages.cost_plan $(CONFIG_ARGS)
 
-plan-check: $(VENV_STAMP) ## BM25 and exact vector search measured at 5k, 100k and 1M synthetic passages: 1M against the projection from the smaller two
+plan-check: $(VENV_STAMP) ## BM25 and exact vector search measured at 5k, 100k, 300k and 1M synthetic passages: 1M against its projection from the smaller ones
 	$(Q)$(PY) -m stages.cost_plan $(CONFIG_ARGS) --check
 
 gpu-check: $(VENV_STAMP) ## GPU hosts only: bf16 rerank/encode/training (and torchrun), faiss-gpu vs cpu -> work/gpu-check/
@@ -434,6 +437,6 @@ clean-all: ## remove work/ and .venv/
 help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /  make \1\t/' | expand -t 24
 
-.PHONY: setup test lint format bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check check-runs check-tolerance doctor bench-bm25 bench-rerank bench-index plan plan-check gpu-check clean clean-all help \
+.PHONY: setup test lint format bm25 bm25-runs bm25-rm3 bm25-rm3-runs index eval eval-inputs check check-runs check-tolerance doctor bench-bm25 bench-rerank bench-teacher bench-index plan plan-check gpu-check clean clean-all help \
 	tune-fusion tune-fusion-files fuse fused-runs submission validate report compare \
 	train-ce rerank-ce rerank-ce-runs train-bi train-qgen teacher-scores rerank-bi rerank-bi-runs dense dense-runs bench-encode

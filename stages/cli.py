@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from collections.abc import Callable
 
 from stages import console
@@ -36,8 +37,11 @@ def run_stage(log: logging.Logger, body: Callable[[], int | None]) -> int:
         return 1
 
 
-def rerank_main(argv: list[str] | None, module, rerank_language, default_model: str, models: str) -> int:
-    """The command line of a reranking stage `module`: `rerank_language` over the selected languages and splits."""
+def rerank_main(argv: list[str] | None, module, rerank_batch, default_model: str, models: str) -> int:
+    """The command line of a reranking stage `module`: `rerank_batch` for each selected language, all their splits
+    reranked through one pool of workers (stages.retrieval.shortlist.rerank_batches), a line per language."""
+    from stages.retrieval.shortlist import rerank_batches  # here: the other drivers need no model code
+
     name = module.__spec__.name if module.__spec__ else module.__name__  # "__main__" under python -m
     parser = argparse.ArgumentParser(prog=f"python -m {name}", description=module.__doc__.splitlines()[0])
     add_config_arguments(parser)
@@ -49,12 +53,17 @@ def rerank_main(argv: list[str] | None, module, rerank_language, default_model: 
     def body():
         config = config_from_args(args)
         cache = {}
+        batches = []
         for lang in config.select_languages(args.lang):
             # the splits make asks for: every one with topics but the model's training split
             splits = stage_splits(config, f"rerank-{args.model}", lang, args.split)
             work = LanguageWork(f"rerank {args.model}", lang)
-            for path in rerank_language(config, args.model, lang, splits, cache, work):
+            batches.append(rerank_batch(config, args.model, lang, splits, cache, work))
+        since = None
+        for batch in rerank_batches(config, batches):
+            for path in batch.paths:
                 print(path)
-            console.say(work.line())
+            console.say(batch.work.line(since))
+            since = time.perf_counter()
 
     return run_stage(logging.getLogger(name), body)

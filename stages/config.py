@@ -123,6 +123,7 @@ class BenchParams:
     vocabulary: int = 50_000
     repeats: int = 3
     seed: int = 13
+    teacher_pairs: int = 512  # make bench-teacher: (English query, passage) pairs the teacher scores, timed
 
 
 @pydantic.with_config(STRICT)
@@ -295,6 +296,8 @@ class TeacherParams:
     # Multiplies the teacher's scores into logits for the softmax: a cosine teacher trained with
     # scale 20 (sentence-transformers' MultipleNegativesRankingLoss, all-MiniLM-L6-v2) needs 20.
     score_scale: float = 1.0
+    # Missing pairs scored per work unit (stages.executors), each appended to the cache as it comes back.
+    chunk_pairs: int = 4096
 
 
 @pydantic.with_config(STRICT)
@@ -445,7 +448,10 @@ class PlanParams:
     # them "entered, not measured". Units: passages/s (bm25 index, encode, index build), pairs/s (rerank ce,
     # teacher), query x passage/s (bm25 search, index search).
     entered_rates: dict[PlanRate, float] = field(default_factory=dict)
-    check_passages: tuple[int, int, int] = (5_000, 100_000, 1_000_000)
+    # make plan-check's synthetic collections, smallest first: the largest is projected from the others
+    check_passages: tuple[int, ...] = (5_000, 100_000, 300_000, 1_000_000)
+    check_repeats: int = 2  # BM25 indexing timed this many times at each size, the fastest kept
+    check_searches: int = 3  # BM25 searches timed per index built, the fastest of all kept
     check_tolerance: float = 0.25
     # A backend's benchmark rate counts when its dev nDCG@10 stayed this close to float32's in every language.
     keeps_scores: float = 0.005

@@ -109,13 +109,15 @@ class LanguageWork:
     def count(self, what: str, n: int) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
 
-    def line(self) -> str:
+    def line(self, since: float | None = None) -> str:
+        """The report line; its time runs from `since` (the previous language's line, where a stage's languages
+        share one pool of workers) or from this object's creation."""
         if not self.written:
             return f"{self.label} {self.lang}: " + ("runs up to date" if self.kept else "no runs asked for")
         text = (
             f"{self.label} {self.lang}: {' '.join(self.written)}: {sum(self.written.values())} queries"
             + "".join(f", {n} {what}" for what, n in self.counts.items())
-            + f" ({seconds(time.perf_counter() - self.started)})"
+            + f" ({seconds(time.perf_counter() - (self.started if since is None else since))})"
         )
         return text + (f"; {' '.join(self.kept)} up to date" if self.kept else "")
 

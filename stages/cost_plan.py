@@ -6,19 +6,24 @@ release's own counts and the rates the benchmarks measured on this machine.
 
 Counts: each language's passages (corpus lines, counted once and kept in work/<collection>/plan/counts.json
 while the corpus files are unchanged) and each configured split's queries. Rates, per worker:
-  BM25 indexing and search      make bench-bm25 (our stage's passages/s and queries/s)
+  BM25 indexing and search      make plan-check (passages/s past the JVM's warm-up; a query's cost growing with
+                                the log of the collection), else make bench-bm25 (at one size, start-up
+                                included; a query's cost in proportion to the collection)
   encoding (dense, rerank bi)   make bench-encode (the fastest backend's passages/s)
   reranking (ce)                make bench-rerank (the fastest backend's pairs/s)
   index build and search        make bench-index (the configured index; flat: exact search)
-  teacher scoring               not benchmarked: only a rate entered in `plan.entered_rates`
+  teacher scoring               make bench-teacher (the configured teacher's pairs/s; named, as it may not be
+                                the plan's)
 A rate entered in `plan.entered_rates` (a GPU's, say) is used in place of the measured one and is marked
 "entered, not measured". A stage without any rate prints "no rate" and which benchmark gives one.
 
 Workers: the work of a stage is cut into units (a language for BM25 indexing, a (language, split) for
-search and reranking, a shard for encoding); W workers take time max(all / W, the largest unit). Disk:
+search and reranking, a shard for encoding, a chunk of pairs for the teacher), every language's in one pool;
+W workers take time max(all / W, the largest unit), a reranker's models one after another. Disk:
 dense shards (float16), the faiss index (bench-index's bytes per vector), BM25 indexes (bytes per passage
-of bench-bm25's index). `--check` measures BM25 indexing and search, and faiss flat search, on synthetic
-collections of 100,000 and 1,000,000 passages and compares the 1M time with the 100k projection.
+of plan-check's or bench-bm25's index). `--check` measures BM25 indexing and search, and faiss flat search, on
+synthetic collections of growing sizes and compares the time at the largest (1M) with its projection from the
+others (stages.benchmarks.plan_check).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -50,6 +56,32 @@ class Rate:
 
 
 @dataclass(frozen=True)
+class QueryCost:
+    """One worker's seconds per BM25 query on a collection of n passages: `seconds` at `passages`, plus `step`
+    for each e-fold more passages (`log`: make plan-check's least-squares line through its sizes below the
+    checked one), or for each passage more (`linear`: a single size, make bench-bm25's, or an entered rate,
+    makes the cost proportional to the collection). Never below 0."""
+
+    seconds: float
+    passages: int
+    growth: str  # log or linear
+    step: float
+    source: str
+
+    def at(self, passages: int) -> float:
+        more = math.log(max(passages, 1) / self.passages) if self.growth == "log" else passages - self.passages
+        return max(self.seconds + self.step * more, 0.0)
+
+    def describe(self) -> str:
+        step = (
+            f"{self.step * 1e3:.2f} ms per e-fold more"
+            if self.growth == "log"
+            else f"{self.step * 1e8:.2f} ms per 100k more"
+        )
+        return f"{self.seconds * 1e3:.2f} ms a query at {self.passages:,} passages, {step}, {self.source}"
+
+
+@dataclass(frozen=True)
 class StageCost:
     stage: str
     unit: str  # what the work counts: passages, queries, pairs
@@ -58,6 +90,7 @@ class StageCost:
     batches: tuple[tuple[float, float], ...]
     rate: Rate
     disk_bytes: float = 0.0
+    work_text: str = ""  # the work column, where the batches count seconds rather than the work itself
 
     @property
     def amount(self) -> float:
@@ -130,14 +163,31 @@ def measured_rates(config: Config) -> dict[str, Rate]:
     if bm25:  # whole commands at one size: start-up included
         passages, queries = bm25["passages"], bm25["queries"]
         rates["bm25 index"] = Rate(passages / bm25["median"]["ours index"], f"measured: {where}")
-        rates["bm25 search"] = Rate(queries * passages / bm25["median"]["ours search"], f"measured: {where}")
+        per_query = bm25["median"]["ours search"] / queries
+        rates["bm25 query"] = QueryCost(per_query, passages, "linear", per_query / passages, f"measured: {where}")
     check, where = _report(config, "plan-check")
-    if check:  # the rates per passage between two sizes: start-up excluded
-        rows = check["rows"]
-        rates["bm25 index"] = Rate(1 / rows["bm25 index"]["per_passage"], f"measured: {where}")
-        queries = check["measured"][-1]["queries"]
-        rates["bm25 search"] = Rate(queries / rows["bm25 search"]["per_passage"], f"measured: {where}")
+    if check and "rate" not in check["rows"]["bm25 index"]:
+        log.warning("%s was written by an older make plan-check: run make plan-check again for its rates", where)
+    elif check:  # least-squares growth through its sizes below the checked one, in one warmed-up process
+        from stages.benchmarks.plan_check import project
+
+        *below, _ = check["measured"]
+        per_passage = check["rows"]["bm25 index"]["rate"]
+        if per_passage <= 0:
+            raise ConfigError(f"{where}: BM25 indexing did not take longer on more passages; run make plan-check again")
+        rates["bm25 index"] = Rate(1 / per_passage, f"measured: {where}")
+        largest, queries = below[-1]["passages"], below[-1]["queries"]
+        seconds, per_e_fold = project(below, largest, "bm25 search", "log")
+        rates["bm25 query"] = QueryCost(seconds / queries, largest, "log", per_e_fold / queries, f"measured: {where}")
         rates["bm25 bytes"] = Rate(check["bm25 bytes per passage"], f"measured: {where}")
+    teacher, where = _report(config, "teacher")
+    if teacher:  # the teacher a bench config names; the plan's may be another (its rate then a stand-in)
+        measured_with = f"{teacher['kind']} {teacher['model']}"
+        planned = f"{config.bi_encoder.teacher.kind} {config.bi_encoder.teacher.model}"
+        source = f"measured: {where} ({measured_with})" + (
+            f"; the plan's teacher is {planned}" if planned != measured_with else ""
+        )
+        rates["teacher"] = Rate(teacher["pairs"] / teacher["seconds"], source)
     for name, key in (("encode", "encode"), ("rerank", "rerank ce")):
         report, where = _report(config, name)
         best = fastest(report, config.plan.keeps_scores) if report else None
@@ -159,7 +209,10 @@ def measured_rates(config: Config) -> dict[str, Rate]:
     for key, value in config.plan.entered_rates.items():
         if value <= 0:
             raise ConfigError(f"plan.entered_rates.{key} must be above 0, got {value}")
-        rates[key] = Rate(value, "entered, not measured")
+        if key == "bm25 search":  # query x passage/s: in proportion to the collection
+            rates["bm25 query"] = QueryCost(1 / value, 1, "linear", 1 / value, "entered, not measured")
+        else:
+            rates[key] = Rate(value, "entered, not measured")
     return rates
 
 
@@ -169,12 +222,12 @@ def measured_rates(config: Config) -> dict[str, Rate]:
 def plan_costs(config: Config, counts: dict[str, dict], rates: dict[str, Rate]) -> list[StageCost]:
     missing = {
         "bm25 index": "make bench-bm25",
-        "bm25 search": "make bench-bm25",
+        "bm25 search": "make bench-bm25 or make plan-check",
         "encode": "make bench-encode",
         "rerank ce": "make bench-rerank",
         "index build": "make bench-index",
         "index search": "make bench-index",
-        "teacher": "plan.entered_rates.teacher (not benchmarked)",
+        "teacher": "make bench-teacher",
     }
 
     def rate(key: str) -> Rate:
@@ -184,7 +237,6 @@ def plan_costs(config: Config, counts: dict[str, dict], rates: dict[str, Rate]) 
     searches = {(lang, s): n for lang, c in counts.items() for s, n in c["queries"].items()}
     bi, dense = config.bi_encoder, config.bi_encoder.dense
     total, largest = sum(passages.values()), max(passages.values(), default=0)
-    search_work = [n * passages[lang] for (lang, _), n in searches.items()]
     bm25_bytes = rates.get("bm25 bytes")
     costs = [
         # make -j: a process per language (indexing) or per language and split (search), on one host
@@ -195,18 +247,19 @@ def plan_costs(config: Config, counts: dict[str, dict], rates: dict[str, Rate]) 
             rate("bm25 index"),
             total * bm25_bytes.per_second if bm25_bytes else 0.0,
         ),
-        StageCost(
-            "BM25 search", "query x passage", ((sum(search_work), max(search_work, default=0)),), rate("bm25 search")
-        ),
+        bm25_search(searches, passages, rates["bm25 query"])
+        if "bm25 query" in rates
+        else StageCost("BM25 search", "queries", ((sum(searches.values()), 0),), rate("bm25 search")),
     ]
     data = bi.distillation.data
     teacher_pairs = data.candidates * (
         sum(data.mmarco.values()) + sum(c["queries"].get(data.miracl_split, 0) for c in counts.values())
     )
-    costs.append(
-        StageCost("teacher scoring", "pairs", ((teacher_pairs, teacher_pairs),), rate("teacher"))
-    )  # one process
-    encoding = tuple((n, min(dense.shard_size, n)) for n in passages.values() if n)  # shards on the executor's workers
+    # chunks of missing pairs on the executor's workers
+    chunk = min(bi.teacher.chunk_pairs, teacher_pairs)
+    costs.append(StageCost("teacher scoring", "pairs", ((teacher_pairs, chunk),), rate("teacher")))
+    # every language's shards through one pool of the executor's workers (stages.executors.run_batches)
+    encoding = ((total, min(dense.shard_size, largest)),) if total else ()
     shards_bytes = total * config.plan.dimension * 2  # float16
     costs.append(StageCost("encoding (dense)", "passages", encoding, rate("encode"), shards_bytes))
     index_bytes = rates.get("index bytes")
@@ -222,20 +275,32 @@ def plan_costs(config: Config, counts: dict[str, dict], rates: dict[str, Rate]) 
     return costs
 
 
+def bm25_search(searches: dict, passages: dict[str, int], query: QueryCost) -> StageCost:
+    """A (language, split)'s search is one make process: its queries, each costing what a query costs on the
+    language's collection."""
+    queries = sum(searches.values())
+    seconds = [n * query.at(passages[lang]) for (lang, _), n in searches.items()]
+    return StageCost(
+        "BM25 search",
+        "s of one worker",
+        ((sum(seconds), max(seconds, default=0)),),
+        Rate(1.0, query.describe()),
+        work_text=f"{queries:,} queries",
+    )
+
+
 def rerank_cost(config: Config, stage: str, unit: str, module: str, searches: dict, rate: Rate) -> StageCost:
-    """Every system the stage table reranks with `module` (ce-nmt and ce; bi-init, bi-kd and bi), language after
-    language, a language's splits (but the model's training split) spread over the executor's workers."""
+    """Every system the stage table reranks with `module` (ce-nmt and ce; bi-init, bi-kd and bi), one after
+    another, each spreading every language's splits (but the model's training split) over one pool of the
+    executor's workers."""
     rows = [row for row in stage_table(config).values() if row.command.startswith(module + " ")]
     depth, train_split = (
         (config.cross_encoder.rerank_depth, config.cross_encoder.miracl.split)
         if module == "stages.rerank_ce"
         else (config.bi_encoder.rerank_depth, config.bi_encoder.miracl.split)
     )
-    batches = []
-    for lang in dict.fromkeys(lang for lang, _ in searches):
-        splits = [n * depth for (other, split), n in searches.items() if other == lang and split != train_split]
-        if splits:
-            batches += [(sum(splits), max(splits))] * len(rows)
+    splits = [n * depth for (_, split), n in searches.items() if split != train_split]
+    batches = [(sum(splits), max(splits))] * len(rows) if splits else []
     return StageCost(stage, unit, tuple(batches), rate)
 
 
@@ -270,11 +335,12 @@ def plan_table(costs: list[StageCost], workers: tuple[int, ...]) -> list[str]:
     for cost in costs:
         rate = (
             f"{cost.rate.per_second:,.1f} {cost.unit}/s, {cost.rate.source}"
-            if cost.rate.per_second
+            if cost.rate.per_second and not cost.work_text
             else cost.rate.source
         )
+        work = cost.work_text or f"{cost.amount:,.0f} {cost.unit}"
         times = " | ".join(duration(cost.seconds(w)) for w in workers)
-        lines.append(f"| {cost.stage} | {cost.amount:,.0f} {cost.unit} | {times} | {size(cost.disk_bytes)} | {rate} |")
+        lines.append(f"| {cost.stage} | {work} | {times} | {size(cost.disk_bytes)} | {rate} |")
     known = [c for c in costs if c.rate.per_second is not None]
     totals = " | ".join(duration(sum(c.seconds(w) for c in known)) for w in workers)
     lines.append(f"| all with a rate | | {totals} | {size(sum(c.disk_bytes for c in costs))} | |")
@@ -307,10 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *plan_table(costs, config.plan.workers),
         "",
-        f"Counted in {time.perf_counter() - started:.0f} s. A stage runs its batches (a language, a model) one "
-        "after another and spreads a batch's units (a language's BM25 index, a split's search or reranking, a "
-        "shard) over the workers, a unit never shared; teacher scoring, index building and dense search run in "
-        "one process. BM25's workers are make -j's processes on one host; the others, Ray's (EXECUTOR=ray).",
+        f"Counted in {time.perf_counter() - started:.0f} s. A stage spreads its units (a language's BM25 index, "
+        "a split's search or reranking, a shard, a chunk of teacher pairs) over the workers, every language's "
+        "in one pool, a unit never shared; a reranker's models go one after another; index building and dense "
+        "search run in one process. BM25's workers are make -j's processes on one host; the others, Ray's "
+        "(EXECUTOR=ray).",
     ]
     out = config.work_dir / "plan" / "plan.md"
     with atomic_write(out) as handle:

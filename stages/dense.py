@@ -36,12 +36,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 
 from stages import console
 from stages.cli import run_stage
 from stages.config import add_config_arguments, config_from_args
 from stages.console import LanguageWork
-from stages.retrieval.dense import Encoder, check_params, dense_language, dense_splits, model_path
+from stages.retrieval.dense import Encoder, check_params, dense_batch, dense_languages, dense_splits, model_path
 
 log = logging.getLogger("stages.dense")
 
@@ -71,11 +72,16 @@ def main(argv: list[str] | None = None) -> int:
             config.bi_encoder.encode_batch_size,
             precision=encoding_backend(config),
         )
-        for lang in config.select_languages(args.lang):
-            work = LanguageWork(config.bi_encoder.dense.name, lang)
-            for path in dense_language(config, lang, dense_splits(config, lang, args.split), encoder, work):
+        name, since = config.bi_encoder.dense.name, None
+        batches = [
+            dense_batch(config, lang, dense_splits(config, lang, args.split), encoder, LanguageWork(name, lang))
+            for lang in config.select_languages(args.lang)
+        ]
+        for batch in dense_languages(config, batches, encoder):  # every language's shards in one pool of workers
+            for path in batch.written:
                 print(path)
-            console.say(work.line())
+            console.say(batch.work.line(since))
+            since = time.perf_counter()
 
     return run_stage(log, body)
 

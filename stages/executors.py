@@ -7,6 +7,9 @@ half-written; Ray runs the unit again on a restarted worker (`executor.max_retri
 skips the units whose output is there (callers submit only the missing ones). On Ray each worker is an actor
 that builds its unit function once (`make_worker()`: a model loaded once, not once per unit): one worker per
 GPU where the cluster has GPUs, else one per `executor.cpus_per_worker` CPUs.
+
+A stage with several languages sends all of their units through one pool (`run_batches`): 32 workers stay busy
+while any language has units left, not only as many as the language at hand has.
 """
 
 from __future__ import annotations
@@ -41,6 +44,71 @@ def run_units(params: ExecutorParams, make_worker: Callable[[], Callable], units
             yield worker(unit)
         return
     yield from _ray_units(params, make_worker, units)
+
+
+def run_batches(
+    params: ExecutorParams,
+    make_worker: Callable[[], Callable],
+    batches: Iterable[tuple[object, Iterable]],
+    on_result: Callable[[object, object], None] | None = None,
+) -> Iterator[tuple[object, list]]:
+    """Run the units of several batches ((key, units): a stage's languages) through one pool of workers and give
+    each batch's results (key, [result, ...], in the order they finished) once it is done, batches in the order
+    given. Here (local) a batch's units run in turn and the batch is given right after its last one, before the
+    next batch's units are read, as a loop over the batches would; on Ray the workers go on with the next
+    batches' units meanwhile. `units` are read lazily, as run_units reads them; `on_result(key, result)` hears
+    each result as it comes (a progress bar)."""
+    batches = list(batches)
+    if executor_kind(params) == "local":
+        worker = None
+        for key, units in batches:
+            results = []
+            for unit in units:
+                worker = worker or make_worker()  # built at the first unit: no units, no model loaded
+                results.append(worker(unit))
+                if on_result is not None:
+                    on_result(key, results[-1])
+            yield key, results
+        return
+    submitted, results, read = [0] * len(batches), [[] for _ in batches], [False] * len(batches)
+
+    def tagged_units() -> Iterator[tuple[int, object]]:
+        for number, (_, units) in enumerate(batches):
+            for unit in units:
+                submitted[number] += 1
+                yield number, unit
+            read[number] = True  # every unit of the batch is submitted
+
+    given = 0
+
+    def ready() -> Iterator[tuple[object, list]]:
+        nonlocal given
+        while given < len(batches) and read[given] and len(results[given]) == submitted[given]:
+            yield batches[given][0], results[given]
+            given += 1
+
+    for number, result in _ray_units(params, _TaggedWorker(make_worker), tagged_units()):
+        results[number].append(result)
+        if on_result is not None:
+            on_result(batches[number][0], result)
+        yield from ready()
+    read[:] = [True] * len(batches)  # batches after the last unit, or with none at all
+    yield from ready()
+    if given != len(batches):  # a unit's result went missing: say so rather than drop the batch
+        raise RuntimeError(
+            f"the executor gave {len(results[given])} of {submitted[given]} results of batch {batches[given][0]!r}"
+        )
+
+
+class _TaggedWorker:
+    """make_worker for run_batches: its worker takes (batch number, unit) and gives (batch number, result)."""
+
+    def __init__(self, make_worker: Callable[[], Callable]):
+        self.make_worker = make_worker
+
+    def __call__(self) -> Callable:
+        worker = self.make_worker()
+        return lambda tagged: (tagged[0], worker(tagged[1]))
 
 
 class _Worker:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import sys
 
 from stages.cli import rerank_main
-from stages.retrieval.rerank_bi import rerank_language
+from stages.retrieval.rerank_bi import rerank_batch
 
 
 def main(argv: list[str] | None = None) -> int:
-    return rerank_main(argv, sys.modules[__name__], rerank_language, "bi", "bi, bi-kd, bi-init")
+    return rerank_main(argv, sys.modules[__name__], rerank_batch, "bi", "bi, bi-kd, bi-init")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ from __future__ import annotations
 import sys
 
 from stages.cli import rerank_main
-from stages.retrieval.rerank_ce import rerank_language
+from stages.retrieval.rerank_ce import rerank_batch
 
 
 def main(argv: list[str] | None = None) -> int:
-    return rerank_main(argv, sys.modules[__name__], rerank_language, "ce", "ce, ce-nmt")
+    return rerank_main(argv, sys.modules[__name__], rerank_batch, "ce", "ce, ce-nmt")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ On real data the teacher's scores are most of distillation's cost, so they are k
 work/<collection>/teacher/<teacher>/: `scores.tsv` (`qid docid key score`, where key hashes the exact
 query and passage text the teacher read) and `query_embeddings.npy` with its keys. A score is reused
 whenever the same teacher read the same texts, so a second training run, or a run with more data, only
-scores what is new. Scores are appended chunk by chunk: a run that dies keeps what it finished
-(stages.caches.teacher).
+scores what is new. The missing pairs are scored chunk by chunk, each chunk a work unit of the executor
+(EXECUTOR=ray: on Ray workers, each loading the teacher once; stages.executors), and this process appends
+each finished chunk to the cache: a run that dies keeps what it finished (stages.caches.teacher).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         cache, load = open_cache(config)
         queries = parallel_queries(config)
-        teacher_targets(queries, cache, load, config.bi_encoder.distillation.representation_weight > 0)
+        with_embeddings = config.bi_encoder.distillation.representation_weight > 0
+        teacher_targets(queries, cache, load, with_embeddings, config.executor, config.bi_encoder.teacher.chunk_pairs)
         print(cache.folder)
         print(json.dumps(plain(config.bi_encoder.teacher)))
 

@@ -5,30 +5,36 @@ On real data the teacher's scores are most of distillation's cost, so they are k
 work/<collection>/teacher/<teacher>/: `scores.tsv` (`qid docid key score`, where key hashes the exact
 query and passage text the teacher read) and `query_embeddings.npy` with its keys. A score is reused
 whenever the same teacher read the same texts, so a second training run, or a run with more data, only
-scores what is new. Scores are appended chunk by chunk: a run that dies keeps what it finished.
+scores what is new.
+
+The missing pairs are scored in chunks, each a work unit of the executor (stages.executors: here, one after
+another, or on Ray workers, each loading the teacher once). Workers only score; this process, the cache's
+one writer, appends each chunk's scores as it comes back, so a run that dies keeps the chunks it finished
+and a rerun submits only the pairs still missing. The English query embeddings are computed here.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from stages import console
 from stages.caches.keys import claim_folder, model_slug, text_key
-from stages.config import Config
+from stages.config import Config, ExecutorParams, TeacherParams
 from stages.data.parallel_queries import ParallelQuery
+from stages.executors import run_units
 from stages.formats.keyed import append_keyed, read_keyed
 from stages.models.teachers import TEACHERS, teacher_identity, teacher_prompt
 
 log = logging.getLogger("stages.caches.teacher")
-
-
-CHUNK = 4096  # pairs scored between two appends to the cache
 
 
 class TeacherCache:
@@ -70,22 +76,71 @@ class TeacherCache:
         tmp_keys.replace(self.embedding_keys_path)
 
 
+def load_teacher(kind: str, path: str, params: TeacherParams, prompt: dict[str, str]):
+    """The teacher of `kind` at `path` (stages.models.teachers), `prompt` being teacher_prompt's."""
+    return TEACHERS[kind](path, params, **prompt)
+
+
 def open_cache(config: Config) -> tuple[TeacherCache, Callable[[], object]]:
-    """The configured teacher's cache, and a function that loads the teacher (called only on a miss)."""
+    """The configured teacher's cache, and a function that loads the teacher (called only on a miss); it
+    pickles, so that Ray workers load the teacher themselves."""
     path, identity = teacher_identity(config)
     slug = model_slug(config.bi_encoder.teacher.model)
     folder = config.work_dir / "teacher" / f"{slug}-{text_key(json.dumps(identity, sort_keys=True))[:8]}"
-    return TeacherCache(folder, identity), lambda: TEACHERS[identity["kind"]](
-        path, config.bi_encoder.teacher, **teacher_prompt(config)
-    )
+    loader = partial(load_teacher, identity["kind"], path, config.bi_encoder.teacher, teacher_prompt(config))
+    return TeacherCache(folder, identity), loader
+
+
+@dataclass
+class PairChunk:
+    """Missing pairs to score: a work unit (stages.executors), rows of (qid, docid, key, English query,
+    passage)."""
+
+    rows: list[tuple[str, str, str, str, str]]
+
+
+def score_chunk(chunk: PairChunk, teacher) -> list[tuple[str, str, str, float]]:
+    """The chunk's rows as the cache stores them: (qid, docid, key, the teacher's score)."""
+    values = teacher.score([(english, passage) for _, _, _, english, passage in chunk.rows])
+    if len(values) != len(chunk.rows):
+        raise ValueError(f"the teacher returned {len(values)} scores for {len(chunk.rows)} pairs")
+    return [(qid, docid, key, value) for (qid, docid, key, _, _), value in zip(chunk.rows, values)]
+
+
+def chunk_scorer(load: Callable[[], object]) -> Callable[[PairChunk], list[tuple[str, str, str, float]]]:
+    """What a worker runs for each chunk (make_worker of stages.executors): the teacher loaded once."""
+    return partial(score_chunk, teacher=load())
+
+
+class LoadedOnce:
+    """A loader that loads at its first call and then gives the same object: with the local executor the
+    scoring and the query embeddings share one teacher, loaded once. A pickled copy (a Ray worker's) leaves
+    the loaded teacher behind and loads its own."""
+
+    def __init__(self, load: Callable[[], object]):
+        self.load, self.loaded = load, None
+
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"loaded": None}
+
+    def __call__(self):
+        if self.loaded is None:
+            self.loaded = self.load()
+        return self.loaded
 
 
 def teacher_targets(
-    queries: list[ParallelQuery], cache: TeacherCache, load_teacher: Callable[[], object], with_embeddings: bool
+    queries: list[ParallelQuery],
+    cache: TeacherCache,
+    load_teacher: Callable[[], object],
+    with_embeddings: bool,
+    executor: ExecutorParams | None = None,
+    chunk_size: int = TeacherParams.chunk_pairs,  # the config's bi_encoder.teacher.chunk_pairs
 ) -> tuple[list[list[float]], np.ndarray | None]:
     """Per query, the teacher's score of each candidate; and the English queries' embeddings if asked.
 
-    Only pairs missing from the cache are scored; the teacher is loaded only if something is missing.
+    Only pairs missing from the cache are scored, `chunk_size` pairs a work unit of `executor` (local by
+    default; Ray workers need `load_teacher` to pickle); the teacher is loaded only if something is missing.
     """
     wanted: dict[str, tuple[str, str, str, str]] = {}
     for q in queries:
@@ -107,13 +162,19 @@ def teacher_targets(
     )
     if missing or missing_queries:
         started = time.perf_counter()
-        teacher = load_teacher()
-        for start in console.progress(range(0, len(missing), CHUNK), desc="teacher scores", unit=" chunks"):
-            chunk = missing[start : start + CHUNK]
-            values = teacher.score([(wanted[k][2], wanted[k][3]) for k in chunk])
-            cache.add_scores([(wanted[k][0], wanted[k][1], k, v) for k, v in zip(chunk, values)])
+        teacher = LoadedOnce(load_teacher)
+
+        def chunks() -> Iterator[PairChunk]:
+            for start in range(0, len(missing), chunk_size):
+                keys = missing[start : start + chunk_size]
+                yield PairChunk([(wanted[k][0], wanted[k][1], k, wanted[k][2], wanted[k][3]) for k in keys])
+
+        with console.progress(total=math.ceil(len(missing) / chunk_size), desc="teacher scores", unit=" chunks") as bar:
+            for rows in run_units(executor or ExecutorParams(), partial(chunk_scorer, teacher), chunks()):
+                cache.add_scores(rows)
+                bar.update()
         if missing_queries:
-            cache.add_embeddings([text_key(text) for text in missing_queries], teacher.embed(missing_queries))
+            cache.add_embeddings([text_key(text) for text in missing_queries], teacher().embed(missing_queries))
         console.say(
             f"teacher {cache.folder.name}: {len(missing)} pairs scored, {len(wanted) - len(missing)} cached"
             + (f", {len(missing_queries)} English queries embedded" if missing_queries else "")

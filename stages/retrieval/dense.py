@@ -7,6 +7,7 @@ writes where: stages.dense.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -26,6 +27,7 @@ from stages.console import LanguageWork
 from stages.data.passages import passage_text
 from stages.errors import CacheError, InputDataError
 from stages.formats import ReleaseLayout, Run, atomic_write, corpus_files, describe_files, iter_corpus, write_run
+from stages.formats.atomic import remove_temporaries
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json, write_json
 from stages.formats.runs import metadata_path
@@ -222,6 +224,127 @@ class DocumentEncoder:
         return encode(texts, "document")
 
 
+class CollectionEncoding:
+    """One corpus encoded into float16 shards under `directory`; `manifest` once it is complete.
+
+    A shard is complete when all of its files exist (the docids are written first, the vectors
+    last, each under a temporary name). A manifest with the same `identity` keeps complete shards;
+    any other (or none) clears the folder and starts over. `units()` gives the missing shards as work units
+    of an executor (stages.executors), `done()` hears each one's result and `finish()` writes the manifest.
+    With `token_vectors`, the encoder returns one (tokens, width) array per passage: a shard stores them one
+    after another, with each passage's token count, and the manifest counts the `tokens`; `on_encoded` hears
+    how many passages each encoded shard held.
+    """
+
+    def __init__(
+        self,
+        corpus_dir: Path,
+        directory: Path,
+        identity: dict,
+        shard_size: int,
+        desc: str = "encode",
+        token_vectors: bool = False,
+        on_encoded: Callable[[int], None] | None = None,
+    ):
+        self.corpus_dir, self.directory, self.identity = corpus_dir, directory, identity
+        self.shard_size, self.desc, self.token_vectors, self.on_encoded = shard_size, desc, token_vectors, on_encoded
+        self.counts = {"passages": 0, "skipped": 0, "tokens": 0, "shards": 0, "dimension": None}
+        manifest_path = directory / "manifest.json"
+        manifest = read_json(manifest_path)
+        same = isinstance(manifest, dict) and {k: manifest.get(k) for k in identity} == identity
+        if same and manifest.get("complete") and _complete(directory, manifest["shards"], token_vectors):
+            self.manifest = manifest
+            return
+        self.manifest = None
+        if directory.is_dir():  # what a killed worker was writing: no other process writes here now
+            remove_temporaries(directory)
+        if not same:
+            if directory.is_dir():
+                log.info("%s: model or corpus changed (or nothing encoded yet); encoding from scratch", desc)
+                for path in directory.iterdir():
+                    if path.is_file():
+                        path.unlink()
+            directory.mkdir(parents=True, exist_ok=True)
+            write_json(manifest_path, {**identity, "complete": False})
+
+    def units(self, bar=None) -> Iterator[ShardUnit]:
+        """The shards still missing, the corpus streamed; `bar` (a progress bar) counts the shards kept."""
+        if self.manifest is not None:
+            return
+        counts, directory = self.counts, self.directory
+        for number, chunk in enumerate(_chunks((p for _, _, p in iter_corpus(self.corpus_dir)), self.shard_size)):
+            counts["passages"] += len(chunk)
+            counts["shards"] = number + 1
+            if all(p.is_file() for p in _shard_files(directory, number, self.token_vectors)):
+                counts["skipped"] += 1
+                vectors_path = shard_paths(directory, number)[0]
+                counts["dimension"] = counts["dimension"] or int(np.load(vectors_path, mmap_mode="r").shape[1])
+                counts["tokens"] += int(np.load(lengths_path(directory, number)).sum()) if self.token_vectors else 0
+                if bar is not None:
+                    bar.update()
+                continue
+            texts = [passage_text(p) for p in chunk]
+            yield ShardUnit(directory, number, [p.docid for p in chunk], texts, self.token_vectors, self.desc)
+
+    def done(self, result: dict) -> None:
+        self.counts["dimension"], self.counts["tokens"] = result["dimension"], self.counts["tokens"] + result["tokens"]
+        if self.on_encoded is not None:
+            self.on_encoded(result["passages"])
+
+    def finish(self) -> dict:
+        if self.manifest is not None:
+            return self.manifest
+        counts = self.counts
+        stale = remove_temporaries(self.directory)  # a worker killed while writing a shard that was then redone
+        if stale:
+            log.info("%s: removed %d files a killed worker left half-written: %s", self.desc, len(stale), stale)
+        manifest = {
+            **self.identity,
+            "dimension": counts["dimension"],
+            "passages": counts["passages"],
+            "shards": counts["shards"],
+            "complete": True,
+        }
+        if self.token_vectors:
+            manifest["tokens"] = counts["tokens"]
+        write_json(self.directory / "manifest.json", manifest)
+        log.info(
+            "%s: %d passages in %d shards (%d reused), dimension %s, at %s",
+            self.desc,
+            counts["passages"],
+            counts["shards"],
+            counts["skipped"],
+            counts["dimension"],
+            self.directory,
+        )
+        self.manifest = manifest
+        return manifest
+
+
+def encode_collections(
+    encodings: list[CollectionEncoding],
+    encode_documents: Callable[[list[str]], np.ndarray | list[np.ndarray]],
+    executor: ExecutorParams | None = None,
+    desc: str = "encode",
+) -> Iterator[CollectionEncoding]:
+    """Encode the missing shards of every collection (a stage's languages) through one pool of `executor`'s
+    workers (stages.executors.run_batches: here, one after another; on Ray, `encode_documents` must pickle), and
+    give each collection, in order, once its manifest is written."""
+    from stages.executors import run_batches
+
+    with console.progress(desc=desc, unit=" shards", mininterval=2) as bar:
+
+        def encoded(encoding: CollectionEncoding, result: dict) -> None:
+            encoding.done(result)
+            bar.update()
+
+        batches = [(encoding, encoding.units(bar)) for encoding in encodings]
+        writer = partial(shard_writer, encode_documents)
+        for encoding, _ in run_batches(executor or ExecutorParams(), writer, batches, encoded):
+            encoding.finish()
+            yield encoding
+
+
 def encode_collection(
     corpus_dir: Path,
     directory: Path,
@@ -233,75 +356,10 @@ def encode_collection(
     executor: ExecutorParams | None = None,
     on_encoded: Callable[[int], None] | None = None,
 ) -> dict:
-    """Encode a corpus into float16 shards under `directory`; returns the manifest.
-
-    A shard is complete when all of its files exist (the docids are written first, the vectors
-    last, each under a temporary name). A manifest with the same `identity` keeps complete shards;
-    any other (or none) clears the folder and starts over. The missing shards are work units of
-    `executor` (stages.executors: here, one after another, or on Ray workers, which need
-    `encode_documents` to pickle); `on_encoded` hears how many passages each encoded shard held. With
-    `token_vectors`, `encode_documents` returns one (tokens, width) array per passage: a shard stores
-    them one after another, with each passage's token count, and the manifest counts the `tokens`.
-    """
-    from stages.executors import run_units
-
-    manifest_path = directory / "manifest.json"
-    manifest = read_json(manifest_path)
-    same = isinstance(manifest, dict) and {k: manifest.get(k) for k in identity} == identity
-    if same and manifest.get("complete") and _complete(directory, manifest["shards"], token_vectors):
-        return manifest
-    if not same:
-        if directory.is_dir():
-            log.info("%s: model or corpus changed (or nothing encoded yet); encoding from scratch", desc)
-            for path in directory.iterdir():
-                if path.is_file():
-                    path.unlink()
-        directory.mkdir(parents=True, exist_ok=True)
-        write_json(manifest_path, {**identity, "complete": False})
-    counts = {"passages": 0, "skipped": 0, "tokens": 0, "shards": 0, "dimension": None}
-
-    def missing_shards(bar) -> Iterator[ShardUnit]:
-        for number, chunk in enumerate(_chunks((p for _, _, p in iter_corpus(corpus_dir)), shard_size)):
-            counts["passages"] += len(chunk)
-            counts["shards"] = number + 1
-            if all(p.is_file() for p in _shard_files(directory, number, token_vectors)):
-                counts["skipped"] += 1
-                vectors_path = shard_paths(directory, number)[0]
-                counts["dimension"] = counts["dimension"] or int(np.load(vectors_path, mmap_mode="r").shape[1])
-                counts["tokens"] += int(np.load(lengths_path(directory, number)).sum()) if token_vectors else 0
-                bar.update()
-                continue
-            texts = [passage_text(p) for p in chunk]
-            yield ShardUnit(directory, number, [p.docid for p in chunk], texts, token_vectors, desc)
-
-    with console.progress(desc=desc, unit=" shards", mininterval=2) as bar:
-        for done in run_units(
-            executor or ExecutorParams(), partial(shard_writer, encode_documents), missing_shards(bar)
-        ):
-            counts["dimension"], counts["tokens"] = done["dimension"], counts["tokens"] + done["tokens"]
-            if on_encoded is not None:
-                on_encoded(done["passages"])
-            bar.update()
-    manifest = {
-        **identity,
-        "dimension": counts["dimension"],
-        "passages": counts["passages"],
-        "shards": counts["shards"],
-        "complete": True,
-    }
-    if token_vectors:
-        manifest["tokens"] = counts["tokens"]
-    write_json(manifest_path, manifest)
-    log.info(
-        "%s: %d passages in %d shards (%d reused), dimension %s, at %s",
-        desc,
-        counts["passages"],
-        counts["shards"],
-        counts["skipped"],
-        counts["dimension"],
-        directory,
-    )
-    return manifest
+    """Encode one corpus into float16 shards under `directory` (CollectionEncoding says how); its manifest."""
+    encoding = CollectionEncoding(corpus_dir, directory, identity, shard_size, desc, token_vectors, on_encoded)
+    (encoded,) = encode_collections([encoding], encode_documents, executor, desc)
+    return encoded.manifest
 
 
 def read_shards(directory: Path, manifest: dict) -> tuple[list[np.ndarray], list[str]]:
@@ -597,11 +655,25 @@ def _sha(data) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def dense_language(
+@dataclass
+class DenseBatch:
+    """One language's share of the dense stage: the splits whose run is still to write (with their recorded
+    inputs), the runs up to date, the collection's encoding (None when nothing is pending), and the stage's
+    report line."""
+
+    lang: str
+    multi_vector: bool
+    pending: list[tuple[str, Path, dict]]
+    written: list[Path]
+    encoding: CollectionEncoding | None
+    work: LanguageWork
+
+
+def dense_batch(
     config: Config, lang: str, splits: list[str], encoder: Encoder, work: LanguageWork | None = None
-) -> list[Path]:
-    """Write the dense run of each split of `lang` (encoding and indexing first, if needed); `work` learns
-    what was done, for the stage's report line."""
+) -> DenseBatch:
+    """What the dense runs of `lang`'s `splits` ask for: the runs whose inputs are unchanged are kept (`work`
+    learns so); for the others, the collection's encoding (the shards still missing are work units)."""
     from stages.models.bi_encoder import saved_multi_vector
 
     params = config.bi_encoder.dense
@@ -633,20 +705,56 @@ def dense_language(
             written.append(out)
         else:
             pending.append((split, out, inputs))
-    if not pending:
-        return written
-    directory = collection_dir(config, lang)
-    manifest = encode_collection(
-        layout.corpus_dir(lang),
-        directory,
-        identity,
-        params.shard_size,
-        DocumentEncoder(encoder, multi_vector),
-        f"{lang} encode",
-        token_vectors=multi_vector,
-        executor=config.executor,
-        on_encoded=lambda passages: work.count("passages encoded", passages),
-    )
+    encoding = None
+    if pending:
+        encoding = CollectionEncoding(
+            layout.corpus_dir(lang),
+            collection_dir(config, lang),
+            identity,
+            params.shard_size,
+            f"{lang} encode",
+            token_vectors=multi_vector,
+            on_encoded=lambda passages: work.count("passages encoded", passages),
+        )
+    return DenseBatch(lang, multi_vector, pending, written, encoding, work)
+
+
+def dense_languages(config: Config, batches: list[DenseBatch], encoder: Encoder) -> Iterator[DenseBatch]:
+    """Every batch's collection encoded (all languages' missing shards through one pool of `config.executor`'s
+    workers), then, language by language as its encoding completes, indexed and searched; each batch given
+    once its runs are written (`batch.written`)."""
+    from stages.executors import executor_kind
+
+    encodings = [batch.encoding for batch in batches if batch.encoding is not None]
+    token_vectors = any(encoding.token_vectors for encoding in encodings)  # one model: all or none
+    encoded = encode_collections(encodings, DocumentEncoder(encoder, token_vectors), config.executor)
+    with contextlib.closing(encoded):  # the pool and its progress bar closed, also when a search fails
+        if executor_kind(config.executor) != "local":
+            encoded = iter(list(encoded))  # Ray's workers encode every language first: a search here idles them
+        for batch in batches:
+            if batch.encoding is not None:
+                next(encoded)  # this language's collection: they come in the batches' order
+                batch.written += search_language(config, batch, encoder)
+            yield batch
+        for _ in encoded:
+            pass
+
+
+def dense_language(
+    config: Config, lang: str, splits: list[str], encoder: Encoder, work: LanguageWork | None = None
+) -> list[Path]:
+    """Write the dense run of each split of `lang` (encoding and indexing first, if needed); `work` learns
+    what was done, for the stage's report line."""
+    (batch,) = dense_languages(config, [dense_batch(config, lang, splits, encoder, work)], encoder)
+    return batch.written
+
+
+def search_language(config: Config, batch: DenseBatch, encoder: Encoder) -> list[Path]:
+    """The pending runs of a batch whose collection is encoded: indexed (an index_factory string) and searched."""
+    params, lang, multi_vector, work = config.bi_encoder.dense, batch.lang, batch.multi_vector, batch.work
+    path, layout, manifest = model_path(config), ReleaseLayout(config.data_root), batch.encoding.manifest
+    pending, written = batch.pending, []
+    directory = batch.encoding.directory
     if multi_vector:
         collection = read_token_shards(directory, manifest)
         shards, docids = collection.shards, collection.docids

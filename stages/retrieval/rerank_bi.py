@@ -17,7 +17,14 @@ import numpy as np
 
 from stages.config import Config
 from stages.formats import Run
-from stages.retrieval.shortlist import backend_reranker, rerank_splits, score_shortlist, trained_model
+from stages.retrieval.shortlist import (
+    RerankBatch,
+    backend_reranker,
+    language_batch,
+    rerank_now,
+    score_shortlist,
+    trained_model,
+)
 
 
 def rerank(
@@ -83,9 +90,12 @@ def scorer(config: Config):
     return partial(score_shortlist, rerank, config.bi_encoder.encode_batch_size)
 
 
-def rerank_language(
+def rerank_batch(
     config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict, work=None
-) -> list[Path]:
+) -> RerankBatch:
+    """What reranking `lang`'s `splits` with the model `model_name` asks for (stages.retrieval.shortlist's
+    rerank_batches runs the stage's batches together); the model is loaded into `model_cache` only to choose
+    its backend the first time on this machine."""
     from stages.models.bi_encoder import load_encoder
 
     bi = config.bi_encoder
@@ -103,7 +113,7 @@ def rerank_language(
     record = {
         k: training.get(k) for k in ("step", "collection", "base_model", "sources", "teacher", "train_loss", "steps")
     }
-    return rerank_splits(
+    return language_batch(
         config,
         model_name,
         model_path,
@@ -115,3 +125,10 @@ def rerank_language(
         record,
         work,
     )
+
+
+def rerank_language(
+    config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict, work=None
+) -> list[Path]:
+    """One language reranked on its own: the paths of its runs."""
+    return rerank_now(config, rerank_batch(config, model_name, lang, splits, model_cache, work))

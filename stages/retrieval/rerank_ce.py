@@ -15,7 +15,14 @@ from pathlib import Path
 from stages.config import Config
 from stages.formats import Run
 from stages.models.cross_encoder import load_model, score_pairs
-from stages.retrieval.shortlist import backend_reranker, rerank_splits, score_shortlist, trained_model
+from stages.retrieval.shortlist import (
+    RerankBatch,
+    backend_reranker,
+    language_batch,
+    rerank_now,
+    score_shortlist,
+    trained_model,
+)
 
 
 def rerank(
@@ -36,9 +43,12 @@ def rerank(
     return run
 
 
-def rerank_language(
+def rerank_batch(
     config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict, work=None
-) -> list[Path]:
+) -> RerankBatch:
+    """What reranking `lang`'s `splits` with the model `model_name` asks for (stages.retrieval.shortlist's
+    rerank_batches runs the stage's batches together); the model is loaded into `model_cache` only to choose
+    its backend the first time on this machine."""
     ce = config.cross_encoder
     model_path, training = trained_model(config, model_name, "train-ce")
     precision, load_reranker = backend_reranker(
@@ -65,7 +75,7 @@ def rerank_language(
             "steps",
         )
     }
-    return rerank_splits(
+    return language_batch(
         config,
         model_name,
         model_path,
@@ -77,3 +87,10 @@ def rerank_language(
         record,
         work,
     )
+
+
+def rerank_language(
+    config: Config, model_name: str, lang: str, splits: list[str], model_cache: dict, work=None
+) -> list[Path]:
+    """One language reranked on its own: the paths of its runs."""
+    return rerank_now(config, rerank_batch(config, model_name, lang, splits, model_cache, work))

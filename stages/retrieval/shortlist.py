@@ -2,15 +2,16 @@
 their command line).
 
 A reranker is a function `(topics, shortlist, texts, desc) -> Run` that scores exactly the
-shortlisted candidates. `rerank_splits` runs it for one language and its splits, each split a work unit of
-`executor` (stages.executors: one after another here, or on Ray workers, each building its reranker once from
-a picklable `RerankerLoader`): each run is written under a temporary name with metadata naming the BM25 run,
+shortlisted candidates. `language_batch` gathers what one language and its splits need, and `rerank_batches` runs
+every language's splits as work units of one `executor` pool (stages.executors: one after another here, or on
+Ray workers, each building its reranker once from a picklable `RerankerLoader`): each run is written under a temporary name with metadata naming the BM25 run,
 topics and model it came from, so an interrupted stage keeps the splits it finished and a rerun skips runs
 whose inputs are unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from stages.config import Config
 from stages.console import LanguageWork
 from stages.data.passages import fetch_passages
 from stages.errors import InputDataError
-from stages.executors import run_units
+from stages.executors import run_batches
 from stages.formats import ReleaseLayout, Run, read_run, write_run
 from stages.formats.hashing import file_sha256
 from stages.formats.jsonfile import read_json
@@ -218,7 +219,20 @@ def run_writer(load_reranker: Callable[[], Reranker]) -> Callable[[RerankUnit], 
     return partial(write_reranked, reranker=load_reranker())
 
 
-def rerank_splits(
+@dataclass
+class RerankBatch:
+    """One language's share of a reranking stage: the runs it asks for, the splits among them still to write
+    (`units()` reads their shortlists lazily), the reranker's loader, and the stage's report line for it."""
+
+    lang: str
+    paths: list[Path]
+    pending: list[tuple[str, Path, Path, dict]]  # (split, BM25 run, run to write, its recorded inputs)
+    units: Callable[[], Iterator[RerankUnit]]
+    load_reranker: Callable[[], Reranker]
+    work: LanguageWork
+
+
+def language_batch(
     config: Config,
     system: str,
     model_path: Path,
@@ -229,10 +243,9 @@ def rerank_splits(
     load_reranker: Callable[[], Reranker],
     record: dict,
     work: LanguageWork | None = None,
-) -> list[Path]:
-    """Rerank `lang`'s BM25 runs of `splits` as `system`; `load_reranker` is called only if a split needs work,
-    once per worker (`config.executor`: on Ray, it must pickle, as a RerankerLoader does). `work` (the stage's
-    report line) learns which splits were written and which were up to date."""
+) -> RerankBatch:
+    """What reranking `lang`'s BM25 runs of `splits` as `system` involves: the splits whose run is up to date
+    are kept (and `work` learns so), the others are work units for `rerank_batches`."""
     layout = ReleaseLayout(config.data_root)
     work = work or LanguageWork(f"rerank {system}", lang)
     pending = []
@@ -275,21 +288,38 @@ def rerank_splits(
                 split, topics, shortlist, texts, f"{lang} {split}", out, f"{system}-{record.get('step', '')}", metadata
             )
 
-    done = {}
-    if pending:  # nothing to do starts no worker (nor Ray)
-        for result in run_units(config.executor, partial(run_writer, load_reranker), units()):
-            split = result["split"]
-            log.info(
-                "%s %s: %d queries reranked by %s -> %s",
-                lang,
-                split,
-                result["queries"],
-                system,
-                config.run_path(system, lang, split),
-            )
-            done[split] = result
-    for split in splits:  # in the order asked for, whichever worker finished first
-        if split in done:
-            work.written[split] = done[split]["queries"]
-            work.count("candidates scored", done[split]["candidates"])
-    return [config.run_path(system, lang, split) for split in splits]
+    paths = [config.run_path(system, lang, split) for split in splits]
+    return RerankBatch(lang, paths, pending, units, load_reranker, work)
+
+
+def rerank_batches(config: Config, batches: list[RerankBatch]) -> Iterator[RerankBatch]:
+    """Rerank every batch's pending splits, all languages' splits through one pool of `config.executor`'s
+    workers (stages.executors.run_batches), and give each batch, in order, once its runs are written. The
+    reranker is loaded only if a split needs work, once per worker (on Ray its loader must pickle, as a
+    RerankerLoader does)."""
+    # one model per stage: the languages' loaders load the same model onto the same backend
+    load_reranker = next((batch.load_reranker for batch in batches if batch.pending), None)
+    runs = run_batches(
+        config.executor, partial(run_writer, load_reranker), [(batch, batch.units()) for batch in batches]
+    )
+    with contextlib.closing(runs):  # Ray's workers stopped, also when a batch fails
+        yield from _record(runs)
+
+
+def _record(runs: Iterator[tuple[RerankBatch, list[dict]]]) -> Iterator[RerankBatch]:
+    """Each batch with what its units wrote counted on its report line (`work`)."""
+    for batch, results in runs:
+        done = {result["split"]: result for result in results}
+        for split, _, out, _ in batch.pending:  # in the order asked for, whichever worker finished first
+            if split not in done:
+                raise RuntimeError(f"{batch.lang} {split}: the executor gave no result for {out}")
+            log.info("%s %s: %d queries reranked -> %s", batch.lang, split, done[split]["queries"], out)
+            batch.work.written[split] = done[split]["queries"]
+            batch.work.count("candidates scored", done[split]["candidates"])
+        yield batch
+
+
+def rerank_now(config: Config, batch: RerankBatch) -> list[Path]:
+    """One language's reranking run on its own; the paths of its runs."""
+    (batch,) = rerank_batches(config, [batch])
+    return batch.paths

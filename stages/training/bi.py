@@ -230,7 +230,10 @@ def train_kd(config: Config, out: Path | None = None, callbacks: list | None = N
                 "(mMARCO languages, or MIRACL queries with English side files)"
             )
         cache, load_teacher = open_cache(config)
-        scores, embeddings = teacher_targets(queries, cache, load_teacher, kd.representation_weight > 0)
+        with_embeddings = kd.representation_weight > 0
+        scores, embeddings = teacher_targets(
+            queries, cache, load_teacher, with_embeddings, config.executor, config.bi_encoder.teacher.chunk_pairs
+        )
         columns = distillation_rows(queries, scores, embeddings, bi.teacher.score_scale)
         inputs = {
             "start": str(start),

@@ -15,6 +15,7 @@ from stages.formats import ReleaseLayout, iter_corpus, read_run
 from stages.formats.runs import read_metadata
 from stages.retrieval.dense import (
     Encoder,
+    ShardUnit,
     TokenCollection,
     apply_search_settings,
     build_index,
@@ -28,6 +29,7 @@ from stages.retrieval.dense import (
     search_index,
     search_maxsim,
     shard_paths,
+    write_shard,
 )
 from tests.helpers import make_release, write_config
 
@@ -173,6 +175,74 @@ def test_a_missing_shard_is_encoded_again_and_a_complete_collection_is_left_alon
     shard_paths(tmp_path / "d", 2)[0].unlink()
     assert encode_collection(corpus, tmp_path / "d", IDENTITY, 4, encoder) == manifest
     assert [len(c) for c in encoder.calls] == [2]
+
+
+def _die_while_writing_the_vectors(unit):
+    """In a child process: write a shard, but exit (as a killed process does: no cleanup) in the middle of
+    writing its vectors file."""
+
+    def save_half(handle, array):
+        handle.write(b"\x93NUMPY half a header")
+        handle.flush()
+        os._exit(1)
+
+    np.save = save_half
+    write_shard(unit, fake_vectors)
+
+
+def test_a_worker_killed_while_writing_a_shard_leaves_a_temporary_that_the_next_run_removes(tmp_path):
+    import multiprocessing
+
+    corpus = corpus_of(tmp_path, 10)
+    fresh = encode_collection(corpus, tmp_path / "fresh", IDENTITY, 4, CountingEncoder())
+    directory = tmp_path / "killed"
+    encode_collection(corpus, directory, IDENTITY, 4, CountingEncoder())
+    shard_paths(directory, 1)[0].unlink()
+    (docids_path,) = [p for p in shard_paths(directory, 1) if p.name.endswith(".txt")]
+    unit = ShardUnit(directory, 1, docids_path.read_text().split(), [f"passage {i}" for i in range(4)], False, "t")
+    child = multiprocessing.get_context("fork").Process(target=_die_while_writing_the_vectors, args=(unit,))
+    child.start()
+    child.join()
+    assert child.exitcode == 1
+    assert [p.name for p in directory.glob(".*.tmp-*")] == [f".{shard_paths(directory, 1)[0].name}.tmp-{child.pid}"]
+    assert not shard_paths(directory, 1)[0].exists()  # the shard is missing, not half-written
+    encoder = CountingEncoder()
+    resumed = encode_collection(corpus, directory, IDENTITY, 4, encoder)
+    assert [len(c) for c in encoder.calls] == [4] and resumed == fresh
+    assert not list(directory.glob(".*.tmp-*"))
+    assert np.array_equal(shards_of(directory, resumed)[0], shards_of(tmp_path / "fresh", fresh)[0])
+
+
+def test_on_ray_the_languages_of_a_stage_are_encoded_through_one_pool(tmp_path, monkeypatch):
+    import stages.executors
+    from stages.retrieval.dense import CollectionEncoding, encode_collections
+
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "ray")
+    passages = {
+        lang: [(f"{i}#0", f"{lang} {i}", f"passage {i} in {lang}") for i in range(n)]
+        for lang, n in (("en", 6), ("sw", 3))
+    }
+    layout = make_release(tmp_path / "rel", passages)
+    pools = []
+
+    def one_pool(params, make_worker, units):  # Ray's pool, played here: which units it was sent, in one call
+        pools.append([])
+        worker = make_worker()
+        for tagged in units:
+            pools[-1].append((tagged[1].desc, tagged[1].number))
+            yield worker(tagged)
+
+    monkeypatch.setattr(stages.executors, "_ray_units", one_pool)
+    encodings = [
+        CollectionEncoding(layout.corpus_dir(lang), tmp_path / lang, IDENTITY, 4, lang) for lang in ("en", "sw")
+    ]
+    given = [encoding.desc for encoding in encode_collections(encodings, fake_vectors)]
+    assert given == ["en", "sw"] and pools == [[("en", 0), ("en", 1), ("sw", 0)]]
+    assert [e.manifest["passages"] for e in encodings] == [6, 3]
+    for encoding, lang in zip(encodings, ("en", "sw")):
+        alone = encode_collection(layout.corpus_dir(lang), tmp_path / f"{lang}-alone", IDENTITY, 4, fake_vectors)
+        assert encoding.manifest == alone
+        assert np.array_equal(shards_of(tmp_path / lang, alone)[0], shards_of(tmp_path / f"{lang}-alone", alone)[0])
 
 
 def test_a_changed_model_or_corpus_encodes_from_scratch(tmp_path):
@@ -425,7 +495,7 @@ def test_ray_workers_write_the_local_shards_even_when_one_dies_and_a_second_run_
     vectors, docids = shards_of(tmp_path / "ray", on_ray)
     expected_vectors, expected_docids = shards_of(tmp_path / "local", local)
     assert docids == expected_docids and np.array_equal(vectors, expected_vectors)
-    assert not list((tmp_path / "ray").glob("*.tmp*"))  # no half-written file left where the worker died
+    assert not list((tmp_path / "ray").glob(".*.tmp-*"))  # nothing half-written left beside the shards
     assert (
         encode_collection(corpus, tmp_path / "ray", IDENTITY, 4, MustNotEncode(), executor=ExecutorParams()) == on_ray
     )

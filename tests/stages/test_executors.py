@@ -6,7 +6,7 @@ import os
 import pytest
 
 from stages.config import ConfigError, ExecutorParams
-from stages.executors import executor_kind, run_units, worker_options
+from stages.executors import executor_kind, run_batches, run_units, worker_options
 
 
 class Doubler:
@@ -24,6 +24,36 @@ def test_local_units_run_in_order_and_the_worker_is_built_once_and_only_when_the
     Doubler.built = 0
     assert list(run_units(ExecutorParams(), Doubler(), iter([]))) == [] and Doubler.built == 0
     assert list(run_units(ExecutorParams(), Doubler(), iter([1, 2, 3]))) == [2, 4, 6] and Doubler.built == 1
+
+
+def test_batches_share_one_worker_and_each_is_given_in_order_right_after_its_last_unit(monkeypatch):
+    monkeypatch.delenv("PIPELINE_EXECUTOR", raising=False)
+    Doubler.built, ran = 0, []
+
+    def units(name, values):
+        for value in values:
+            ran.append((name, value))
+            yield value
+
+    given, heard = [], []
+    batches = [("a", units("a", [1, 2])), ("b", units("b", [])), ("c", units("c", [3]))]
+    for key, results in run_batches(ExecutorParams(), Doubler(), batches, lambda key, r: heard.append((key, r))):
+        given.append((key, results, list(ran)))
+    # as a loop over the batches: a is given before c's first unit is read, b (no units) right after a
+    assert given == [("a", [2, 4], [("a", 1), ("a", 2)]), ("b", [], [("a", 1), ("a", 2)]), ("c", [6], ran)]
+    assert heard == [("a", 2), ("a", 4), ("c", 6)] and Doubler.built == 1  # one worker for all batches
+    assert list(run_batches(ExecutorParams(), Doubler(), [("a", []), ("b", iter([]))])) == [("a", []), ("b", [])]
+    assert Doubler.built == 1  # no units: no worker built
+
+
+@pytest.mark.slow
+def test_on_ray_the_batches_come_back_in_order_with_their_own_results(local_ray, monkeypatch):
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "ray")
+    batches = [("a", iter([1, 2, 3])), ("b", []), ("c", iter([4]))]
+    given = [
+        (key, sorted(results)) for key, results in run_batches(ExecutorParams(cpus_per_worker=1), Doubler(), batches)
+    ]
+    assert given == [("a", [2, 4, 6]), ("b", []), ("c", [8])]
 
 
 def test_executor_on_make_s_command_line_wins_over_the_config_and_a_wrong_one_is_named(monkeypatch):

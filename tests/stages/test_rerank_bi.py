@@ -107,7 +107,7 @@ def test_a_maxsim_student_reranks_by_maxsim_of_its_own_token_vectors(tiny, tiny_
 
 @pytest.mark.slow
 def test_ray_workers_write_the_local_run_and_a_second_run_does_nothing(local_ray, tiny, tiny_model, monkeypatch):
-    import stages.retrieval.shortlist
+    import stages.executors
     from stages.models.bi_encoder import build_student
 
     path = tiny.work_dir / "models" / "bi"
@@ -126,6 +126,6 @@ def test_ray_workers_write_the_local_run_and_a_second_run_does_nothing(local_ray
     def refuse_units(*args):
         raise AssertionError("units were submitted although the run is up to date")
 
-    monkeypatch.setattr(stages.retrieval.shortlist, "run_units", refuse_units)  # no worker, nor Ray, is asked
+    monkeypatch.setattr(stages.executors, "start_ray", refuse_units)  # no Ray is started, so no worker is asked
     assert rerank_language(tiny, "bi", "en", ["dev"], cache) == paths
     assert run_stamps(paths) == before and cache == {}

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import stages.retrieval.shortlist
+import stages.executors
 from stages.config import Config, load_config
 from stages.console import LanguageWork
 from stages.data.passages import fetch_passages
@@ -120,6 +120,33 @@ def trained_cross_encoder(tiny: Config, tiny_model: Path) -> Config:
     return load_config(config_path)
 
 
+def test_on_ray_the_stage_s_languages_share_one_pool_of_workers_and_each_gets_its_line(tiny, monkeypatch, capsys):
+    import stages.executors
+    from stages.retrieval.rerank_ce import rerank_batch
+    from stages.retrieval.shortlist import rerank_batches
+
+    write_run({"21": {"7#0": 1.0, "9#0": 0.5}, "22": {"9#0": 1.0}}, tiny.run_path("bm25", "sw", "dev"), tag="bm25")
+    pools = []
+
+    def one_pool(params, make_worker, units):  # Ray's pool, played here: which units it was sent, in one call
+        pools.append([])
+        worker = make_worker()
+        for tagged in units:
+            pools[-1].append(tagged[1].desc)
+            yield worker(tagged)
+
+    monkeypatch.setattr(stages.executors, "_ray_units", one_pool)
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "ray")
+    cache = {"model": WordOverlap()}
+    works = {lang: LanguageWork("rerank ce", lang) for lang in ("en", "sw")}
+    batches = [rerank_batch(tiny, "ce", lang, ["dev"], cache, works[lang]) for lang in ("en", "sw")]
+    assert [batch.lang for batch in rerank_batches(tiny, batches)] == ["en", "sw"]
+    assert pools == [["en dev", "sw dev"]]  # one pool for the stage, fed both languages' splits
+    assert read_run(tiny.run_path("ce", "sw", "dev"))["21"] == {"7#0": 3.0, "9#0": 2.0}
+    assert works["en"].written == {"dev": 2} and works["sw"].written == {"dev": 2}
+    assert works["sw"].counts == {"candidates scored": 3}
+
+
 def refuse_units(*args):
     raise AssertionError("units were submitted although every run is up to date")
 
@@ -139,6 +166,6 @@ def test_ray_workers_write_the_local_runs_and_a_second_run_does_nothing(local_ra
     assert_same_runs(paths, local)
     before = run_stamps(paths)
     work = LanguageWork("rerank ce", "en")
-    monkeypatch.setattr(stages.retrieval.shortlist, "run_units", refuse_units)  # no worker, nor Ray, is asked
+    monkeypatch.setattr(stages.executors, "start_ray", refuse_units)  # no Ray is started, so no worker is asked
     assert rerank_language(config, "ce", "en", ["dev", "train"], cache, work) == paths
     assert run_stamps(paths) == before and cache == {} and work.kept == ["dev", "train"] and not work.written

@@ -2,12 +2,16 @@
 
 import json
 import math
+import os
+import pickle
+from functools import partial
 
+import numpy as np
 import pytest
 import torch
 
 from stages.caches.teacher import TeacherCache, teacher_targets
-from stages.config import DistillParams, StudentParams, TrainParams
+from stages.config import DistillParams, ExecutorParams, StudentParams, TrainParams
 from stages.data.parallel_queries import ParallelQuery
 from stages.losses.bi_encoder import make_distillation_loss
 from stages.training.bi import Task, distillation_rows, train
@@ -155,6 +159,107 @@ TOY = [  # target-language query, English query, candidates (Swahili passages)
         ["Kilimanjaro highest mountain Africa", "Nile river", "Kenya mountain", "Rufiji water"],
     ),
 ]
+
+
+# ---------------------------------------------------------------- the teacher's chunks as work units
+
+
+class ChunkCountingTeacher(OverlapTeacher):
+    """The overlap teacher, remembering how many pairs each score() call read."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def score(self, pairs):
+        self.calls.append(len(pairs))
+        return super().score(pairs)
+
+
+class DiesAtFirstScore(OverlapTeacher):
+    """A picklable teacher whose worker process exits (as a killed one would) at its first score() call, the
+    first time only (a marker file remembers it across the restarted worker)."""
+
+    def __init__(self, marker: str):
+        super().__init__()
+        self.marker = marker
+
+    def score(self, pairs):
+        if not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)
+        return super().score(pairs)
+
+
+def must_not_load():
+    raise AssertionError("the teacher was loaded although every target is cached")
+
+
+def toy_queries():
+    """Two toy queries (8 distinct pairs) and a third whose one pair is the first query's first."""
+    queries = [parallel(str(i), q, e, c) for i, (q, e, c) in enumerate(TOY[:2])]
+    return queries + [parallel("9", "mto", TOY[0][1], TOY[0][2][:1])]
+
+
+def test_the_teacher_scores_chunk_by_chunk_into_the_cache_it_wrote_in_one_go(tmp_path):
+    loaded = []
+
+    def load():
+        loaded.append(ChunkCountingTeacher())
+        return loaded[-1]
+
+    queries = toy_queries()
+    cache = TeacherCache(tmp_path / "chunks", {"kind": "toy"})
+    scores, embeddings = teacher_targets(queries, cache, load, True, chunk_size=3)
+    assert len(loaded) == 1  # the chunks and the query embeddings share one teacher
+    assert loaded[0].calls == [3, 3, 2]  # 8 distinct pairs, the repeated one scored once
+    assert scores == [[2.0, 0.0, 1.0, 0.0], [1.0, 0.0, 2.0, 0.0], [2.0]]
+    whole = TeacherCache(tmp_path / "whole", {"kind": "toy"})  # the default chunk holds all 8 pairs
+    whole_scores, whole_embeddings = teacher_targets(queries, whole, OverlapTeacher, True)
+    assert whole_scores == scores and np.array_equal(whole_embeddings, embeddings)
+    assert cache.scores_path.read_bytes() == whole.scores_path.read_bytes()  # the same lines in the same order
+    again = TeacherCache(tmp_path / "chunks", {"kind": "toy"})
+    assert teacher_targets(queries, again, must_not_load, True, chunk_size=3)[0] == scores
+
+
+def test_the_configured_teachers_loader_pickles_and_a_copy_loads_the_same_teacher(tmp_path, tiny_model):
+    from stages.caches.teacher import open_cache
+    from stages.config import load_config
+    from tests.helpers import write_config
+
+    teacher = {"kind": "bi-encoder", "model": str(tiny_model)}
+    config = load_config(write_config(tmp_path / "c.yaml", work_root=tmp_path / "w", bi_encoder={"teacher": teacher}))
+    _, load = open_cache(config)
+    copy = pickle.loads(pickle.dumps(load))  # what a Ray worker gets
+    pairs = [("longest river", "The Nile river flows north through Egypt."), ("moon", "Cats sleep many hours.")]
+    assert copy().score(pairs) == load().score(pairs)
+
+
+@pytest.mark.slow
+def test_ray_workers_score_the_local_targets_even_when_one_dies_and_a_second_run_starts_none(
+    local_ray, tmp_path, monkeypatch
+):
+    queries = toy_queries()
+    local = TeacherCache(tmp_path / "local", {"kind": "toy"})
+    expected_scores, expected_embeddings = teacher_targets(queries, local, OverlapTeacher, True, chunk_size=3)
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "ray")
+    marker, on_ray = tmp_path / "killed", ExecutorParams(cpus_per_worker=1)
+    cache = TeacherCache(tmp_path / "ray", {"kind": "toy"})
+    load = partial(DiesAtFirstScore, str(marker))
+    scores, embeddings = teacher_targets(queries, cache, load, True, on_ray, chunk_size=3)
+    assert marker.exists()  # a worker died scoring its first chunk, and the chunk was scored again
+    assert scores == expected_scores and np.array_equal(embeddings, expected_embeddings)
+    assert TeacherCache(tmp_path / "ray", {"kind": "toy"}).scores == local.scores  # as read back from disk
+    # The same lines, the chunks in the order they finished.
+    lines = {name: sorted((tmp_path / name / "scores.tsv").read_text().splitlines()) for name in ("local", "ray")}
+    assert lines["ray"] == lines["local"]
+
+    def no_ray():
+        raise AssertionError("Ray was started although every target is cached")
+
+    monkeypatch.setattr("stages.executors.start_ray", no_ray)
+    again = TeacherCache(tmp_path / "ray", {"kind": "toy"})
+    assert teacher_targets(queries, again, must_not_load, True, on_ray, chunk_size=3)[0] == expected_scores
 
 
 def kl_and_agreement(model, queries, scores):

@@ -32,6 +32,44 @@ def test_numpy_top_k_matches_faiss():
     np.testing.assert_allclose(scores, faiss_scores, rtol=1e-5, atol=1e-5)
 
 
+def test_the_encoding_benchmark_counts_the_flops_of_the_torch_model_not_of_the_last_backends_stand_in(
+    student, tmp_path, monkeypatch
+):
+    """The exported backends swap each tower's transformer for a stand-in; the count must still be the model's:
+    2 FLOPs per weight of the encoder's linear layers per token."""
+    import torch
+
+    import stages.benchmarks.encode as encode
+    import stages.models.backends as backends
+    from stages.config import load_config
+    from stages.models.backends import transformers_of
+    from stages.models.bi_encoder import load_encoder
+    from stages.training.curve import DevSet
+
+    model = tmp_path / "student"  # a copy: the exports are written beside the model
+    shutil.copytree(student, model)
+    topics = {"q1": "Nile river", "q2": "bread"}
+    texts = {"d1": "The Nile river flows north.", "d2": "Bread needs yeast.", "d3": "Cats sleep."}
+    shortlist = {"q1": ["d1", "d2", "d3"], "q2": ["d2", "d3", "d1"]}
+    dev = DevSet(topics, shortlist, texts, {"q1": {"d1": 1}, "q2": {"d2": 1}})
+    monkeypatch.setattr(encode, "dev_sets", lambda config, depth: {"sw": dev})
+    monkeypatch.setattr(backends, "cpu_candidates", lambda work_root: {"fp32": None, "onnx-fp32": None})  # onnx last
+    monkeypatch.setattr(encode, "peaks", lambda bf16: {"float32": 1e11, "int8": 2e11})
+    config = load_config(write_config(tmp_path / "c.yaml", work_root=tmp_path / "work"))
+    encode.compare_encoding(config, model, tmp_path / "o")
+
+    record = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert "seconds" in record["results"]["onnx-fp32"], record["results"]["onnx-fp32"]
+    (tower,) = transformers_of(load_encoder(model))
+    layers = tower.auto_model.encoder
+    weights = sum(m.weight.numel() for m in layers.modules() if isinstance(m, torch.nn.Linear))
+    c, a, b = record["flops_fit"]
+    assert a == pytest.approx(2 * weights, rel=1e-6)
+    config_ = tower.auto_model.config
+    assert b == pytest.approx(4 * config_.hidden_size * config_.num_hidden_layers, rel=0.01)
+    assert f"{a / 1e6:.1f} MFLOP per token" in (tmp_path / "o" / "report.md").read_text()
+
+
 @pytest.mark.slow
 def test_a_small_run_writes_the_backend_table_and_the_search_table(packaged_e5, sample_bm25, tmp_path, capsys):
     # The real e5-small, not the tiny model: the tiny one gives many passages the same vector (its
