@@ -84,3 +84,13 @@ def assert_same_runs(paths: list[Path], expected: list[Run]) -> None:
 def run_stamps(paths: list[Path]) -> dict[Path, tuple[bytes, int]]:
     """Each run's bytes and its metadata's time (an up-to-date run is touched, for make; its metadata is not)."""
     return {path: (path.read_bytes(), metadata_path(path).stat().st_mtime_ns) for path in paths}
+
+
+def two_query_dev_set():
+    """A dev set the benchmark drivers can score by hand: two queries, three passages, one relevant each."""
+    from stages.training.curve import DevSet
+
+    topics = {"q1": "Nile river", "q2": "bread"}
+    texts = {"d1": "The Nile river flows north.", "d2": "Bread needs yeast.", "d3": "Cats sleep."}
+    shortlist = {"q1": ["d1", "d2", "d3"], "q2": ["d2", "d3", "d1"]}
+    return DevSet(topics, shortlist, texts, {"q1": {"d1": 1}, "q2": {"d2": 1}})

@@ -17,7 +17,6 @@ model as loaded, before any backend stands an exported graph in its place (the c
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -25,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.console import say
-from stages.formats import Run, atomic_write
+from stages.benchmarks import save_report
+from stages.formats import Run
 from stages.training.curve import DevSet
 
 log = logging.getLogger("stages.benchmarks.backends")
@@ -268,8 +267,6 @@ def write_report(root, title, unit, items, model_path, sets, results, flops, pea
     if skipped:
         lines.append(f"Not timed: {'; '.join(skipped)}.")
     lines.append("")
-    with atomic_write(root / "report.md") as out:
-        out.write("\n".join(lines))
     record = {
         "cpu": cpu,
         "threads": torch.get_num_threads(),
@@ -283,7 +280,4 @@ def write_report(root, title, unit, items, model_path, sets, results, flops, pea
         "largest_ndcg_change": largest_change(timed_results),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    with atomic_write(root / "report.json") as out:
-        json.dump(record, out, indent=2, default=str)
-    say("\n".join(lines).rstrip("\n"))
-    say(f"saved {root / 'report.md'}")
+    save_report(root, "\n".join(lines), record)

@@ -14,18 +14,17 @@ our stage must add no measurable overhead). It also checks that both runs hold t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
 import sys
 from pathlib import Path
 
+from stages.benchmarks import save_report
 from stages.benchmarks.synthetic import LANG, bench_config, timed
 from stages.config import add_config_arguments, load_config
 from stages.console import say, setup
 from stages.formats import read_run
-from stages.formats.atomic import atomic_write
 
 
 def same_hits(ours: Path, theirs: Path) -> tuple[bool, str]:
@@ -148,25 +147,16 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Seconds per round: " + "; ".join(f"{k}: {', '.join(f'{t:.1f}' for t in v)}" for k, v in times.items()),
     ]
-    report = "\n".join(lines) + "\n"
-    with atomic_write(root / "report.md") as out:
-        out.write(report)
-    with atomic_write(root / "report.json") as out:
-        json.dump(
-            {
-                "times": times,
-                "median": median,
-                "passages": params.passages,
-                "queries": queries,
-                "ratio": {work: o / p for work, _, o, p in rows},
-                "parity": parity_ok,
-                "java": runtime.describe(),
-            },
-            out,
-            indent=2,
-        )
-    say("\n" + report.rstrip("\n"))
-    say(f"saved {root / 'report.md'}")
+    record = {
+        "times": times,
+        "median": median,
+        "passages": params.passages,
+        "queries": queries,
+        "ratio": {work: o / p for work, _, o, p in rows},
+        "parity": parity_ok,
+        "java": runtime.describe(),
+    }
+    save_report(root, "\n".join(lines), record)
     return 0 if parity_ok else 1
 
 

@@ -18,16 +18,15 @@ of `repeats` rounds). Results: work/bench/index/report.md and report.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from stages.benchmarks import save_report
 from stages.benchmarks.indexes import clustered_vectors, measure
 from stages.config import IndexBenchParams, add_config_arguments, load_config
 from stages.console import say, setup
-from stages.formats import atomic_write
 
 
 def report(params: IndexBenchParams, results: dict, threads: int) -> str:
@@ -70,17 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     queries, _ = clustered_vectors(params.queries, params, rng)
     results = measure(params, vectors, queries)
     threads = faiss.omp_get_max_threads()
-    text = report(params, results, threads)
-    with atomic_write(root / "report.md") as out:
-        out.write(text)
-    with atomic_write(root / "report.json") as out:
-        json.dump(
-            {"params": dataclasses.asdict(params), "threads": threads, "faiss": faiss.__version__, "results": results},
-            out,
-            indent=1,
-        )
-    say(text.rstrip("\n"))
-    say(f"saved {root / 'report.md'}")
+    record = {"params": dataclasses.asdict(params), "threads": threads, "faiss": faiss.__version__, "results": results}
+    save_report(root, report(params, results, threads), record)
     return 0
 
 

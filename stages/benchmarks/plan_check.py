@@ -9,17 +9,16 @@ uses (work/bench/plan-check/report.json)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
+from stages.benchmarks import save_report
 from stages.benchmarks.synthetic import LANG, bench_config, generate
 from stages.config import Config, ConfigError, IndexBenchParams, load_config
 from stages.console import say
-from stages.formats import atomic_write
 from stages.formats.layout import ReleaseLayout
 from stages.retrieval.bm25 import index_dir as bm25_index_dir
 from stages.retrieval.dense import search_exact
@@ -144,20 +143,11 @@ def check(config: Config) -> int:
             + f" | {rate_text} | {projected:.1f} | {large[key]:.1f} | {ratio:.2f} |"
         )
     lines += ["", f"Within {params.check_tolerance:.0%}: {'yes' if ok else 'NO'}."]
-    text = "\n".join(lines) + "\n"
-    with atomic_write(root / "report.md") as out:
-        out.write(text)
-    with atomic_write(root / "report.json") as out:
-        json.dump(
-            {
-                "measured": measured,
-                "rows": rows,
-                "within_tolerance": ok,
-                "bm25 bytes per passage": large["bm25 index bytes"] / large["passages"],
-            },
-            out,
-            indent=1,
-        )
-    say(text.rstrip("\n"))
-    say(f"saved {root / 'report.md'}")
+    record = {
+        "measured": measured,
+        "rows": rows,
+        "within_tolerance": ok,
+        "bm25 bytes per passage": large["bm25 index bytes"] / large["passages"],
+    }
+    save_report(root, "\n".join(lines), record)
     return 0 if ok else 1

@@ -13,15 +13,14 @@ teacher's rate (work/bench/teacher/report.json), naming the teacher it was measu
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
+from stages.benchmarks import save_report
 from stages.config import Config, ConfigError, add_config_arguments, config_from_args
-from stages.console import say, setup
+from stages.console import setup
 from stages.data.parallel_queries import mmarco_parallel
 from stages.errors import InputDataError
-from stages.formats import atomic_write
 from stages.formats.mmarco import MMarcoLayout
 
 
@@ -85,14 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['threads']} threads): {result['pairs']} pairs in {result['seconds']:.2f} s, {rate:,.1f} pairs/s "
         f"(best of {len(result['rounds'])} rounds: {', '.join(f'{s:.2f}' for s in result['rounds'])} s).\n"
     )
-    root = config.work_root / "bench" / "teacher"
-    root.mkdir(parents=True, exist_ok=True)
-    with atomic_write(root / "report.md") as out:
-        out.write(text)
-    with atomic_write(root / "report.json") as out:
-        json.dump(result, out, indent=1)
-    say(text.rstrip("\n"))
-    say(f"saved {root / 'report.md'}")
+    save_report(config.work_root / "bench" / "teacher", text, result)
     return 0
 
 

@@ -56,6 +56,22 @@ def test_on_ray_the_batches_come_back_in_order_with_their_own_results(local_ray,
     assert given == [("a", [2, 4, 6]), ("b", []), ("c", [8])]
 
 
+def test_a_batch_whose_result_never_came_back_is_named_not_dropped(monkeypatch):
+    import stages.executors
+
+    def loses_the_last(params, make_worker, units):  # a pool that drops the last unit's result
+        worker, units = make_worker(), list(units)
+        for tagged in units[:-1]:
+            yield worker(tagged)
+
+    monkeypatch.setattr(stages.executors, "_ray_units", loses_the_last)
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "ray")
+    given = run_batches(ExecutorParams(), Doubler(), [("a", [1]), ("b", [2, 3])])
+    assert next(given) == ("a", [2])
+    with pytest.raises(RuntimeError, match=r"gave 1 of 2 results of batch 'b'"):
+        next(given)
+
+
 def test_executor_on_make_s_command_line_wins_over_the_config_and_a_wrong_one_is_named(monkeypatch):
     monkeypatch.setenv("PIPELINE_EXECUTOR", "ray")
     assert executor_kind(ExecutorParams(kind="local")) == "ray"

@@ -44,14 +44,11 @@ def test_the_encoding_benchmark_counts_the_flops_of_the_torch_model_not_of_the_l
     from stages.config import load_config
     from stages.models.backends import transformers_of
     from stages.models.bi_encoder import load_encoder
-    from stages.training.curve import DevSet
+    from tests.helpers import two_query_dev_set
 
     model = tmp_path / "student"  # a copy: the exports are written beside the model
     shutil.copytree(student, model)
-    topics = {"q1": "Nile river", "q2": "bread"}
-    texts = {"d1": "The Nile river flows north.", "d2": "Bread needs yeast.", "d3": "Cats sleep."}
-    shortlist = {"q1": ["d1", "d2", "d3"], "q2": ["d2", "d3", "d1"]}
-    dev = DevSet(topics, shortlist, texts, {"q1": {"d1": 1}, "q2": {"d2": 1}})
+    dev = two_query_dev_set()
     monkeypatch.setattr(encode, "dev_sets", lambda config, depth: {"sw": dev})
     monkeypatch.setattr(backends, "cpu_candidates", lambda work_root: {"fp32": None, "onnx-fp32": None})  # onnx last
     monkeypatch.setattr(encode, "peaks", lambda bf16: {"float32": 1e11, "int8": 2e11})

@@ -67,15 +67,12 @@ def test_the_benchmark_counts_the_flops_of_the_torch_model_not_of_the_last_backe
 
     import stages.benchmarks.rerank as rerank
     import stages.models.backends as backends
-    from stages.training.curve import DevSet
+    from tests.helpers import two_query_dev_set
 
     torch.manual_seed(0)
     path = tmp_path / "ce"
     CrossEncoder(str(tiny_model), num_labels=1, max_length=32).save(str(path))
-    topics = {"q1": "Nile river", "q2": "bread"}
-    texts = {"d1": "The Nile river flows north.", "d2": "Bread needs yeast.", "d3": "Cats sleep."}
-    shortlist = {"q1": ["d1", "d2", "d3"], "q2": ["d2", "d3", "d1"]}
-    dev = DevSet(topics, shortlist, texts, {"q1": {"d1": 1}, "q2": {"d2": 1}})
+    dev = two_query_dev_set()
     monkeypatch.setattr(rerank, "dev_sets", lambda config, depth: {"sw": dev})
     monkeypatch.setattr(backends, "cpu_candidates", lambda work_root: {"fp32": None, "onnx-fp32": None})  # onnx last
     monkeypatch.setattr(rerank, "peaks", lambda bf16: {"float32": 1e11, "int8": 2e11})

@@ -7,7 +7,7 @@ from stages.benchmarks.teacher import bench_pairs, main
 from stages.config import load_config
 from stages.cost_plan import measured_rates
 from stages.formats.mmarco import MMarcoLayout
-from tests.helpers import make_release, write_config
+from tests.helpers import write_config
 
 
 def test_the_pairs_are_the_distillation_s_english_pairs_each_once(tmp_path):
@@ -23,13 +23,7 @@ def test_the_pairs_are_the_distillation_s_english_pairs_each_once(tmp_path):
 
 
 def test_a_small_run_writes_the_rate_and_the_plan_names_the_teacher_it_was_measured_with(tmp_path):
-    make_release(tmp_path / "rel")
-    config_path = write_config(
-        tmp_path / "c.yaml",
-        data_root=tmp_path / "rel",
-        work_root=tmp_path / "w",
-        bench={"teacher_pairs": 12, "repeats": 2},
-    )
+    config_path = write_config(tmp_path / "c.yaml", work_root=tmp_path / "w", bench={"teacher_pairs": 12, "repeats": 2})
     assert main(["--config", str(config_path)]) == 0
     report = json.loads((tmp_path / "w" / "bench" / "teacher" / "report.json").read_text())
     config = load_config(config_path)
@@ -41,7 +35,6 @@ def test_a_small_run_writes_the_rate_and_the_plan_names_the_teacher_it_was_measu
     other = load_config(
         write_config(
             tmp_path / "o.yaml",
-            data_root=tmp_path / "rel",
             work_root=tmp_path / "w",
             bi_encoder={"teacher": {"kind": "cross-encoder", "model": "cross-encoder/ms-marco-MiniLM-L6-v2"}},
         )
